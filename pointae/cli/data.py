@@ -1,0 +1,1 @@
+"""Data commands: ``info``, ``convert``."""

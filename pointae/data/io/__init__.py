@@ -1,0 +1,1 @@
+"""Reading and writing trace files (filled in by the I/O work)."""

@@ -1,0 +1,142 @@
+"""Distance maps, their normalisation, and contact maps (batched, mask-aware, float32).
+
+The graph and voxel representations live in :mod:`pointae.data.graph` and
+:mod:`pointae.data.voxel`; all three are registered in :data:`pointae.data.reprs.REPRS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from pointae.errors import PointaeError
+
+_CHUNK = 8192  # traces per chunk: bounds temporaries to chunk * L * L floats
+
+
+def distance_maps_torch(coords: torch.Tensor) -> torch.Tensor:
+    """Pairwise Euclidean distances of a batch of traces.
+
+    Parameters
+    ----------
+    coords
+        ``(B, L, 3)`` float tensor, NaN where a locus is missing.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, L, L)``: symmetric, exactly zero on the diagonal of observed loci, NaN in every
+        row/column of a missing locus. Invariant to rotations, reflections and translations.
+    """
+    mask = ~torch.isnan(coords[..., 0])  # (B, L)
+    x = torch.where(mask[..., None], coords, torch.zeros((), dtype=coords.dtype))
+    # centre each trace on its observed loci: keeps the Gram-matrix path accurate in float32
+    n = mask.sum(1, keepdim=True).clamp(min=1).to(x.dtype)  # (B, 1)
+    x = x - (x.sum(1) / n)[:, None, :]  # (B, L, 3)
+    sq = (x * x).sum(-1)  # (B, L)
+    gram = torch.bmm(x, x.transpose(1, 2))  # (B, L, L)
+    d2 = sq[:, :, None] + sq[:, None, :] - 2.0 * gram
+    d = d2.clamp_(min=0.0).sqrt_()
+    d = 0.5 * (d + d.transpose(1, 2))  # exact symmetry
+    d.diagonal(dim1=1, dim2=2).zero_()
+    pair = mask[:, :, None] & mask[:, None, :]
+    return d.masked_fill_(~pair, float("nan"))
+
+
+def distance_maps(coords: np.ndarray, chunk: int = _CHUNK) -> np.ndarray:
+    """Numpy front-end of :func:`distance_maps_torch`: ``(N, L, 3) -> (N, L, L)`` float32.
+
+    Works in chunks of ``chunk`` traces so memory stays bounded for very large inputs.
+    """
+    coords = np.asarray(coords, dtype=np.float32)
+    if coords.ndim != 3 or coords.shape[-1] != 3:
+        raise PointaeError(f"coords must have shape (N, L, 3), got {coords.shape}")
+    n, n_loci = coords.shape[:2]
+    out = np.empty((n, n_loci, n_loci), dtype=np.float32)
+    with torch.no_grad():
+        for s in range(0, n, chunk):
+            c = torch.from_numpy(coords[s : s + chunk])
+            out[s : s + chunk] = distance_maps_torch(c).numpy()
+    return out
+
+
+def pair_mask(mask: np.ndarray | torch.Tensor):
+    """``(N, L)`` locus mask -> ``(N, L, L)`` pair mask (both loci observed)."""
+    return mask[..., :, None] & mask[..., None, :]
+
+
+def contact_maps(maps, threshold: float):
+    """Binary contacts ``d < threshold`` (same unit as the maps); missing pairs stay NaN."""
+    if isinstance(maps, torch.Tensor):
+        c = (maps < threshold).to(maps.dtype)
+        return c.masked_fill(torch.isnan(maps), float("nan"))
+    c = (maps < threshold).astype(np.float32)
+    c[np.isnan(maps)] = np.nan
+    return c
+
+
+@dataclass
+class MapScaler:
+    """An explicit, invertible normalisation of distance maps.
+
+    Parameters
+    ----------
+    policy
+        ``"dataset"``: divide every map by one reference length ``scale`` (by default the
+        dataset's median neighbour distance, so 1.0 = a typical bond); ``"per_map"``: scale each
+        map to [0, 1] by its own maximum (the seed work's choice; the per-map maxima are returned
+        so the transform can be undone); ``"none"``: identity.
+    scale
+        Reference length for ``"dataset"`` (in the data's unit). Set by :meth:`fit`.
+
+    Examples
+    --------
+    >>> s = MapScaler("dataset", scale=200.0)
+    >>> s.transform(np.array([[[0.0, 400.0], [400.0, 0.0]]]))[0][0, 0, 1]
+    2.0
+    """
+
+    policy: Literal["dataset", "per_map", "none"] = "dataset"
+    scale: float | None = None
+
+    def fit(self, traces) -> MapScaler:
+        """Set ``scale`` from a :class:`~pointae.Traces` (median neighbour distance)."""
+        if self.policy == "dataset":
+            s = traces.median_neighbour_distance()
+            if not np.isfinite(s) or s <= 0:
+                raise PointaeError("cannot fit a map scale: no two consecutive loci observed")
+            self.scale = float(s)
+        return self
+
+    def transform(self, maps):
+        """Normalise maps ``(N, L, L)``; returns ``(scaled, per_map_max)``.
+
+        ``per_map_max`` is ``None`` except for the ``"per_map"`` policy.
+        """
+        lib = torch if isinstance(maps, torch.Tensor) else np
+        if self.policy == "none":
+            return maps, None
+        if self.policy == "dataset":
+            if self.scale is None:
+                raise PointaeError("MapScaler('dataset') needs a scale: call fit() first")
+            return maps / self.scale, None
+        if self.policy == "per_map":
+            if lib is torch:
+                m = torch.nan_to_num(maps, nan=0.0).amax(dim=(-2, -1)).clamp(min=1e-12)
+            else:
+                m = np.maximum(np.nanmax(np.nan_to_num(maps, nan=0.0), axis=(-2, -1)), 1e-12)
+            return maps / m[..., None, None], m
+        raise PointaeError(f"unknown map normalisation policy {self.policy!r}")
+
+    def inverse(self, maps, per_map_max=None):
+        """Undo :meth:`transform` (``per_map_max`` is required for ``"per_map"``)."""
+        if self.policy == "none":
+            return maps
+        if self.policy == "dataset":
+            return maps * self.scale
+        if per_map_max is None:
+            raise PointaeError("inverting 'per_map' scaling needs the per-map maxima")
+        return maps * per_map_max[..., None, None]
