@@ -36,6 +36,10 @@ class Traces:
     attrs
         Provenance and free-form attributes (source file, pointae version, parameters, ...).
         Values must be JSON-serialisable.
+    layers
+        Optional per-spot fields, each an array of shape ``(N, L)`` (numeric or str), e.g.
+        ``pointae_status`` (observed/imputed/corrected) or ``confidence``, or extra per-spot
+        columns a file carried. Sliced together with the traces.
 
     Notes
     -----
@@ -55,6 +59,7 @@ class Traces:
     meta: pd.DataFrame | None = None
     loci: pd.DataFrame | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    layers: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         c = np.asarray(self.coords)
@@ -91,6 +96,10 @@ class Traces:
             self.loci["start"] = self.loci["start"].astype(np.int64)
             self.loci["end"] = self.loci["end"].astype(np.int64)
         self.attrs = dict(self.attrs)
+        self.layers = {k: np.asarray(v) for k, v in self.layers.items()}
+        for k, v in self.layers.items():
+            if v.shape != (n, n_loci):
+                raise PointaeError(f"layer {k!r} has shape {v.shape}, expected {(n, n_loci)}")
 
     # ------------------------------------------------------------------ basic properties
     def __len__(self) -> int:
@@ -153,10 +162,18 @@ class Traces:
                 if sel.shape != (len(self),):
                     raise IndexError(f"boolean index of shape {sel.shape} for {len(self)} traces")
                 sel = np.flatnonzero(sel)
-        return self._replace(coords=self.coords[sel], meta=self.meta.iloc[sel])
+        layers = {k: v[sel] for k, v in self.layers.items()}
+        return self._replace(coords=self.coords[sel], meta=self.meta.iloc[sel], layers=layers)
 
     def _replace(self, **changes) -> Traces:
-        kw = dict(coords=self.coords, unit=self.unit, meta=self.meta, loci=self.loci, attrs=self.attrs)
+        kw = dict(
+            coords=self.coords,
+            unit=self.unit,
+            meta=self.meta,
+            loci=self.loci,
+            attrs=self.attrs,
+            layers=self.layers,
+        )
         kw.update(changes)
         return Traces(**kw)
 
@@ -186,12 +203,14 @@ class Traces:
             meta["trace_id"] = [
                 f"{k}:{tid}" for k, t in enumerate(items) for tid in t.meta["trace_id"]
             ]
+        common = set.intersection(*(set(t.layers) for t in items))
         return Traces(
             coords=np.concatenate([t.coords for t in items]),
             unit=first.unit,
             meta=meta,
             loci=first.loci,
             attrs=dict(first.attrs),
+            layers={k: np.concatenate([t.layers[k] for t in items]) for k in sorted(common)},
         )
 
     # ------------------------------------------------------------------ splits

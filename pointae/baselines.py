@@ -1,0 +1,88 @@
+"""Honest baselines that every model is compared against.
+
+- :func:`interpolate_missing`: linear interpolation of missing loci along the chain (what
+  biologists do today), constant extrapolation beyond the first/last observed locus.
+- :func:`detect_outliers_neighbour`: the neighbour rule (a locus far from both chain neighbours is
+  a mislocalised spot); :func:`clean_neighbour_rule` removes such loci and interpolates them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def interpolate_missing(coords: np.ndarray) -> np.ndarray:
+    """Fill missing loci by linear interpolation along the chain index.
+
+    Parameters
+    ----------
+    coords
+        ``(N, L, 3)`` or ``(L, 3)``, NaN where missing.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape, float32; observed loci unchanged. A trace with no observed locus stays NaN.
+    """
+    coords = np.asarray(coords, dtype=np.float32)
+    single = coords.ndim == 2
+    c = coords[None] if single else coords
+    out = c.copy()
+    idx = np.arange(c.shape[1])
+    for i in range(c.shape[0]):
+        obs = ~np.isnan(c[i, :, 0])
+        if obs.all() or not obs.any():
+            continue
+        for a in range(3):
+            out[i, ~obs, a] = np.interp(idx[~obs], idx[obs], c[i, obs, a])
+    return out[0] if single else out
+
+
+def _neighbour_gaps(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance of each locus to its nearest observed predecessor and successor ``(N, L)``."""
+    n, n_loci = coords.shape[:2]
+    prev = np.full((n, n_loci), np.nan, np.float32)
+    nxt = np.full((n, n_loci), np.nan, np.float32)
+    for i in range(n):
+        obs = np.flatnonzero(~np.isnan(coords[i, :, 0]))
+        if obs.size < 2:
+            continue
+        d = np.linalg.norm(np.diff(coords[i, obs], axis=0), axis=-1)
+        prev[i, obs[1:]] = d
+        nxt[i, obs[:-1]] = d
+    return prev, nxt
+
+
+def detect_outliers_neighbour(
+    coords: np.ndarray, factor: float = 3.0, scale: float | None = None
+) -> np.ndarray:
+    """Flag loci farther than ``factor * scale`` from *both* observed chain neighbours.
+
+    End loci (one neighbour) are flagged when their single neighbour is that far.
+    ``scale`` defaults to the median neighbour distance of ``coords``. Returns bool ``(N, L)``.
+    """
+    coords = np.asarray(coords, dtype=np.float32)
+    prev, nxt = _neighbour_gaps(coords)
+    if scale is None:
+        d = np.concatenate([prev[np.isfinite(prev)], nxt[np.isfinite(nxt)]])
+        scale = float(np.median(d)) if d.size else 1.0
+    thr = factor * scale
+    far_prev = np.where(np.isnan(prev), True, prev > thr)
+    far_next = np.where(np.isnan(nxt), True, nxt > thr)
+    has_any = ~(np.isnan(prev) & np.isnan(nxt))
+    return far_prev & far_next & has_any & ~np.isnan(coords[..., 0])
+
+
+def clean_neighbour_rule(coords: np.ndarray, factor: float = 3.0, scale: float | None = None):
+    """Neighbour-rule outlier removal followed by linear interpolation.
+
+    Returns ``(cleaned_coords, flagged)`` with ``flagged`` bool ``(N, L)``; loci that were missing
+    on input stay missing only if nothing can be interpolated.
+    """
+    flagged = detect_outliers_neighbour(coords, factor=factor, scale=scale)
+    c = np.array(coords, dtype=np.float32, copy=True)
+    c[flagged] = np.nan
+    filled = interpolate_missing(c)
+    out = np.array(coords, dtype=np.float32, copy=True)
+    out[flagged] = filled[flagged]
+    return out, flagged
