@@ -1,0 +1,76 @@
+"""The three model representations of a batch of traces, registered by name.
+
+Every representation is a callable ``rep(coords, *, train=False, generator=None) -> input``:
+``coords`` is a float32 tensor ``(B, L, 3)`` in scaled units (divided by the dataset scale,
+see :class:`~pointae.data.transforms.MapScaler`), NaN for missing or hidden loci. Corruptions
+are applied to coordinates *before* the representation, so all encoders see the same inputs.
+
+- ``"map"`` (:class:`MapRepr`): ``(B, 3, L, L)`` tensor.
+- ``"graph"`` (:class:`~pointae.data.graph.GraphRepr`): a :class:`~pointae.data.graph.DenseGraph`.
+- ``"voxel"`` (:class:`~pointae.data.voxel.VoxelRepr`): ``(B, C, G, G, G)`` tensor.
+
+Examples
+--------
+>>> import torch
+>>> rep = build_repr("map")
+>>> rep(torch.zeros(2, 5, 3)).shape
+torch.Size([2, 3, 5, 5])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pointae.data.transforms import distance_maps_torch
+from pointae.errors import PointaeError
+
+
+def as_coords(coords) -> torch.Tensor:
+    """Accept a tensor or array ``(B, L, 3)`` (or one trace ``(L, 3)``) -> float32 ``(B, L, 3)``."""
+    c = torch.as_tensor(np.asarray(coords) if not isinstance(coords, torch.Tensor) else coords)
+    c = c.to(torch.float32)
+    if c.ndim == 2:
+        c = c[None]
+    if c.ndim != 3 or c.shape[-1] != 3:
+        raise PointaeError(f"coords must have shape (B, L, 3), got {tuple(c.shape)}")
+    return c
+
+
+class MapRepr:
+    """Distance-map representation ``(B, L, 3) -> (B, 3, L, L)``.
+
+    Channels: 0 distance (missing pairs -> 0), 1 pair mask (1 where both loci observed, so the
+    model knows which loci are missing), 2 chain separation ``|i - j| / (L - 1)``.
+    Invariant to rotations, reflections and translations of the coordinates.
+    """
+
+    name = "map"
+    in_channels = 3
+
+    def __call__(self, coords, *, train: bool = False, generator: torch.Generator | None = None):
+        c = as_coords(coords)
+        d = distance_maps_torch(c)  # (B, L, L), NaN where a locus is missing
+        known = ~torch.isnan(d)
+        n = c.shape[1]
+        idx = torch.arange(n, device=c.device, dtype=c.dtype)
+        sep = (idx[:, None] - idx[None, :]).abs() / max(n - 1, 1)  # (L, L)
+        return torch.stack(
+            [torch.nan_to_num(d, nan=0.0), known.to(c.dtype), sep.expand_as(d)], dim=1
+        )  # (B, 3, L, L)
+
+    def __repr__(self) -> str:
+        return "MapRepr(channels=[distance, pair_mask, chain_separation])"
+
+
+REPRS: dict[str, type] = {"map": MapRepr}
+
+
+def build_repr(name: str, **kw):
+    """Instantiate the representation ``name`` (``"map"``, ``"graph"``, ``"voxel"``) with options."""
+    if name not in REPRS:
+        raise PointaeError(f"unknown representation {name!r}; expected one of {', '.join(REPRS)}")
+    try:
+        return REPRS[name](**kw)
+    except TypeError as e:
+        raise PointaeError(f"representation {name!r}: {e}") from None

@@ -1,0 +1,61 @@
+"""``build_model(repr, task, n_loci, ...)``: one entry point for every representation x task."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from pointae.errors import PointaeError
+from pointae.models.autoencoder import AutoEncoder
+from pointae.models.registry import ENCODERS, _load_builtins, build_decoder, build_encoder
+
+TASKS = ("autoencode", "denoise", "inpaint")
+
+
+def _split_hparams(hp: dict) -> tuple[dict, dict]:
+    enc = {k: v for k, v in hp.items() if not k.startswith("decoder_")}
+    dec = {k[len("decoder_") :]: v for k, v in hp.items() if k.startswith("decoder_")}
+    return enc, dec
+
+
+def build_model(
+    repr: str, task: str, n_loci: int, latent_dim: int = 16, decoder: str = "map", **hparams
+) -> nn.Module:
+    """Build the model for one representation and task.
+
+    Parameters
+    ----------
+    repr
+        Encoder name: ``"map"``, ``"graph"``, ``"voxel"`` or any registered encoder.
+    task
+        ``"autoencode"``, ``"denoise"`` or ``"inpaint"``.
+    n_loci
+        L.
+    latent_dim
+        d, the size of ``AEOutput.latent``.
+    decoder
+        ``"map"`` (MapDecoder) or ``"coord"`` (CoordDecoder).
+    **hparams
+        Encoder hyperparameters (e.g. ``widths=(8, 8, 8, 8)``); keys prefixed ``decoder_`` go to
+        the decoder with the prefix removed (``decoder_widths=(...)``).
+
+    Returns
+    -------
+    nn.Module
+        ``forward(x) -> AEOutput(latent (B, d), recon (B, L, L))`` with ``x`` the output of
+        ``build_repr(model.repr_name)``.
+    """
+    _load_builtins()
+    if task not in TASKS:
+        raise PointaeError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    if repr not in ENCODERS:
+        raise PointaeError(
+            f"unknown representation/encoder {repr!r}; registered: {', '.join(sorted(ENCODERS))}"
+        )
+    enc_hp, dec_hp = _split_hparams(hparams)
+    encoder = build_encoder(repr, n_loci, latent_dim, **enc_hp)
+    return AutoEncoder(encoder, build_decoder(decoder, n_loci, latent_dim, **dec_hp))
+
+
+def param_count(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
