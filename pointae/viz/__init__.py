@@ -1,0 +1,1 @@
+"""Plotting helpers (matplotlib maps; open3d structures imported lazily)."""
