@@ -447,7 +447,7 @@ def label_columns(obs, requested: Iterable[str] | None = None, max_classes: int 
         return req
     out = []
     for c in cols:
-        if c in ("trace_id", "cluster", "missing_fraction") or c.startswith("_"):
+        if c in ("trace_id", "cluster", "missing_fraction", "n_observed") or c.startswith("_"):
             continue
         s = obs[c]
         if s.dtype.kind == "f":

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-MAP_CMAP = "magma_r"  # small distance = dark = "contact", as in the tracing literature
+MAP_CMAP = "seismic_r"  # small distance = red ("contact"), large = blue, as in Bintu et al. 2018
 ERR_CMAP = "RdBu_r"
 
 
