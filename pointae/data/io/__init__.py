@@ -1,1 +1,203 @@
-"""Reading and writing trace files (filled in by the I/O work)."""
+"""Reading and writing trace files.
+
+Formats (``format=`` names):
+
+- ``"bintu"``: Bintu et al. 2018 tracing CSV (:mod:`pointae.data.io.bintu`)
+- ``"fofct"``: 4DN FOF-CT core table (:mod:`pointae.data.io.fofct`)
+- ``"csv"``: plain long CSV ``trace_id,locus,x,y,z`` (:mod:`pointae.data.io.longcsv`)
+- ``"h5"``: native HDF5, chunked and compressed, streamable (:mod:`pointae.data.io.hdf5`)
+- ``"pdb"``: write-only, one model per trace (:mod:`pointae.data.io.pdb`)
+
+Reading detects the format from the file's content; writing picks it from the suffix
+(``.h5``/``.hdf5`` -> h5, ``.fofct.csv``/``.fofct.tsv``/``.tsv`` -> fofct, ``.bintu.csv`` ->
+bintu, ``.csv`` -> csv, ``.pdb`` -> pdb). ``format=`` overrides both. All writes are atomic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from pointae.data.io import bintu, fofct, hdf5, longcsv
+from pointae.data.io._common import check_input_path
+from pointae.data.traces import Traces
+from pointae.errors import InputError, PointaeError
+
+READ_FORMATS = ("bintu", "fofct", "csv", "h5")
+WRITE_FORMATS = ("bintu", "fofct", "csv", "h5", "pdb")
+_ALIASES = {"hdf5": "h5", "fof-ct": "fofct", "long": "csv", "longcsv": "csv"}
+
+
+def _normalise(fmt: str | None, allowed: tuple[str, ...]) -> str | None:
+    if fmt is None:
+        return None
+    f = _ALIASES.get(str(fmt).lower(), str(fmt).lower())
+    if f not in allowed:
+        raise PointaeError(f"unknown format {fmt!r}; expected one of {', '.join(allowed)}")
+    return f
+
+
+def detect_format(path) -> str:
+    """Detect a trace file's format from its content.
+
+    Returns
+    -------
+    str
+        ``"h5"`` (HDF5 signature), ``"fofct"`` (``##FOF-CT_version`` / ``##Table_namespace``
+        header), ``"bintu"`` (header ``Chromosome index,Segment index`` on line 1 or 2) or
+        ``"csv"`` (header with trace_id, locus, x, y, z).
+    """
+    p = check_input_path(path)
+    with open(p, "rb") as fh:
+        head = fh.read(64 * 1024)
+    if hdf5.looks_like(head):
+        return "h5"
+    text = head.decode("utf-8-sig", errors="replace").replace("\r\n", "\n")
+    if fofct.looks_like(text):
+        return "fofct"
+    if bintu.looks_like(text):
+        return "bintu"
+    if longcsv.looks_like(text):
+        return "csv"
+    first = text.split("\n", 1)[0][:60]
+    raise InputError(
+        p,
+        f"cannot detect the format (first line {first!r}); expected a Bintu CSV, a FOF-CT table, "
+        "a long CSV with trace_id,locus,x,y,z or a pointae HDF5 file; pass --format/format=",
+        line=1,
+    )
+
+
+def read_traces(
+    path, format: str | None = None, start: int | None = None, stop: int | None = None, **kw
+) -> Traces:
+    """Read a trace file into :class:`~pointae.data.traces.Traces`.
+
+    Parameters
+    ----------
+    path
+        The file.
+    format
+        ``"bintu"``, ``"fofct"``, ``"csv"`` or ``"h5"``; detected from the content when None.
+    start, stop
+        Read only traces ``[start, stop)``. For HDF5 only that slice is read from disk.
+    **kw
+        Passed to the format's reader (e.g. ``unit=`` for the text formats).
+
+    Returns
+    -------
+    Traces
+        ``coords (N, L, 3)`` float32; ``attrs["source"]`` and ``attrs["format"]`` are set.
+    """
+    fmt = _normalise(format, READ_FORMATS) or detect_format(path)
+    if fmt == "h5":
+        return hdf5.read_h5(path, start=start, stop=stop, **kw)
+    reader = {"bintu": bintu.read_bintu, "fofct": fofct.read_fofct, "csv": longcsv.read_long_csv}[fmt]
+    t = reader(path, **kw)
+    if start is not None or stop is not None:
+        t = t[slice(start, stop)]
+    return t
+
+
+def iter_traces(path, chunk_size: int = 65536, format: str | None = None, **kw) -> Iterator[Traces]:
+    """Yield :class:`Traces` chunks of at most ``chunk_size`` traces.
+
+    HDF5 files are streamed (only one chunk in memory); text formats are read whole, then chunked.
+    """
+    if chunk_size < 1:
+        raise PointaeError("chunk_size must be >= 1")
+    fmt = _normalise(format, READ_FORMATS) or detect_format(path)
+    if fmt == "h5":
+        yield from hdf5.iter_h5(path, chunk_size=chunk_size, **kw)
+        return
+    t = read_traces(path, format=fmt, **kw)
+    for s in range(0, len(t), chunk_size):
+        yield t[s : s + chunk_size]
+
+
+def format_from_suffix(path) -> str:
+    """Writer format implied by a file name (see the module docstring)."""
+    name = Path(path).name.lower()
+    if name.endswith((".h5", ".hdf5")):
+        return "h5"
+    if name.endswith((".fofct.csv", ".fofct.tsv", ".fofct", ".tsv")):
+        return "fofct"
+    if name.endswith(".bintu.csv"):
+        return "bintu"
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith(".pdb"):
+        return "pdb"
+    raise PointaeError(
+        f"cannot tell the output format from {Path(path).name!r}; use a .h5/.fofct.csv/.bintu.csv/.csv/.pdb "
+        "suffix or pass --to/format="
+    )
+
+
+def write_traces(traces: Traces, path, format: str | None = None, **kw) -> None:
+    """Write traces; the format comes from ``format`` or the suffix of ``path``.
+
+    Parameters
+    ----------
+    traces
+        What to write.
+    path
+        Output file; written to a temporary file and renamed, so a failure leaves nothing behind.
+    format
+        ``"bintu"``, ``"fofct"``, ``"csv"``, ``"h5"`` or ``"pdb"``.
+    **kw
+        Passed to the writer (e.g. ``compression=`` for h5, ``description=`` for bintu).
+    """
+    if not isinstance(traces, Traces):
+        raise PointaeError(f"write_traces needs a Traces, got {type(traces).__name__}")
+    fmt = _normalise(format, WRITE_FORMATS) or format_from_suffix(path)
+    if Path(path).is_dir():
+        raise PointaeError(f"{path}: is a directory, expected a file name")
+    if fmt == "h5":
+        hdf5.write_h5(traces, path, **kw)
+    elif fmt == "bintu":
+        bintu.write_bintu(traces, path, **kw)
+    elif fmt == "fofct":
+        if str(path).lower().endswith(".tsv"):
+            kw.setdefault("sep", "\t")
+        fofct.write_fofct(traces, path, **kw)
+    elif fmt == "csv":
+        longcsv.write_long_csv(traces, path, **kw)
+    else:  # pdb: written by pointae.data.io.pdb (imported lazily)
+        try:
+            from pointae.data.io.pdb import write_pdb
+        except ImportError as e:
+            raise PointaeError(f"PDB output is not available ({e})") from None
+        write_pdb(traces, path, **kw)
+
+
+def convert_file(src, dst, to: str | None = None, format: str | None = None) -> Traces:
+    """Read ``src`` (format detected unless ``format``) and write it to ``dst`` (format ``to`` or
+    from the suffix). Trace ids, meta columns, loci, layers and attrs are carried over.
+
+    Returns
+    -------
+    Traces
+        What was written.
+    """
+    fmt_out = _normalise(to, WRITE_FORMATS) or format_from_suffix(dst)
+    t = read_traces(src, format=format)
+    if Path(dst).resolve() == Path(src).resolve():
+        raise PointaeError(f"{dst}: output would overwrite the input")
+    kw = {}
+    if fmt_out == "h5":
+        kw["parameters"] = {"command": "convert", "input": str(src), "input_format": t.attrs.get("format")}
+    write_traces(t, dst, format=fmt_out, **kw)
+    return t
+
+
+__all__ = [
+    "READ_FORMATS",
+    "convert_file",
+    "WRITE_FORMATS",
+    "detect_format",
+    "format_from_suffix",
+    "iter_traces",
+    "read_traces",
+    "write_traces",
+]

@@ -1,0 +1,400 @@
+"""Shared machinery of the text readers: path checks, CSV parsing with line numbers, and the
+assembly of a long table (one row per spot) into a :class:`~pointae.data.traces.Traces`.
+
+Every problem is reported as :class:`~pointae.errors.InputError` naming the file and the
+1-based line (or the trace) and what is wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pointae.errors import InputError, PointaeError
+
+# unit spellings accepted in files -> Traces.unit
+UNIT_ALIASES = {
+    "nm": "nm",
+    "nanometer": "nm",
+    "nanometers": "nm",
+    "nanometre": "nm",
+    "micron": "micron",
+    "microns": "micron",
+    "um": "micron",
+    "µm": "micron",
+    "μm": "micron",
+    "micrometer": "micron",
+    "micrometers": "micron",
+    "micrometre": "micron",
+    "bead": "bead",
+    "beads": "bead",
+}
+
+
+def parse_unit(path, value: str, line: int | None = None) -> str:
+    """Map a unit spelling (``nm``, ``um``, ``micron``, ...) to a :class:`Traces` unit."""
+    unit = UNIT_ALIASES.get(str(value).strip().lower())
+    if unit is None:
+        raise InputError(path, f"unknown unit {value!r} (expected nm, micron or bead)", line=line)
+    return unit
+
+
+def check_input_path(path) -> Path:
+    """Return ``path`` as a :class:`Path` after checking it is an existing, non-empty file."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "no such file")
+    if p.is_dir():
+        raise InputError(p, "is a directory, expected a file")
+    if p.stat().st_size == 0:
+        raise InputError(p, "empty file")
+    return p
+
+
+def read_text(path: Path) -> str:
+    """Read a whole text file (UTF-8, BOM tolerated); binary content is an :class:`InputError`."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(path, f"not a UTF-8 text file (byte {e.start})") from None
+    if not text.strip():
+        raise InputError(path, "empty file (only whitespace)")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def split_header(text: str, prefix: str = "#") -> tuple[list[str], int]:
+    """Leading lines starting with ``prefix`` and the number of such lines."""
+    header: list[str] = []
+    pos = 0
+    while pos < len(text):
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        line = text[pos:end]
+        if not line.startswith(prefix):
+            break
+        header.append(line)
+        pos = end + 1
+    return header, len(header)
+
+
+_LINE_RE = re.compile(r"line (\d+)")
+
+
+def parse_table(
+    path: Path,
+    text: str,
+    *,
+    skiprows: int,
+    names: list[str] | None = None,
+    str_columns: tuple[str, ...] = (),
+    sep: str = ",",
+) -> tuple[pd.DataFrame, int]:
+    """Parse a delimited table with pandas, keeping file line numbers.
+
+    Parameters
+    ----------
+    skiprows
+        Lines before the table (its header row when ``names`` is None, else its first row).
+    names
+        Column names when the table has no header row.
+    str_columns
+        Columns read as text (identifiers), matched case-insensitively.
+
+    Returns
+    -------
+    (DataFrame, int)
+        The table (blank lines dropped; the index is the row position) and the 1-based file
+        line of row position 0.
+    """
+    header = 0 if names is None else None
+    first_line = skiprows + (2 if names is None else 1)
+    lower = {c.lower() for c in str_columns}
+    try:
+        cols = names
+        if cols is None:
+            head = pd.read_csv(io.StringIO(text), sep=sep, skiprows=skiprows, nrows=0)
+            cols = list(head.columns)
+        dtype = {c: str for c in cols if str(c).lower() in lower}
+        df = pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            skiprows=skiprows,
+            header=header,
+            names=names,
+            dtype=dtype,
+            skip_blank_lines=False,
+            skipinitialspace=True,
+            low_memory=False,
+        )
+    except pd.errors.EmptyDataError:
+        raise InputError(path, "no table found (file has only header lines?)", line=skiprows + 1) from None
+    except pd.errors.ParserError as e:
+        msg = str(e).strip().splitlines()[-1]
+        m = _LINE_RE.search(msg)
+        line = int(m.group(1)) if m else None
+        problem = msg.split("C error: ")[-1]
+        if line is not None:
+            problem = _LINE_RE.sub("this line", problem)
+        raise InputError(path, f"malformed table: {problem}", line=line) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    if df.columns.duplicated().any():
+        dup = df.columns[df.columns.duplicated()][0]
+        raise InputError(path, f"column {dup!r} appears twice in the header", line=first_line - 1)
+    df = df.dropna(how="all")
+    if df.empty:
+        raise InputError(path, "the table has a header but no rows", line=first_line - 1)
+    return df, first_line
+
+
+def find_columns(path, df: pd.DataFrame, required: dict[str, str], line: int | None) -> dict[str, str]:
+    """Map canonical lower-case names to the table's actual column names (case-insensitive).
+
+    ``required`` maps a canonical name to how it is shown in messages. Raises when any is absent.
+    """
+    lookup = {c.lower(): c for c in df.columns}
+    missing = [shown for key, shown in required.items() if key not in lookup]
+    if missing:
+        raise InputError(
+            path,
+            f"missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}",
+            line=line,
+        )
+    return {key: lookup[key] for key in required}
+
+
+def check_short_rows(path, df: pd.DataFrame, text: str, first_line: int, sep: str = ",") -> None:
+    """Raise for rows with fewer fields than the header (a truncated or cut line).
+
+    pandas pads short rows with NaN; rows whose last field is NaN are checked against the raw text.
+    """
+    last = df.columns[-1]
+    cand = df.index[df[last].isna().to_numpy()]
+    if len(cand) == 0:
+        return
+    lines = text.split("\n")
+    n_fields = len(df.columns)
+    for r in cand:
+        ln = first_line + int(r)
+        raw = lines[ln - 1] if ln - 1 < len(lines) else ""
+        k = raw.count(sep) + 1
+        if k < n_fields:
+            what = "the file is truncated" if ln >= len(lines) - 1 else "a line is cut short"
+            raise InputError(path, f"expected {n_fields} fields, found {k} ({what}?)", line=ln)
+
+
+def numeric(path, df: pd.DataFrame, col: str, first_line: int, integer: bool = False) -> np.ndarray:
+    """Column as float64 (or int64 with ``integer``); non-numeric text is an :class:`InputError`."""
+    s = df[col]
+    if not pd.api.types.is_numeric_dtype(s):
+        conv = pd.to_numeric(s, errors="coerce")
+        bad = conv.isna() & s.notna()
+        if bad.any():
+            r = bad.to_numpy().nonzero()[0][0]
+            raise InputError(
+                path,
+                f"non-numeric value {s.iloc[r]!r} in column {col!r}",
+                line=first_line + int(s.index[r]),
+            )
+        s = conv
+    v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    if integer:
+        bad = ~np.isfinite(v) | (v != np.round(v))
+        if bad.any():
+            r = bad.nonzero()[0][0]
+            what = "missing" if np.isnan(v[r]) else f"non-integer value {s.iloc[r]!r}"
+            raise InputError(path, f"{what} in column {col!r}", line=first_line + int(s.index[r]))
+        return v.astype(np.int64)
+    return v
+
+
+def text_ids(path, df: pd.DataFrame, col: str, first_line: int) -> np.ndarray:
+    """Identifier column as stripped strings; empty values are an :class:`InputError`."""
+    s = df[col]
+    bad = s.isna().to_numpy()
+    if bad.any():
+        r = bad.nonzero()[0][0]
+        raise InputError(path, f"missing value in column {col!r}", line=first_line + int(s.index[r]))
+    return s.astype(str).to_numpy()
+
+
+@dataclass
+class LongTable:
+    """A long table, one row per spot, ready to be assembled into Traces.
+
+    Attributes
+    ----------
+    trace_keys
+        ``(M,)`` trace identifier per row (str).
+    locus_codes
+        ``(M,)`` int locus index in ``[0, n_loci)`` per row.
+    n_loci
+        Number of loci ``L``.
+    xyz
+        ``(M, 3)`` float64 x, y, z per row (NaN = missing spot).
+    lines
+        ``(M,)`` 1-based file line of each row.
+    extra
+        Extra columns (per-trace ones go to ``meta``, per-spot ones to ``layers``).
+    layer_hint
+        Extra columns that are per-spot even when constant within every trace.
+    rename
+        Extra column -> name in ``meta``/``layers``.
+    locus_label
+        Locus index -> text for messages.
+    """
+
+    trace_keys: np.ndarray
+    locus_codes: np.ndarray
+    n_loci: int
+    xyz: np.ndarray
+    lines: np.ndarray
+    extra: pd.DataFrame
+    layer_hint: set[str] = field(default_factory=set)
+    rename: dict[str, str] = field(default_factory=dict)
+    locus_label: object = None
+
+
+def _constant_within(codes_sorted_trace: np.ndarray, values: pd.Series, order: np.ndarray) -> bool:
+    vcodes, _ = pd.factorize(values, use_na_sentinel=True)
+    v = vcodes[order]
+    same_trace = codes_sorted_trace[1:] == codes_sorted_trace[:-1]
+    return bool(np.all(v[1:][same_trace] == v[:-1][same_trace]))
+
+
+def assemble(path, table: LongTable, *, complete: bool = False, locus_name: str = "locus"):
+    """Build ``coords (N, L, 3)``, ``meta`` and ``layers`` from a :class:`LongTable`.
+
+    Traces keep their order of first appearance. Duplicated (trace, locus) rows are errors; with
+    ``complete`` every trace must list every locus (the Bintu layout), otherwise absent rows are
+    missing spots.
+
+    Returns
+    -------
+    (coords, meta, layers)
+        float32 ``(N, L, 3)``, a DataFrame with ``trace_id`` first, and a dict of ``(N, L)`` arrays.
+    """
+    n_loci = table.n_loci
+    tcodes, tuniq = pd.factorize(pd.Series(table.trace_keys), sort=False)
+    n = len(tuniq)
+    flat = tcodes.astype(np.int64) * n_loci + table.locus_codes
+    order = np.argsort(flat, kind="stable")
+    fs = flat[order]
+    dup = np.flatnonzero(fs[1:] == fs[:-1])
+    if dup.size:
+        second = order[dup + 1]
+        r = second[np.argmin(table.lines[second])]
+        label = table.locus_label(table.locus_codes[r]) if table.locus_label else table.locus_codes[r]
+        raise InputError(
+            path,
+            f"duplicated row for {locus_name} {label} (also on line {table.lines[order[dup[0]]]})",
+            line=int(table.lines[r]),
+            trace=tuniq[tcodes[r]],
+        )
+    if complete:
+        counts = np.bincount(tcodes, minlength=n)
+        bad = np.flatnonzero(counts != n_loci)
+        if bad.size:
+            i = bad[0]
+            raise InputError(
+                path,
+                f"inconsistent locus sets: this trace has {counts[i]} {locus_name}s, others have "
+                f"{n_loci} (truncated file or mixed datasets?)",
+                trace=tuniq[i],
+            )
+    coords = np.full((n * n_loci, 3), np.nan, np.float32)
+    coords[flat] = table.xyz.astype(np.float32)
+    coords = coords.reshape(n, n_loci, 3)
+
+    meta = pd.DataFrame({"trace_id": np.asarray(tuniq, dtype=object).astype(str)})
+    layers: dict[str, np.ndarray] = {}
+    torder = np.argsort(tcodes, kind="stable")
+    ts = tcodes[torder]
+    first_row = torder[np.r_[0, np.flatnonzero(ts[1:] != ts[:-1]) + 1]] if len(ts) else torder
+    for col in table.extra.columns:
+        name = table.rename.get(col, col)
+        vals = table.extra[col].reset_index(drop=True)
+        per_trace = col not in table.layer_hint and _constant_within(ts, vals, torder)
+        if per_trace:
+            meta[name] = vals.iloc[first_row].to_numpy()
+            continue
+        if pd.api.types.is_numeric_dtype(vals) or pd.api.types.is_bool_dtype(vals):
+            v = vals.to_numpy()
+            if len(vals) == n * n_loci and not np.issubdtype(v.dtype, np.floating):
+                layer = np.empty(n * n_loci, dtype=v.dtype)
+            else:
+                v = v.astype(np.float64)
+                layer = np.full(n * n_loci, np.nan)
+        else:
+            v = vals.fillna("").astype(str).to_numpy().astype(str)
+            layer = np.full(n * n_loci, "", dtype=v.dtype if v.size else "<U1")
+        layer[flat] = v
+        layers[name] = layer.reshape(n, n_loci)
+    return coords, meta, layers
+
+
+def parse_key_values(lines: list[str], prefix: str) -> dict[str, tuple[str, int]]:
+    """``{key: (value, line)}`` from header lines ``<prefix>key=value`` (1-based lines)."""
+    out: dict[str, tuple[str, int]] = {}
+    for i, line in enumerate(lines, start=1):
+        if line.startswith(prefix) and "=" in line:
+            key, _, value = line[len(prefix) :].partition("=")
+            out[key.strip()] = (value.strip(), i)
+    return out
+
+
+def parse_name_list(value: str) -> list[str]:
+    """``"(a, b, c)"`` -> ``["a", "b", "c"]``."""
+    v = value.strip()
+    if v.startswith("(") and v.endswith(")"):
+        v = v[1:-1]
+    return [c.strip() for c in v.split(",") if c.strip()]
+
+
+def format_coords(values: np.ndarray) -> pd.Series | np.ndarray:
+    """Values to write: integers when every finite value is integral, else float32 (pandas writes
+    the shortest repr that reads back to the same float32)."""
+    v = np.asarray(values, dtype=np.float32)
+    fin = np.isfinite(v)
+    if fin.all() and np.all(v == np.round(v)) and np.all(np.abs(v) < 2**31):
+        return v.astype(np.int64)
+    if np.all(v[fin] == np.round(v[fin])) and np.all(np.abs(v[fin]) < 2**31):
+        out = pd.array(np.where(fin, v, 0).astype(np.int64), dtype="Int64")
+        out[~fin] = pd.NA
+        return out
+    return v
+
+
+def layer_column(values: np.ndarray) -> np.ndarray:
+    """A layer flattened for writing; float32 layers keep float32 repr precision."""
+    return np.asarray(values).reshape(-1)
+
+
+def jsonable(obj):
+    """Recursively convert numpy scalars/arrays so ``json.dumps`` accepts them."""
+    try:
+        return json.loads(json.dumps(obj, default=_default))
+    except (TypeError, ValueError) as e:
+        raise PointaeError(f"attrs are not JSON-serialisable: {e}") from None
+
+
+def _default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def meta_for_writing(meta: pd.DataFrame) -> pd.DataFrame:
+    """Meta columns without ``trace_id``."""
+    return meta.drop(columns=["trace_id"])

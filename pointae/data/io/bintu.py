@@ -1,0 +1,189 @@
+"""Bintu et al. 2018 tracing CSV (``BogdanBintu/ChromatinImaging``, ``Data/*.csv``).
+
+Layout: line 1 is free text (kept in ``attrs["description"]`` and written back); line 2 the
+header ``Chromosome index,Segment index,Z,X,Y`` (note the order Z, X, Y) plus optional extra
+columns; then one row per (trace, segment), 1-based indices, every segment listed for every
+trace, ``nan`` for an undetected segment. Coordinates are in nm.
+
+Extra columns constant within every trace (e.g. ``Cell cycle``) go to ``meta``, the others to
+``layers``. pointae writes ``Chrom,Chrom_Start,Chrom_End`` columns when the loci are known and a
+``trace_id`` column when trace ids are not positive integers; both are read back.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from pointae.data.io._common import (
+    LongTable,
+    assemble,
+    check_input_path,
+    check_short_rows,
+    find_columns,
+    format_coords,
+    numeric,
+    parse_table,
+    read_text,
+    text_ids,
+)
+from pointae.data.traces import Traces
+from pointae.errors import InputError, PointaeError, atomic_path
+
+HEADER_START = "chromosome index,segment index"
+_LOCI_COLS = ("chrom", "chrom_start", "chrom_end")
+_INT_ID = re.compile(r"^[0-9]+$")
+
+
+def looks_like(head: str) -> bool:
+    """True when the first lines of a file have the Bintu header (on line 1 or 2)."""
+    lines = head.split("\n")[:2]
+    return any(line.strip().lower().replace(", ", ",").startswith(HEADER_START) for line in lines)
+
+
+def read_bintu(path, unit: str = "nm") -> Traces:
+    """Read a Bintu tracing CSV.
+
+    Parameters
+    ----------
+    path
+        The ``.csv`` file.
+    unit
+        Unit of the coordinates (the published files are in nm).
+
+    Returns
+    -------
+    Traces
+        ``coords (N, L, 3)`` in x, y, z order, ``meta`` with ``trace_id`` (the chromosome index)
+        and per-trace extra columns, ``layers`` with per-spot extras.
+    """
+    path = check_input_path(path)
+    text = read_text(path)
+    first = text.split("\n", 1)[0]
+    if first.strip().lower().replace(", ", ",").startswith(HEADER_START):
+        skip, description = 0, None
+    else:
+        skip, description = 1, first
+        second = text.split("\n", 2)[1] if text.count("\n") >= 1 else ""
+        if not second.strip().lower().replace(", ", ",").startswith(HEADER_START):
+            raise InputError(path, "expected the header 'Chromosome index,Segment index,Z,X,Y'", line=2)
+    df, first_line = parse_table(path, text, skiprows=skip, str_columns=("chromosome index", "trace_id"))
+    cols = find_columns(
+        path,
+        df,
+        {
+            "chromosome index": "Chromosome index",
+            "segment index": "Segment index",
+            "z": "Z",
+            "x": "X",
+            "y": "Y",
+        },
+        line=first_line - 1,
+    )
+    check_short_rows(path, df, text, first_line)
+    lines = first_line + df.index.to_numpy()
+    keys = text_ids(path, df, cols["chromosome index"], first_line)
+    seg = numeric(path, df, cols["segment index"], first_line, integer=True)
+    xyz = np.stack([numeric(path, df, cols[a], first_line) for a in "xyz"], axis=1)
+    segments = np.unique(seg)
+    codes = np.searchsorted(segments, seg)
+    extra = df.drop(columns=list(cols.values()))
+    lower = {c.lower(): c for c in extra.columns}
+    loci = None
+    if all(k in lower for k in _LOCI_COLS):
+        lc = [lower[k] for k in _LOCI_COLS]
+        loci = _loci_from_columns(path, extra[lc], codes, len(segments), lines)
+        extra = extra.drop(columns=lc)
+    table = LongTable(
+        trace_keys=keys,
+        locus_codes=codes,
+        n_loci=len(segments),
+        xyz=xyz,
+        lines=lines,
+        extra=extra,
+        locus_label=lambda c: int(segments[c]),
+    )
+    coords, meta, layers = assemble(path, table, complete=True, locus_name="segment")
+    attrs = {"source": str(path), "format": "bintu"}
+    if description is not None:
+        attrs["description"] = description
+    if not np.array_equal(segments, np.arange(1, len(segments) + 1)):
+        attrs["segment_index"] = segments.tolist()
+    return Traces(coords, unit=unit, meta=meta, loci=loci, attrs=attrs, layers=layers)
+
+
+def _loci_from_columns(path, df: pd.DataFrame, codes: np.ndarray, n_loci: int, lines: np.ndarray):
+    chrom, start, end = (df[c].to_numpy() for c in df.columns)
+    first = np.full(n_loci, -1)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    loci = pd.DataFrame({"chrom": chrom[first], "start": start[first], "end": end[first]})
+    for arr, ref in ((chrom, loci["chrom"].to_numpy()), (start, loci["start"].to_numpy())):
+        bad = np.flatnonzero(arr != ref[codes])
+        if bad.size:
+            raise InputError(
+                path,
+                "inconsistent locus sets: one segment has two genomic positions",
+                line=int(lines[bad[0]]),
+            )
+    if loci[["start", "end"]].isna().any().any():
+        raise InputError(path, "missing Chrom_Start/Chrom_End values")
+    return loci
+
+
+def write_bintu(traces: Traces, path, description: str | None = None) -> None:
+    """Write a Bintu tracing CSV (coordinates in nm; integers written without decimals).
+
+    Parameters
+    ----------
+    traces
+        Traces in ``nm`` or ``micron`` (converted to nm).
+    path
+        Output file (written atomically).
+    description
+        Free-text first line; defaults to ``attrs["description"]`` or a generated one.
+    """
+    if traces.unit == "bead":
+        raise PointaeError("Bintu files hold nm; convert bead units to nm before writing Bintu CSV")
+    t = traces.to_unit("nm")
+    n, n_loci = len(t), t.n_loci
+    desc = description or t.attrs.get("description")
+    if not desc:
+        desc = f"pointae traces: {n} traces x {n_loci} loci, x/y/z positions in nm"
+    desc = str(desc).replace("\n", " ")
+    if looks_like(desc):
+        raise PointaeError("the Bintu description line must not look like the header")
+    ids = t.meta["trace_id"].astype(str).to_numpy()
+    int_ids = all(_INT_ID.match(s) for s in ids)
+    seg = np.asarray(t.attrs.get("segment_index") or np.arange(1, n_loci + 1))
+    if len(seg) != n_loci:
+        seg = np.arange(1, n_loci + 1)
+    cols: dict[str, object] = {
+        "Chromosome index": np.repeat(ids if int_ids else np.arange(1, n + 1), n_loci),
+        "Segment index": np.tile(seg, n),
+    }
+    flat = t.coords.reshape(-1, 3)
+    for name, axis in (("Z", 2), ("X", 0), ("Y", 1)):
+        cols[name] = format_coords(flat[:, axis])
+    if not int_ids:
+        cols["trace_id"] = np.repeat(ids, n_loci)
+    for c in t.meta.columns:
+        if c != "trace_id":
+            cols[c] = np.repeat(t.meta[c].to_numpy(), n_loci)
+    if t.loci is not None:
+        cols["Chrom"] = np.tile(t.loci["chrom"].to_numpy(), n)
+        cols["Chrom_Start"] = np.tile(t.loci["start"].to_numpy(), n)
+        cols["Chrom_End"] = np.tile(t.loci["end"].to_numpy(), n)
+    for k, v in t.layers.items():
+        if k in cols:
+            raise PointaeError(f"layer {k!r} collides with a column of the Bintu table")
+        cols[k] = np.asarray(v).reshape(-1)
+    df = pd.DataFrame(cols)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(desc + "\n")
+            df.to_csv(fh, index=False, na_rep="nan", lineterminator="\n")
+
+
+__all__ = ["read_bintu", "write_bintu", "looks_like"]

@@ -1,0 +1,277 @@
+"""4DN FISH-omics format, chromatin tracing (FOF-CT) core table.
+
+Layout::
+
+    ##FOF-CT_version=v0.1
+    ##Table_namespace=4dn_FOF-CT_core
+    ##genome_assembly=GRCh38
+    ##XYZ_unit=nm
+    #free comment lines
+    ##columns=(Spot_ID, Trace_ID, X, Y, Z, Chrom, Chrom_Start, Chrom_End[, Cell_ID, ...])
+    1,1,117803,58446,1733,chr21,18627714,18657714
+    ...
+
+One row per *detected* spot: a missing spot is an absent row. Loci are identified by
+``(Chrom, Chrom_Start, Chrom_End)``; traces are aligned onto the sorted union of loci
+(chromosomes in order of first appearance, then start, end). Column names are
+case-insensitive. ``Cell_ID`` becomes ``meta["cell_id"]``; other extra columns constant within
+every trace go to ``meta``, the rest to ``layers``. pointae writes a ``#pointae_layers=(...)``
+comment naming its per-spot columns so they read back as layers even when constant per trace.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pointae.data.io._common import (
+    LongTable,
+    assemble,
+    check_input_path,
+    check_short_rows,
+    find_columns,
+    format_coords,
+    numeric,
+    parse_key_values,
+    parse_name_list,
+    parse_table,
+    parse_unit,
+    read_text,
+    split_header,
+    text_ids,
+)
+from pointae.data.traces import Traces
+from pointae.errors import InputError, PointaeError, atomic_path
+
+_REQUIRED = {
+    "trace_id": "Trace_ID",
+    "x": "X",
+    "y": "Y",
+    "z": "Z",
+    "chrom": "Chrom",
+    "chrom_start": "Chrom_Start",
+    "chrom_end": "Chrom_End",
+}
+_STANDARD_KEYS = ("FOF-CT_version", "Table_namespace", "genome_assembly", "XYZ_unit", "columns")
+_LAYER_HINT = "#pointae_layers="
+
+
+def looks_like(head: str) -> bool:
+    """True when a file starts with FOF-CT ``##`` header lines."""
+    for line in head.split("\n")[:50]:
+        low = line.lower()
+        if low.startswith("##fof-ct_version") or low.startswith("##table_namespace"):
+            return True
+        if not line.startswith("#"):
+            return False
+    return False
+
+
+def read_fofct(path, unit: str | None = None) -> Traces:
+    """Read a FOF-CT core table (comma- or tab-separated).
+
+    Parameters
+    ----------
+    path
+        The table.
+    unit
+        Override ``##XYZ_unit`` (default: taken from the file; ``nm`` when absent).
+
+    Returns
+    -------
+    Traces
+        ``coords (N, L, 3)`` aligned on the union of loci, ``loci`` (chrom, start, end),
+        ``meta`` (``trace_id``, ``cell_id``, ...), ``layers``; the genome assembly, extra ``##``
+        header fields and comments go to ``attrs``.
+    """
+    path = check_input_path(path)
+    text = read_text(path)
+    header, n_header = split_header(text)
+    kv = parse_key_values(header, "##")
+    kv_lower = {k.lower(): v for k, v in kv.items()}
+    if unit is None:
+        if "xyz_unit" in kv_lower:
+            unit = parse_unit(path, kv_lower["xyz_unit"][0], line=kv_lower["xyz_unit"][1])
+        else:
+            unit = "nm"
+    else:
+        unit = parse_unit(path, unit)
+    comments = [h[1:].strip() for h in header if not h.startswith("##") and not h.startswith(_LAYER_HINT)]
+    hint = set()
+    for h in header:
+        if h.startswith(_LAYER_HINT):
+            hint = set(parse_name_list(h[len(_LAYER_HINT) :]))
+    body_first = text.split("\n", n_header + 1)[n_header] if text.count("\n") >= n_header else ""
+    sep = "\t" if "\t" in body_first and "," not in body_first else ","
+    if "columns" in kv_lower:
+        names = parse_name_list(kv_lower["columns"][0])
+        cols_line = kv_lower["columns"][1]
+        if not names:
+            raise InputError(path, "empty ##columns list", line=cols_line)
+        df, first_line = parse_table(
+            path, text, skiprows=n_header, names=names, sep=sep, str_columns=("trace_id", "chrom", "cell_id")
+        )
+        if str(df.iloc[0, 0]).strip().lower() == names[0].lower():  # a repeated header row
+            df = df.iloc[1:]
+    else:
+        cols_line = n_header + 1
+        if "trace_id" not in body_first.lower():
+            raise InputError(path, "no ##columns=(...) header line and no column header row", line=cols_line)
+        df, first_line = parse_table(
+            path, text, skiprows=n_header, sep=sep, str_columns=("trace_id", "chrom", "cell_id")
+        )
+    if df.empty:
+        raise InputError(path, "the table has no rows", line=cols_line)
+    cols = find_columns(path, df, _REQUIRED, line=cols_line)
+    check_short_rows(path, df, text, first_line, sep=sep)
+    lines = first_line + df.index.to_numpy()
+    keys = text_ids(path, df, cols["trace_id"], first_line)
+    xyz = np.stack([numeric(path, df, cols[a], first_line) for a in "xyz"], axis=1)
+    chrom = text_ids(path, df, cols["chrom"], first_line)
+    start = numeric(path, df, cols["chrom_start"], first_line, integer=True)
+    end = numeric(path, df, cols["chrom_end"], first_line, integer=True)
+    bad = np.flatnonzero(end < start)
+    if bad.size:
+        raise InputError(path, "Chrom_End is before Chrom_Start", line=int(lines[bad[0]]))
+    loci, codes = _union_of_loci(path, chrom, start, end, lines)
+    _check_chromosome_sets(path, keys, chrom, lines)
+
+    lower = {c.lower(): c for c in df.columns}
+    drop = list(cols.values()) + ([lower["spot_id"]] if "spot_id" in lower else [])
+    extra = df.drop(columns=drop)
+    rename = {c: "cell_id" for c in extra.columns if c.lower() == "cell_id"}
+    table = LongTable(
+        trace_keys=keys,
+        locus_codes=codes,
+        n_loci=len(loci),
+        xyz=xyz,
+        lines=lines,
+        extra=extra,
+        layer_hint={c for c in extra.columns if c in hint},
+        rename=rename,
+        locus_label=lambda c: f"{loci.chrom[c]}:{loci.start[c]}-{loci.end[c]}",
+    )
+    coords, meta, layers = assemble(path, table, locus_name="locus")
+    attrs: dict = {"source": str(path), "format": "fofct"}
+    if "genome_assembly" in kv_lower:
+        attrs["genome_assembly"] = kv_lower["genome_assembly"][0]
+    other = {k: v for k, (v, _) in kv.items() if k.lower() not in {s.lower() for s in _STANDARD_KEYS}}
+    if other:
+        attrs["fofct_header"] = other
+    if "fof-ct_version" in kv_lower:
+        attrs["fofct_version"] = kv_lower["fof-ct_version"][0]
+    if comments:
+        attrs["comments"] = comments
+    return Traces(coords, unit=unit, meta=meta, loci=loci, attrs=attrs, layers=layers)
+
+
+def _union_of_loci(path, chrom, start, end, lines):
+    """Sorted union of ``(chrom, start, end)`` and each row's index into it."""
+    key = pd.DataFrame({"chrom": chrom, "start": start, "end": end})
+    chrom_order = {c: i for i, c in enumerate(pd.unique(chrom))}
+    loci = key.drop_duplicates().copy()
+    loci["_c"] = loci["chrom"].map(chrom_order)
+    loci = loci.sort_values(["_c", "start", "end"]).drop(columns="_c").reset_index(drop=True)
+    idx = pd.MultiIndex.from_frame(loci)
+    codes = idx.get_indexer(pd.MultiIndex.from_frame(key))
+    # overlapping but different loci mean two locus sets in one file
+    same = loci["chrom"].to_numpy()[1:] == loci["chrom"].to_numpy()[:-1]
+    overlap = same & (loci["start"].to_numpy()[1:] < loci["end"].to_numpy()[:-1])
+    if overlap.any():
+        j = int(np.flatnonzero(overlap)[0]) + 1
+        a, b = loci.iloc[j - 1], loci.iloc[j]
+        r = np.flatnonzero(codes == j)[0]
+        raise InputError(
+            path,
+            f"inconsistent locus sets: loci {a.chrom}:{a.start}-{a.end} and {b.chrom}:{b.start}-{b.end} "
+            "overlap (one file must hold one locus set)",
+            line=int(lines[r]),
+        )
+    return loci, codes.astype(np.int64)
+
+
+def _check_chromosome_sets(path, keys, chrom, lines):
+    """Every trace must cover the same chromosome(s)."""
+    if len(pd.unique(chrom)) < 2:
+        return
+    pairs = pd.DataFrame({"t": keys, "c": chrom}).drop_duplicates()
+    sets = pairs.groupby("t", sort=False)["c"].agg(lambda s: tuple(sorted(s)))
+    ref = sets.iloc[0]
+    bad = sets[sets != ref]
+    if len(bad):
+        tid = bad.index[0]
+        raise InputError(
+            path,
+            f"inconsistent locus sets: this trace covers {', '.join(bad.iloc[0])} but trace "
+            f"{sets.index[0]} covers {', '.join(ref)} (one file must hold one locus set)",
+            trace=tid,
+        )
+
+
+def write_fofct(traces: Traces, path, genome_assembly: str | None = None, sep: str = ",") -> None:
+    """Write a FOF-CT core table that :func:`read_fofct` reads back identically.
+
+    Only observed spots are written. Coordinates are written as integers when all are integral,
+    else with float32 repr precision (bit-identical on reading). Loci are required for FOF-CT;
+    when ``traces.loci`` is None, placeholder loci ``unknown:i-(i+1)`` (the locus index) are
+    written and a comment says so.
+    """
+    t = traces
+    n, n_loci = len(t), t.n_loci
+    attrs = t.attrs
+    comments = list(attrs.get("comments", []))
+    if not comments and attrs.get("description"):
+        comments = [f"description: {attrs['description']}"]
+    if t.loci is None:
+        loci = pd.DataFrame({"chrom": "unknown", "start": np.arange(n_loci), "end": np.arange(1, n_loci + 1)})
+        comments.append("loci unknown: Chrom_Start is the locus index (0-based)")
+    else:
+        loci = t.loci
+    mask = t.mask.reshape(-1)
+    ti = np.repeat(np.arange(n), n_loci)[mask]
+    li = np.tile(np.arange(n_loci), n)[mask]
+    flat = t.coords.reshape(-1, 3)[mask]
+    cols: dict[str, object] = {
+        "Spot_ID": np.arange(1, len(ti) + 1),
+        "Trace_ID": t.meta["trace_id"].astype(str).to_numpy()[ti],
+        "X": format_coords(flat[:, 0]),
+        "Y": format_coords(flat[:, 1]),
+        "Z": format_coords(flat[:, 2]),
+        "Chrom": loci["chrom"].to_numpy()[li],
+        "Chrom_Start": loci["start"].to_numpy()[li],
+        "Chrom_End": loci["end"].to_numpy()[li],
+    }
+    taken = {c.lower() for c in cols}
+    for c in t.meta.columns:
+        if c == "trace_id":
+            continue
+        name = "Cell_ID" if c == "cell_id" else c
+        if name.lower() in taken:
+            raise PointaeError(f"meta column {c!r} collides with a FOF-CT core column")
+        taken.add(name.lower())
+        cols[name] = t.meta[c].to_numpy()[ti]
+    for k, v in t.layers.items():
+        if k.lower() in taken:
+            raise PointaeError(f"layer {k!r} collides with a FOF-CT column")
+        taken.add(k.lower())
+        cols[k] = np.asarray(v).reshape(-1)[mask]
+    df = pd.DataFrame(cols)
+    assembly = genome_assembly or attrs.get("genome_assembly", "unknown")
+    head = [
+        f"##FOF-CT_version={attrs.get('fofct_version', 'v0.1')}",
+        "##Table_namespace=4dn_FOF-CT_core",
+        f"##genome_assembly={assembly}",
+        f"##XYZ_unit={t.unit}",
+    ]
+    head += [f"##{k}={v}" for k, v in attrs.get("fofct_header", {}).items()]
+    head += ["#" + c for c in comments]
+    if t.layers:
+        head.append(_LAYER_HINT + "(" + ", ".join(t.layers) + ")")
+    head.append("##columns=(" + ", ".join(df.columns) + ")")
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write("\n".join(head) + "\n")
+            df.to_csv(fh, index=False, header=False, sep=sep, na_rep="nan", lineterminator="\n")
+
+
+__all__ = ["read_fofct", "write_fofct", "looks_like"]
