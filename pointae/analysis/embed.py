@@ -73,7 +73,7 @@ def iter_batches(traces, batch_size: int) -> Iterator:
     if isinstance(traces, (str, os.PathLike)):
         from pointae.data.io import iter_traces
 
-        yield from iter_traces(traces, batch_size=batch_size)
+        yield from iter_traces(traces, chunk_size=batch_size)
         return
     for s in range(0, len(traces), batch_size):
         yield traces[s : s + batch_size]
