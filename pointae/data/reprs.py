@@ -63,7 +63,14 @@ class MapRepr:
         return "MapRepr(channels=[distance, pair_mask, chain_separation])"
 
 
-REPRS: dict[str, type] = {"map": MapRepr}
+def _registry() -> dict[str, type]:
+    from pointae.data.graph import GraphRepr
+    from pointae.data.voxel import VoxelRepr
+
+    return {"map": MapRepr, "graph": GraphRepr, "voxel": VoxelRepr}
+
+
+REPRS: dict[str, type] = _registry()
 
 
 def build_repr(name: str, **kw):

@@ -17,8 +17,20 @@ def _split_hparams(hp: dict) -> tuple[dict, dict]:
     return enc, dec
 
 
+def repr_hparams(rep) -> dict:
+    """Input sizes a representation object dictates (``in_channels``, ``node_features``, ...)."""
+    keys = ("in_channels", "node_features", "edge_features")
+    return {k: getattr(rep, k) for k in keys if hasattr(rep, k)}
+
+
 def build_model(
-    repr: str, task: str, n_loci: int, latent_dim: int = 16, decoder: str = "map", **hparams
+    repr: str,
+    task: str,
+    n_loci: int,
+    latent_dim: int = 16,
+    decoder: str = "map",
+    rep=None,
+    **hparams,
 ) -> nn.Module:
     """Build the model for one representation and task.
 
@@ -34,6 +46,10 @@ def build_model(
         d, the size of ``AEOutput.latent``.
     decoder
         ``"map"`` (MapDecoder) or ``"coord"`` (CoordDecoder).
+    rep
+        Optional representation object (from ``build_repr``); its input sizes
+        (``in_channels`` / ``node_features`` / ``edge_features``) are passed to the encoder, so
+        non-default representation options just work.
     **hparams
         Encoder hyperparameters (e.g. ``widths=(8, 8, 8, 8)``); keys prefixed ``decoder_`` go to
         the decoder with the prefix removed (``decoder_widths=(...)``).
@@ -52,6 +68,8 @@ def build_model(
             f"unknown representation/encoder {repr!r}; registered: {', '.join(sorted(ENCODERS))}"
         )
     enc_hp, dec_hp = _split_hparams(hparams)
+    if rep is not None:
+        enc_hp = {**repr_hparams(rep), **enc_hp}
     encoder = build_encoder(repr, n_loci, latent_dim, **enc_hp)
     return AutoEncoder(encoder, build_decoder(decoder, n_loci, latent_dim, **dec_hp))
 

@@ -1,0 +1,152 @@
+"""Voxel representation: centred, oriented, Gaussian-splatted loci on a ``G^3`` grid.
+
+Channels keep the chain order: besides the density of observed loci, each observed locus
+deposits its sin/cos position-along-chain encodings, so an ordered map can be decoded from the
+grid. Missing loci are splatted into separate channels at positions linearly interpolated
+along the chain from their nearest observed neighbours, so the model knows which loci are
+missing and roughly where they should be.
+
+Voxels are not rotation invariant: at training time (``train=True``) each trace gets a
+uniformly random rotation (from the given ``torch.Generator``); otherwise a deterministic
+canonical orientation: principal axes (PCA of the observed loci, largest variance first) with
+each axis' sign chosen so that the coordinate increases along the chain (positive covariance
+with the locus index).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pointae.models.layers import chain_encoding
+
+
+def random_rotations(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
+    """``(n, 3, 3)`` uniformly random rotations (QR of Gaussian matrices, Haar measure)."""
+    a = torch.randn(n, 3, 3, generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(a)
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]
+    det = torch.linalg.det(q)
+    q[:, :, 0] *= det.sign()[:, None]  # proper rotations
+    return q.to(dtype)
+
+
+def interpolate_along_chain(coords: torch.Tensor) -> torch.Tensor:
+    """Fill missing loci ``(B, L, 3)`` by linear interpolation along the chain index.
+
+    Ends take the nearest observed locus; traces with no observed locus become zeros.
+    """
+    b, n, _ = coords.shape
+    obs = ~torch.isnan(coords[..., 0])  # (B, L)
+    idx = torch.arange(n, device=coords.device).expand(b, n)
+    big = n + 1
+    # index of the previous / next observed locus for every position
+    prev = torch.where(obs, idx, torch.full_like(idx, -1)).cummax(1).values  # (B, L)
+    nxt = torch.where(obs, idx, torch.full_like(idx, big)).flip(1).cummin(1).values.flip(1)
+    has_p, has_n = prev >= 0, nxt < big
+    p = torch.where(has_p, prev, torch.where(has_n, nxt, 0))
+    q = torch.where(has_n, nxt, p)
+    c0 = torch.nan_to_num(coords, nan=0.0)
+    cp = torch.gather(c0, 1, p[..., None].expand(b, n, 3))
+    cq = torch.gather(c0, 1, q[..., None].expand(b, n, 3))
+    w = torch.where(q > p, (idx - p).to(coords.dtype) / (q - p).clamp(min=1).to(coords.dtype), 0.0)
+    return cp + w[..., None] * (cq - cp)  # (B, L, 3)
+
+
+def canonical_frame(coords: torch.Tensor) -> torch.Tensor:
+    """Deterministic orientation ``(B, 3, 3)`` (rows = axes) from the observed loci.
+
+    PCA axes sorted by decreasing variance; each axis flipped so that the projection has a
+    non-negative covariance with the locus index (ties broken towards the third moment).
+    """
+    b, n, _ = coords.shape
+    obs = ~torch.isnan(coords[..., 0])  # (B, L)
+    w = obs.to(torch.float64)
+    x = torch.nan_to_num(coords, nan=0.0).to(torch.float64)
+    cnt = w.sum(1).clamp(min=1.0)  # (B,)
+    mu = (x * w[..., None]).sum(1) / cnt[:, None]  # (B, 3)
+    xc = (x - mu[:, None]) * w[..., None]  # (B, L, 3)
+    cov = xc.transpose(1, 2) @ xc / cnt[:, None, None]  # (B, 3, 3)
+    _, vec = torch.linalg.eigh(cov)  # ascending eigenvalues
+    axes = vec.flip(-1).transpose(1, 2)  # (B, 3, 3) rows = axes, largest variance first
+    proj = xc @ axes.transpose(1, 2)  # (B, L, 3)
+    t = torch.arange(n, dtype=torch.float64, device=coords.device)
+    tc = (t - (t * w).sum(1, keepdim=True) / cnt[:, None]) * w  # (B, L)
+    s1 = (proj * tc[..., None]).sum(1)  # (B, 3) covariance with the chain index
+    s3 = (proj**3).sum(1)  # (B, 3) third moment, for ties
+    tol = 1e-9 * (proj.abs().sum(1) * tc.abs().sum(1, keepdim=True) + 1.0)
+    sign = torch.where(s1.abs() > tol, s1.sign(), torch.where(s3 != 0, s3.sign(), 1.0))
+    return (axes * sign[..., None]).to(coords.dtype)
+
+
+class VoxelRepr:
+    """Coordinates ``(B, L, 3)`` -> voxel grids ``(B, C, G, G, G)``.
+
+    Parameters
+    ----------
+    grid
+        G, voxels per side.
+    extent
+        Half-width of the grid in scaled units (1 = a typical bond); loci outside are clamped
+        onto the border voxels.
+    sigma
+        Gaussian splat width, in voxels.
+    n_freq
+        Frequencies of the chain-position encoding (channels per group: ``1 + 2 * n_freq``).
+
+    Notes
+    -----
+    ``in_channels = 2 * (1 + 2 * n_freq)``: [observed density, observed chain encodings,
+    missing-locus density, missing-locus chain encodings]. Each locus deposits a Gaussian whose
+    weights sum to one, so the density channel's total mass is the number of observed loci.
+    """
+
+    name = "voxel"
+
+    def __init__(self, grid: int = 16, extent: float = 6.0, sigma: float = 0.8, n_freq: int = 2):
+        self.grid, self.extent, self.sigma, self.n_freq = grid, extent, sigma, n_freq
+        self.in_channels = 2 * (1 + 2 * n_freq)
+
+    def orient(self, coords: torch.Tensor, *, train: bool = False, generator=None) -> torch.Tensor:
+        """Centre on the observed loci and rotate: canonical frame, then a random rotation if training."""
+        obs = ~torch.isnan(coords[..., 0])
+        w = obs.to(coords.dtype)[..., None]
+        mu = (torch.nan_to_num(coords, nan=0.0) * w).sum(1) / w.sum(1).clamp(min=1.0)  # (B, 3)
+        rot = canonical_frame(coords)  # (B, 3, 3)
+        if train:
+            rot = random_rotations(coords.shape[0], generator, coords.dtype).to(coords.device) @ rot
+        return (coords - mu[:, None]) @ rot.transpose(1, 2)  # (B, L, 3), NaN stays NaN
+
+    def __call__(self, coords, *, train: bool = False, generator: torch.Generator | None = None):
+        from pointae.data.reprs import as_coords
+
+        c = as_coords(coords)
+        b, n, _ = c.shape
+        g = self.grid
+        obs = ~torch.isnan(c[..., 0])  # (B, L)
+        x = self.orient(c, train=train, generator=generator)
+        x = interpolate_along_chain(x)  # (B, L, 3): missing loci at interpolated positions
+        # continuous voxel coordinates in [0, G-1]
+        u = ((x / self.extent).clamp(-1.0, 1.0) + 1.0) * 0.5 * (g - 1)  # (B, L, 3)
+        centres = torch.arange(g, dtype=c.dtype, device=c.device)
+        wts = torch.exp(-0.5 * ((u[..., None] - centres) / self.sigma) ** 2)  # (B, L, 3, G)
+        wts = wts / wts.sum(-1, keepdim=True)  # each axis sums to 1: mass conserved
+        enc = torch.cat(
+            [
+                torch.ones(n, 1, dtype=c.dtype, device=c.device),
+                chain_encoding(n, self.n_freq, c.device, c.dtype),
+            ],
+            1,
+        )  # (L, 1 + 2F)
+        o = obs.to(c.dtype)[..., None]  # (B, L, 1)
+        feat = torch.cat([enc * o, enc * (1.0 - o)], dim=-1)  # (B, L, C)
+        wx, wy, wz = wts.unbind(2)  # (B, L, G) each
+        fx = (feat[..., :, None] * wx[..., None, :]).reshape(b, n, -1)  # (B, L, C*G)
+        yz = (wy[..., :, None] * wz[..., None, :]).reshape(b, n, g * g)  # (B, L, G*G)
+        vox = torch.bmm(fx.transpose(1, 2), yz)  # (B, C*G, G*G)
+        return vox.view(b, self.in_channels, g, g, g)  # (B, C, G, G, G) axes (x, y, z)
+
+    def __repr__(self) -> str:
+        return (
+            f"VoxelRepr(grid={self.grid}, extent={self.extent}, sigma={self.sigma}, n_freq={self.n_freq}, "
+            f"in_channels={self.in_channels})"
+        )
