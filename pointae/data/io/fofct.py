@@ -16,10 +16,13 @@ One row per *detected* spot: a missing spot is an absent row. Loci are identifie
 (chromosomes in order of first appearance, then start, end). Column names are
 case-insensitive. ``Cell_ID`` becomes ``meta["cell_id"]``; other extra columns constant within
 every trace go to ``meta``, the rest to ``layers``. pointae writes a ``#pointae_layers=(...)``
-comment naming its per-spot columns so they read back as layers even when constant per trace.
+comment naming its per-spot columns so they read back as layers even when constant per trace, and
+a ``#pointae_attrs={json}`` comment with attributes the FOF-CT header has no field for.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -31,6 +34,7 @@ from pointae.data.io._common import (
     check_short_rows,
     find_columns,
     format_coords,
+    jsonable,
     numeric,
     parse_key_values,
     parse_name_list,
@@ -54,6 +58,17 @@ _REQUIRED = {
 }
 _STANDARD_KEYS = ("FOF-CT_version", "Table_namespace", "genome_assembly", "XYZ_unit", "columns")
 _LAYER_HINT = "#pointae_layers="
+_ATTRS = "#pointae_attrs="
+# attrs the FOF-CT header holds itself; the rest go to a '#pointae_attrs=' JSON comment
+_HEADER_ATTRS = (
+    "genome_assembly",
+    "fofct_version",
+    "fofct_header",
+    "comments",
+    "source",
+    "format",
+    "provenance",
+)
 
 
 def looks_like(head: str) -> bool:
@@ -96,7 +111,18 @@ def read_fofct(path, unit: str | None = None) -> Traces:
             unit = "nm"
     else:
         unit = parse_unit(path, unit)
-    comments = [h[1:].strip() for h in header if not h.startswith("##") and not h.startswith(_LAYER_HINT)]
+    comments = [
+        h[1:].strip()
+        for h in header
+        if not h.startswith("##") and not h.startswith(_LAYER_HINT) and not h.startswith(_ATTRS)
+    ]
+    extra_attrs: dict = {}
+    for i, h in enumerate(header, start=1):
+        if h.startswith(_ATTRS):
+            try:
+                extra_attrs = json.loads(h[len(_ATTRS) :])
+            except json.JSONDecodeError:
+                raise InputError(path, "the #pointae_attrs= line is not valid JSON", line=i) from None
     hint = set()
     for h in header:
         if h.startswith(_LAYER_HINT):
@@ -152,13 +178,13 @@ def read_fofct(path, unit: str | None = None) -> Traces:
         locus_label=lambda c: f"{loci.chrom[c]}:{loci.start[c]}-{loci.end[c]}",
     )
     coords, meta, layers = assemble(path, table, locus_name="locus")
-    attrs: dict = {"source": str(path), "format": "fofct"}
+    attrs: dict = {**extra_attrs, "source": str(path), "format": "fofct"}
     if "genome_assembly" in kv_lower:
         attrs["genome_assembly"] = kv_lower["genome_assembly"][0]
     other = {k: v for k, (v, _) in kv.items() if k.lower() not in {s.lower() for s in _STANDARD_KEYS}}
     if other:
         attrs["fofct_header"] = other
-    if "fof-ct_version" in kv_lower:
+    if "fof-ct_version" in kv_lower and kv_lower["fof-ct_version"][0] != "v0.1":
         attrs["fofct_version"] = kv_lower["fof-ct_version"][0]
     if comments:
         attrs["comments"] = comments
@@ -220,8 +246,7 @@ def write_fofct(traces: Traces, path, genome_assembly: str | None = None, sep: s
     n, n_loci = len(t), t.n_loci
     attrs = t.attrs
     comments = list(attrs.get("comments", []))
-    if not comments and attrs.get("description"):
-        comments = [f"description: {attrs['description']}"]
+    rest = {k: v for k, v in attrs.items() if k not in _HEADER_ATTRS}
     if t.loci is None:
         loci = pd.DataFrame({"chrom": "unknown", "start": np.arange(n_loci), "end": np.arange(1, n_loci + 1)})
         comments.append("loci unknown: Chrom_Start is the locus index (0-based)")
@@ -265,6 +290,8 @@ def write_fofct(traces: Traces, path, genome_assembly: str | None = None, sep: s
     ]
     head += [f"##{k}={v}" for k, v in attrs.get("fofct_header", {}).items()]
     head += ["#" + c for c in comments]
+    if rest:
+        head.append(_ATTRS + json.dumps(jsonable(rest), ensure_ascii=False))
     if t.layers:
         head.append(_LAYER_HINT + "(" + ", ".join(t.layers) + ")")
     head.append("##columns=(" + ", ".join(df.columns) + ")")
