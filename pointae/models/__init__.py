@@ -16,12 +16,16 @@ from pointae.models.registry import (
     register_decoder,
     register_encoder,
 )
+from pointae.models.task_models import TASK_MODELS, GraphPairNet, MapUNet
 
 __all__ = [
     "AEOutput",
     "AutoEncoder",
     "CoordDecoder",
     "DECODERS",
+    "GraphPairNet",
+    "MapUNet",
+    "TASK_MODELS",
     "ENCODERS",
     "MapDecoder",
     "TASKS",

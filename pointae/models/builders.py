@@ -6,7 +6,8 @@ from torch import nn
 
 from pointae.errors import PointaeError
 from pointae.models.autoencoder import AutoEncoder
-from pointae.models.registry import ENCODERS, _load_builtins, build_decoder, build_encoder
+from pointae.models.registry import ENCODERS, _construct, _load_builtins, build_decoder, build_encoder
+from pointae.models.task_models import TASK_MODELS
 
 TASKS = ("autoencode", "denoise", "inpaint")
 
@@ -52,7 +53,15 @@ def build_model(
         non-default representation options just work.
     **hparams
         Encoder hyperparameters (e.g. ``widths=(8, 8, 8, 8)``); keys prefixed ``decoder_`` go to
-        the decoder with the prefix removed (``decoder_widths=(...)``).
+        the decoder with the prefix removed (``decoder_widths=(...)``). ``arch="autoencoder"``
+        forces the plain encoder -> latent -> decoder model for denoise/inpaint too.
+
+    Notes
+    -----
+    For ``denoise``/``inpaint`` with the map decoder, ``"map"`` builds a
+    :class:`~pointae.models.task_models.MapUNet` and ``"graph"`` a
+    :class:`~pointae.models.task_models.GraphPairNet` (skip paths; hyperparameters are theirs);
+    other encoders (``"voxel"``) use the autoencoder. Every recon is valid by construction.
 
     Returns
     -------
@@ -67,9 +76,21 @@ def build_model(
         raise PointaeError(
             f"unknown representation/encoder {repr!r}; registered: {', '.join(sorted(ENCODERS))}"
         )
+    arch = hparams.pop("arch", "auto")
+    if arch not in ("auto", "autoencoder"):
+        raise PointaeError(f"unknown arch {arch!r}; expected 'auto' or 'autoencoder'")
     enc_hp, dec_hp = _split_hparams(hparams)
     if rep is not None:
         enc_hp = {**repr_hparams(rep), **enc_hp}
+    if task != "autoencode" and decoder == "map" and arch == "auto" and repr in TASK_MODELS:
+        if dec_hp:
+            raise PointaeError(
+                f"{TASK_MODELS[repr].__name__} has no separate decoder; "
+                f"got {', '.join('decoder_' + k for k in dec_hp)}"
+            )
+        model = _construct("task model", TASK_MODELS[repr], n_loci, latent_dim, enc_hp)
+        model.repr_name = repr
+        return model
     encoder = build_encoder(repr, n_loci, latent_dim, **enc_hp)
     return AutoEncoder(encoder, build_decoder(decoder, n_loci, latent_dim, **dec_hp))
 

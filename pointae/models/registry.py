@@ -65,15 +65,18 @@ def _build(kind: str, table: dict, name: str, n_loci: int, latent_dim: int, hp: 
     _load_builtins()
     if name not in table:
         raise PointaeError(f"unknown {kind} {name!r}; registered: {', '.join(sorted(table))}")
-    cls = table[name]
+    return _construct(f"{kind} {name!r}", table[name], n_loci, latent_dim, hp)
+
+
+def _construct(what: str, cls: type, n_loci: int, latent_dim: int, hp: dict) -> nn.Module:
+    """``cls(n_loci, latent_dim, **hp)``, with unknown hyperparameters as a one-line PointaeError."""
     accepted = inspect.signature(cls.__init__).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
         unknown = sorted(set(hp) - set(accepted))
         if unknown:
             ok = [p for p in accepted if p not in ("self", "n_loci", "latent_dim")]
             raise PointaeError(
-                f"{kind} {name!r} got unknown hyperparameter(s) {', '.join(unknown)}; "
-                f"accepted: {', '.join(ok)}"
+                f"{what} got unknown hyperparameter(s) {', '.join(unknown)}; accepted: {', '.join(ok)}"
             )
     if n_loci < 2 or latent_dim < 1:
         raise PointaeError(f"need n_loci >= 2 and latent_dim >= 1, got {n_loci} and {latent_dim}")

@@ -1,0 +1,141 @@
+"""Bigger models for denoising and inpainting, with skip paths, sharing the valid-map output.
+
+- :class:`MapUNet` (``repr = "map"``): a U-Net on the distance-map representation; full
+  resolution skip connections make "copy the clean pairs, fix the corrupted ones" easy.
+- :class:`GraphPairNet` (``repr = "graph"``): the message-passing encoder's node embeddings
+  decoded pairwise, together with each pair's own (input) edge features.
+
+Both return :class:`~pointae.models.autoencoder.AEOutput`; their ``recon`` goes through
+:func:`~pointae.models.layers.valid_map` (symmetric, zero diagonal, non-negative), and their
+``latent`` is a pooled summary of size ``latent_dim``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pointae.models.autoencoder import AEOutput
+from pointae.models.encoders.graph_gnn import GraphGNN
+from pointae.models.layers import MLP, ConvBlock2d, valid_map
+
+
+class MapUNet(nn.Module):
+    """U-Net on maps: ``(B, C, L, L) -> AEOutput(latent (B, d), recon (B, L, L))``.
+
+    The input is zero-padded to a multiple of ``2^(len(widths) - 1)``; each level is two
+    ``Conv-BN-ReLU`` blocks, down by 2x2 max pooling, up by nearest upsampling + concatenation
+    with the skip; a 1x1 conv gives the raw map, cropped to L and made valid. The latent is a
+    dense projection of the globally averaged bottleneck.
+    """
+
+    repr: ClassVar[str] = "map"
+
+    def __init__(
+        self,
+        n_loci: int,
+        latent_dim: int,
+        in_channels: int = 3,
+        widths: Sequence[int] = (32, 64, 128),
+        channels_last: bool = True,
+    ):
+        super().__init__()
+        self.n_loci, self.latent_dim, self.channels_last = n_loci, latent_dim, channels_last
+        self.factor = 2 ** (len(widths) - 1)
+        self.down = nn.ModuleList()
+        c = in_channels
+        for w in widths:
+            self.down.append(nn.Sequential(ConvBlock2d(c, w), ConvBlock2d(w, w)))
+            c = w
+        self.up = nn.ModuleList()
+        for w_skip in reversed(widths[:-1]):
+            self.up.append(nn.Sequential(ConvBlock2d(c + w_skip, w_skip), ConvBlock2d(w_skip, w_skip)))
+            c = w_skip
+        self.out = nn.Conv2d(c, 1, 1)
+        self.fc = nn.Linear(widths[-1], latent_dim)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        n = x.shape[-1]
+        pad = (-n) % self.factor
+        h = F.pad(x, (0, pad, 0, pad))  # (B, C, P, P), P multiple of factor
+        if self.channels_last:
+            h = h.contiguous(memory_format=torch.channels_last)
+        skips = []
+        for i, block in enumerate(self.down):
+            if i > 0:
+                h = F.max_pool2d(h, 2)
+            h = block(h)
+            skips.append(h)
+        latent = self.fc(h.mean(dim=(-2, -1)))  # (B, d)
+        for block, skip in zip(self.up, reversed(skips[:-1])):
+            h = F.interpolate(h, scale_factor=2, mode="nearest")
+            h = block(torch.cat([h, skip], dim=1))
+        raw = self.out(h)[:, 0, :n, :n]  # (B, L, L)
+        return AEOutput(latent=latent, recon=valid_map(raw))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, L, L) -> (B, d)``."""
+        return self.forward(x).latent
+
+    def extra_repr(self) -> str:
+        return f"n_loci={self.n_loci}, latent_dim={self.latent_dim}, pad_to_multiple_of={self.factor}"
+
+
+class GraphPairNet(nn.Module):
+    """Message passing, then a pairwise decoder on node embeddings.
+
+    ``a = W h`` (B, L, P); for each pair the features ``[a_i * a_j, |a_i - a_j|, e_ij]`` (symmetric
+    in i, j; ``e_ij`` the pair's input edge features, a skip path carrying the observed
+    distance) go through an MLP to one raw value, made valid by
+    :func:`~pointae.models.layers.valid_map`. Invariant to rigid motions like the encoder.
+
+    Shapes
+    ------
+    ``DenseGraph -> AEOutput(latent (B, d), recon (B, L, L))``
+    """
+
+    repr: ClassVar[str] = "graph"
+
+    def __init__(
+        self,
+        n_loci: int,
+        latent_dim: int,
+        node_features: int = 14,
+        edge_features: int = 20,
+        hidden: int = 64,
+        layers: int = 4,
+        bases: int = 8,
+        pair_dim: int = 32,
+        pair_hidden: int = 64,
+    ):
+        super().__init__()
+        self.n_loci, self.latent_dim = n_loci, latent_dim
+        self.gnn = GraphGNN(n_loci, latent_dim, node_features, edge_features, hidden, layers, bases)
+        self.proj = nn.Linear(hidden, pair_dim)
+        self.pair = MLP([2 * pair_dim + edge_features, pair_hidden, pair_hidden, 1])
+
+    def forward(self, g) -> AEOutput:
+        h = self.gnn.node_embeddings(g)  # (B, L, H)
+        latent = self.gnn.pool(h)  # (B, d)
+        a = self.proj(h)  # (B, L, P)
+        ai, aj = a[:, :, None, :], a[:, None, :, :]
+        feats = torch.cat([ai * aj, (ai - aj).abs(), g.edge_attr], dim=-1)  # (B, L, L, 2P + E)
+        raw = self.pair(feats)[..., 0]  # (B, L, L)
+        return AEOutput(latent=latent, recon=valid_map(raw))
+
+    def encode(self, g) -> torch.Tensor:
+        """``DenseGraph -> (B, d)``."""
+        return self.gnn(g)
+
+    def extra_repr(self) -> str:
+        return f"n_loci={self.n_loci}, latent_dim={self.latent_dim}"
+
+
+#: task model per representation for denoise/inpaint (others fall back to AutoEncoder)
+TASK_MODELS: dict[str, type[nn.Module]] = {"map": MapUNet, "graph": GraphPairNet}
