@@ -1,0 +1,272 @@
+"""Turn the numbers of :func:`pointae.analysis.compare.compare` into report sections and figures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from pointae.analysis.report import Column, Section, Table
+
+_BASE_NAMES = {
+    "pca_dist": "PCA (distances)",
+    "linear_interp": "linear interpolation",
+    "neighbour_rule": "neighbour rule",
+    "corrupted_input": "corrupted input (no correction)",
+}
+
+
+def _summary_section(metrics: dict) -> Section:
+    s = metrics["summary"]
+    table = Table(
+        title="",
+        columns=[Column(c["key"], c["label"], c["better"]) for c in s["columns"]],
+        rows=s["rows"],
+        name_label="representation",
+        note="Best value per column in bold green (↓ lower is better, ↑ higher is better); baselines are the "
+        "shaded italic rows. Clustering columns: latents of the "
+        f"{metrics['settings']['clustering_task']} models, k-means with k = number of classes for ARI/NMI, "
+        "5-fold cross-validated 15-NN accuracy.",
+    )
+    paras = [f"**{lab}.** {text.split(': ', 1)[1]}" for lab, text in metrics["verdict"].items()]
+    return Section("Summary", paragraphs=paras, tables=[table])
+
+
+def _settings_section(metrics: dict) -> Section:
+    d, st = metrics["data"], metrics["settings"]
+    c = st["corruption"]
+    paras = [
+        f"Data: {d['source']}: {d['n_traces']} traces x {d['n_loci']} loci, unit {d['unit']}, "
+        f"{100 * d['missing_fraction']:.1f}% loci missing, median neighbour distance "
+        f"{d['median_neighbour_distance']:.4g} {d['unit']}. Split (same for every run, seed "
+        f"{st['split_seed']}): " + ", ".join(f"{k} {v}" for k, v in d["split_sizes"].items()) + ".",
+        f"Every model: latent size {st['latent_dim']}, decoder `{st['decoder']}`, at most {st['max_epochs']} "
+        f"epochs; overrides: {', '.join(f'`{o}`' for o in st['overrides']) or 'none'}.",
+        f"Evaluation corruptions (seed {st['eval_seed']}, identical for every model and baseline): "
+        f"denoise: {c['outlier_fraction']:.0%} of observed loci displaced by {c['outlier_magnitude'][0]}-"
+        f"{c['outlier_magnitude'][1]} median bonds; inpaint: {c['hide_fraction']:.0%} of observed loci "
+        f"hidden ({c['run_fraction']:.0%} of them in runs of up to {c['max_run']}). Errors are measured "
+        "against the measured (uncorrupted) maps on the test split.",
+        f"Label columns scored: {', '.join(d['labels']) or 'none'}.",
+    ]
+    return Section("Data and settings", paragraphs=paras)
+
+
+def _runs_section(metrics: dict, reprs, tasks) -> Section:
+    rows = []
+    for t in tasks:
+        for r in reprs:
+            info = metrics["runs"][r][t]
+            rows.append(
+                {
+                    "name": f"{r} x {t}",
+                    "kind": "model",
+                    "params": info.get("param_count"),
+                    "epochs": info.get("epochs"),
+                    "train_s": info.get("train_seconds"),
+                    "train_sps": info.get("train_samples_per_s"),
+                    "infer_sps": info.get("infer_samples_per_s"),
+                    "run": info.get("run_dir"),
+                }
+            )
+    cols = [
+        Column("params", "parameters"),
+        Column("epochs", "epochs"),
+        Column("train_s", "train time (s)"),
+        Column("train_sps", "train samples/s", "max"),
+        Column("infer_sps", "inference samples/s", "max"),
+        Column("run", "run directory"),
+    ]
+    note = "Train samples/s = training traces x epochs / wall time of the run (includes validation)."
+    return Section("Models: size and speed", tables=[Table("", cols, rows, note=note, name_label="run")])
+
+
+def _task_section(metrics: dict, reprs, tasks, examples, unit: str) -> Section:
+    from pointae.viz.maps import example_maps_figure, figure_png
+
+    tables, figs = [], []
+    for t in tasks:
+        res = metrics["tasks"][t]
+        rows = [{"name": r, "kind": "model", **res["models"][r]} for r in reprs]
+        rows += [
+            {"name": _BASE_NAMES.get(b, b), "kind": "baseline", **v} for b, v in res["baselines"].items()
+        ]
+        scored = {
+            "autoencode": "observed pairs",
+            "denoise": "observed pairs",
+            "inpaint": "pairs touching a hidden locus",
+        }
+        cols = [
+            Column("mae", f"MAE ({unit})", "min"),
+            Column("rmse", f"RMSE ({unit})", "min"),
+            Column("pearson", "Pearson r", "max"),
+        ]
+        if t == "denoise":
+            cols += [
+                Column("mae_changed", f"MAE at outliers ({unit})", "min"),
+                Column("rmse_changed", f"RMSE at outliers ({unit})", "min"),
+            ]
+        cols.append(Column("n_pairs", "pairs scored"))
+        tables.append(Table(f"{t} (scored on {scored[t]})", cols, rows, name_label="method"))
+        ex = examples.get(t)
+        if ex is not None:
+            for k, tid in enumerate(ex["trace_id"]):
+                grid = {}
+                for name, rec in ex["recon"].items():
+                    row = {"input": ex["input"][k], "model input (corrupted)": ex["corrupted"][k]}
+                    row["reconstruction"] = rec[k]
+                    row["truth"] = ex["input"][k]
+                    row["error (recon - truth)"] = rec[k] - ex["input"][k]
+                    grid[_BASE_NAMES.get(name, name)] = row
+                fig = example_maps_figure(grid, unit=unit)
+                figs.append(
+                    (
+                        f"{t}: test trace {tid}, the same trace for every representation and baseline "
+                        f"(grey = missing; colour scale shared; error on a diverging scale).",
+                        figure_png(fig, dpi=80),
+                    )
+                )
+    return Section("Map quality per task (test split)", tables=tables, figures=figs)
+
+
+def _curves_section(histories: dict, reprs, tasks) -> Section:
+    from pointae.viz.maps import _plt, figure_png
+
+    figs = []
+    if not histories:
+        return Section("Training curves", paragraphs=["No history.csv found in the run directories."])
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.3), squeeze=False)
+    for ax, t in zip(axes[0], tasks):
+        for r in reprs:
+            h = histories.get((r, t))
+            if h is None or "epoch" not in h:
+                continue
+            for col, style in (("val_loss", "-"), ("train_loss", "--")):
+                if col in h and h[col].notna().any():
+                    hh = h[["epoch", col]].dropna().groupby("epoch").last()
+                    ax.plot(
+                        hh.index + 1, hh[col], style, marker="o", ms=2.5, label=f"{r} {col.split('_')[0]}"
+                    )
+        ax.set_title(t, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel("loss (scaled units)", fontsize=8)
+        ax.set_yscale("log")
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, frameon=False)
+    fig.tight_layout()
+    figs.append(("Training (dashed) and validation (solid) loss per epoch.", figure_png(fig, dpi=85)))
+    return Section("Training curves", figures=figs)
+
+
+def _clustering_section(metrics: dict, reprs, layouts, meta: pd.DataFrame, cols: Sequence[str]) -> Section:
+    from pointae.viz.maps import _plt, figure_png, scatter_layout
+
+    task = metrics["settings"]["clustering_task"]
+    tables = []
+    for c in cols:
+        row = metrics["clustering"][task][c]
+        rows = [{"name": r, "kind": "model", **row[r]} for r in reprs]
+        rows.append({"name": "PCA (distances)", "kind": "baseline", **row["pca_dist"]})
+        tcols = [
+            Column("ari", "ARI", "max"),
+            Column("nmi", "NMI", "max"),
+            Column("knn_accuracy", "kNN accuracy (5-fold CV)", "max"),
+            Column("silhouette", "silhouette", "max"),
+            Column("chance_accuracy", "chance accuracy"),
+            Column("n_classes", "classes"),
+        ]
+        tables.append(Table(f"label: {c}", tcols, rows, name_label="latents"))
+    other = [t for t in metrics["clustering"] if t != task]
+    for t in other:
+        rows = []
+        for c in cols:
+            for r in reprs:
+                m = metrics["clustering"][t][c][r]
+                rows.append({"name": f"{r} ({c})", "kind": "model", **m})
+        if rows:
+            tables.append(
+                Table(
+                    f"latents of the {t} models",
+                    [Column("ari", "ARI"), Column("nmi", "NMI"), Column("knn_accuracy", "kNN accuracy")],
+                    rows,
+                    name_label="latents (label)",
+                )
+            )
+    figs = []
+    if layouts and cols:
+        plt = _plt()
+        names = [*reprs, "pca_dist"]
+        names = [nm for nm in names if nm in layouts]
+        fig, axes = plt.subplots(
+            len(cols), len(names), figsize=(3.4 * len(names), 3.2 * len(cols)), squeeze=False
+        )
+        for i, c in enumerate(cols):
+            y = meta[c].astype(str).to_numpy()
+            for j, nm in enumerate(names):
+                scatter_layout(layouts[nm], y, ax=axes[i, j], title=f"{_BASE_NAMES.get(nm, nm)} · {c}")
+        fig.tight_layout()
+        layout = metrics["settings"]["layout"].upper()
+        figs.append(
+            (
+                f"{layout} layouts of each representation's latents (columns) coloured by each label (rows); "
+                "last column: the PCA-of-distances baseline.",
+                figure_png(fig, dpi=75),
+            )
+        )
+    paras = [
+        "ARI/NMI compare a k-means clustering (k = number of classes) of the latents with the label; kNN "
+        "accuracy is a 5-fold cross-validated 15-nearest-neighbour classifier on the latents (labels are "
+        "never used in training); chance accuracy is the majority-class rate. Metrics use all traces."
+    ]
+    return Section("Clustering of the latents", paragraphs=paras, tables=tables, figures=figs)
+
+
+def _sweep_section(metrics: dict, unit: str) -> Section:
+    from pointae.viz.maps import _plt, figure_png, line_plot
+
+    sw = metrics.get("sweeps") or {}
+    if not sw:
+        return Section(
+            "Error vs corruption level", paragraphs=["No sweep was run (needs denoise or inpaint)."]
+        )
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(sw), figsize=(5.0 * len(sw), 3.4), squeeze=False)
+    labels = {"hide_fraction": "fraction of loci hidden", "outlier_rate": "fraction of loci displaced"}
+    ylab = {"hide_fraction": f"MAE on hidden pairs ({unit})", "outlier_rate": f"MAE at outliers ({unit})"}
+    for ax, (key, curves) in zip(axes[0], sw.items()):
+        series = {
+            _BASE_NAMES.get(k, k): (np.asarray(v)[:, 0], np.asarray(v)[:, 1]) for k, v in curves.items()
+        }
+        dashed = [_BASE_NAMES[k] for k in curves if k in _BASE_NAMES]
+        line_plot(series, labels[key], ylab[key], ax=ax, dashed=dashed, title=key.replace("_", " "))
+    fig.tight_layout()
+    return Section(
+        "Error vs corruption level",
+        paragraphs=["Models trained at one corruption level, evaluated across levels (baselines dashed)."],
+        figures=[("Error as a function of the missing fraction / outlier rate.", figure_png(fig, dpi=85))],
+    )
+
+
+def _keys_section(metrics: dict) -> Section:
+    rows = [{"name": k, "kind": "model", "doc": v} for k, v in metrics["keys"].items()]
+    return Section(
+        "metrics.json keys",
+        paragraphs=["Every number above is in `metrics.json` beside this page; its keys:"],
+        tables=[Table("", [Column("doc", "meaning")], rows, name_label="key")],
+    )
+
+
+def build_sections(metrics, reprs, tasks, histories, examples, layouts, meta, cols, unit) -> list[Section]:
+    """All sections of the comparison report, in reading order."""
+    return [
+        _summary_section(metrics),
+        _settings_section(metrics),
+        _task_section(metrics, reprs, tasks, examples, unit),
+        _clustering_section(metrics, reprs, layouts, meta, cols),
+        _sweep_section(metrics, unit),
+        _curves_section(histories, reprs, tasks),
+        _runs_section(metrics, reprs, tasks),
+        _keys_section(metrics),
+    ]

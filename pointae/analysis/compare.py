@@ -1,0 +1,601 @@
+"""``pointae compare``: one model per representation x task, evaluated side by side with baselines.
+
+Every model is trained by :func:`pointae.train.fit` with the *same* split (``data.split_seed``),
+latent size, decoder, training budget and task corruption settings; only ``model.repr`` and
+``task.name`` differ. Evaluation then happens here, identically for every model, on the test split:
+
+- ``autoencode``: the measured maps in, error of the reconstruction on observed pairs; baseline
+  ``PCA (distances)`` = the same-size PCA of the upper-triangle distance vector (fitted on the
+  training split), reconstructed from its codes.
+- ``denoise``: outliers added with :func:`pointae.add_outliers` (fixed seed, the run's
+  ``task.outlier_fraction``/``outlier_magnitude`` in median-bond units), error against the clean
+  maps on all observed pairs and on the pairs touching a displaced locus; baselines: the corrupted
+  input itself and the neighbour rule (:func:`pointae.baselines.clean_neighbour_rule`).
+- ``inpaint``: loci hidden with :func:`pointae.hide_loci` (fixed seed, the run's ``task.hide_fraction``,
+  ``run_fraction``, ``max_run``), error on the pairs touching a hidden locus; baseline: linear
+  interpolation along the chain (:func:`pointae.baselines.interpolate_missing`).
+- Clustering of every model's latents (all traces; labels are never seen in training) against each
+  label column with ARI / NMI / cross-validated kNN accuracy / silhouette, next to the PCA baseline.
+- Sweeps: error as a function of the hidden fraction (inpaint models) and of the outlier rate
+  (denoise models), each next to its baseline.
+
+Errors are reported in the data's unit (``mae``, ``rmse``) plus Pearson correlation of distances.
+The keys of ``metrics.json`` are documented in :data:`METRIC_KEYS` (and copied into the file).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pointae.errors import PointaeError
+
+__all__ = ["compare", "CompareResult", "METRIC_KEYS", "evaluate_maps", "summary_text"]
+
+REPRS = ("map", "graph", "voxel")
+TASKS = ("autoencode", "denoise", "inpaint")
+
+METRIC_KEYS = {
+    "schema": "format name and version of this file: 'pointae.compare/1'",
+    "created": "UTC time the report was written (ISO 8601)",
+    "version": "pointae version",
+    "data": "dataset summary: source, n_traces, n_loci, unit, missing_fraction, label columns, split sizes",
+    "settings": "what every run shares: latent_dim, decoder, overrides, split_seed, eval_seed, corruption",
+    "runs.<repr>.<task>": "one trained model: run_dir, param_count, epochs, train_seconds, "
+    "train_samples_per_s, infer_samples_per_s, reused (bool)",
+    "tasks.<task>.models.<repr>": "test-split errors of that model, see 'error metrics'",
+    "tasks.<task>.baselines.<name>": "the same errors for a baseline (pca_dist, linear_interp, "
+    "neighbour_rule, corrupted_input)",
+    "error metrics": "mae / rmse (data unit) and pearson of distances on the scored pairs; for denoise "
+    "also mae_changed / rmse_changed on pairs touching a displaced locus; n_pairs",
+    "clustering.<task>.<label>.<repr or pca_dist>": "ari, nmi (k-means with k = number of classes vs the "
+    "label), knn_accuracy (5-fold cross-validated, k=15), silhouette, chance_accuracy, n_classes, n_points",
+    "sweeps.hide_fraction.<name>": "[[fraction, mae], ...] for inpaint models and linear interpolation",
+    "sweeps.outlier_rate.<name>": "[[rate, mae], ...] for denoise models, neighbour rule, corrupted input",
+    "verdict": "plain-text conclusions per label (which representation beats PCA, by how much)",
+    "summary": "the summary table: columns (key, label, better) and rows (name, kind, values)",
+}
+
+
+# ------------------------------------------------------------------------------------ evaluation
+def evaluate_maps(pred: np.ndarray, truth: np.ndarray, pairs: np.ndarray | None = None) -> dict:
+    """Errors of predicted maps against true maps on the upper triangle of ``pairs``.
+
+    Parameters
+    ----------
+    pred, truth
+        ``(N, L, L)`` in the same unit; NaN entries are skipped.
+    pairs
+        ``(N, L, L)`` bool pairs to score (default: all).
+
+    Returns
+    -------
+    dict
+        ``mae``, ``rmse``, ``pearson``, ``n_pairs`` (None values when fewer than 2 pairs).
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    n_loci = pred.shape[-1]
+    sel = np.broadcast_to(np.triu(np.ones((n_loci, n_loci), bool), 1), pred.shape).copy()
+    if pairs is not None:
+        sel &= pairs
+    sel &= np.isfinite(pred) & np.isfinite(truth)
+    p, t = pred[sel], truth[sel]
+    if p.size < 2:
+        return {"mae": None, "rmse": None, "pearson": None, "n_pairs": int(p.size)}
+    e = p - t
+    pear = None if np.ptp(p) == 0 or np.ptp(t) == 0 else float(np.corrcoef(p, t)[0, 1])
+    return {
+        "mae": float(np.abs(e).mean()),
+        "rmse": float(np.sqrt((e**2).mean())),
+        "pearson": pear,
+        "n_pairs": int(p.size),
+    }
+
+
+def _touching(changed: np.ndarray) -> np.ndarray:
+    """``(N, L)`` changed loci -> ``(N, L, L)`` pairs with at least one changed locus."""
+    return changed[:, :, None] | changed[:, None, :]
+
+
+def _observed_pairs(coords: np.ndarray) -> np.ndarray:
+    m = ~np.isnan(coords[..., 0])
+    return m[:, :, None] & m[:, None, :]
+
+
+@dataclass
+class _Corr:
+    coords: np.ndarray  # (N, L, 3) model input
+    changed: np.ndarray  # (N, L) displaced/hidden loci
+
+
+def _corrupt(
+    task: str, coords: np.ndarray, task_cfg, seed: int, scale: float, level: float | None = None
+) -> _Corr:
+    from pointae.data.corrupt import add_outliers, hide_loci
+
+    rng = np.random.default_rng([seed, {"autoencode": 0, "denoise": 1, "inpaint": 2}[task]])
+    if task == "denoise":
+        frac = task_cfg.outlier_fraction if level is None else level
+        c = add_outliers(coords, frac, rng, magnitude=tuple(task_cfg.outlier_magnitude), scale=scale)
+        return _Corr(c.coords, c.changed)
+    if task == "inpaint":
+        frac = task_cfg.hide_fraction if level is None else level
+        c = hide_loci(coords, frac, rng, run_fraction=task_cfg.run_fraction, max_run=task_cfg.max_run)
+        return _Corr(c.coords, c.changed)
+    return _Corr(coords.copy(), np.zeros(coords.shape[:2], bool))
+
+
+def _baseline_maps(task: str, corrupted: np.ndarray, scale: float, pca=None) -> dict[str, np.ndarray]:
+    from pointae.baselines import clean_neighbour_rule, interpolate_missing
+    from pointae.data.transforms import distance_maps
+
+    if task == "autoencode":
+        return {"pca_dist": pca.inverse_maps(pca.transform(corrupted))} if pca is not None else {}
+    if task == "inpaint":
+        return {"linear_interp": distance_maps(interpolate_missing(corrupted))}
+    cleaned, _ = clean_neighbour_rule(corrupted, scale=scale)
+    return {"neighbour_rule": distance_maps(cleaned), "corrupted_input": distance_maps(corrupted)}
+
+
+def _score(task: str, pred: np.ndarray, truth: np.ndarray, clean_pairs: np.ndarray, corr: _Corr) -> dict:
+    if task == "inpaint":
+        return evaluate_maps(pred, truth, clean_pairs & _touching(corr.changed))
+    out = evaluate_maps(pred, truth, clean_pairs)
+    if task == "denoise":
+        ch = evaluate_maps(pred, truth, clean_pairs & _touching(corr.changed))
+        out.update(mae_changed=ch["mae"], rmse_changed=ch["rmse"], n_pairs_changed=ch["n_pairs"])
+    return out
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _read_history(run_dir: Path) -> pd.DataFrame | None:
+    p = Path(run_dir) / "history.csv"
+    if not p.is_file():
+        return None
+    try:
+        return pd.read_csv(p)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return None
+
+
+def _param_count(model) -> int | None:
+    for name in ("param_count", "n_params"):
+        v = getattr(model, name, None)
+        if callable(v):
+            v = v()
+        if isinstance(v, (int, np.integer)):
+            return int(v)
+    net = getattr(model, "model", None) or getattr(model, "module", None)
+    if net is not None and hasattr(net, "parameters"):
+        return int(sum(p.numel() for p in net.parameters()))
+    return None
+
+
+def _split(run_dir: Path, n: int, cfg) -> dict[str, np.ndarray]:
+    import json
+
+    p = Path(run_dir) / "split.json"
+    if p.is_file():
+        d = json.loads(p.read_text())
+        return {k: np.asarray(d.get(k, []), dtype=np.int64) for k in ("train", "val", "test")}
+    from pointae.data.traces import Traces
+
+    dummy = Traces(np.zeros((n, 2, 3), np.float32))
+    return dummy.split(cfg.data.test_fraction, seed=cfg.data.split_seed, val_fraction=cfg.data.val_fraction)
+
+
+def _reconstruct(model, traces, batch_size: int) -> np.ndarray:
+    try:
+        return np.asarray(model.reconstruct(traces, batch_size=batch_size), dtype=np.float32)
+    except TypeError:
+        return np.asarray(model.reconstruct(traces), dtype=np.float32)
+
+
+def _default_trainer(cfg, traces) -> Path:
+    from pointae.train import fit
+
+    return Path(fit(cfg, traces=traces))
+
+
+def _default_loader(run_dir):
+    from pointae.api import PointAE
+
+    return PointAE.load(run_dir)
+
+
+@dataclass
+class CompareResult:
+    """Everything :func:`compare` measured; ``metrics`` is what ``metrics.json`` holds."""
+
+    out: Path
+    metrics: dict
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def report(self) -> Path:
+        return self.paths["html"]
+
+
+# ------------------------------------------------------------------------------------ main entry
+def compare(
+    data,
+    reprs: Sequence[str] = REPRS,
+    tasks: Sequence[str] = TASKS,
+    out: str | os.PathLike = "runs/compare",
+    runs: str | os.PathLike | None = None,
+    overrides: Sequence[str] = (),
+    latent_dim: int | None = None,
+    decoder: str | None = None,
+    labels: Sequence[str] | None = None,
+    layout: str = "phate",
+    eval_seed: int = 0,
+    device: str | None = None,
+    batch_size: int = 256,
+    sweeps: bool = True,
+    n_examples: int = 1,
+    trainer: Callable | None = None,
+    loader: Callable | None = None,
+    log: Callable[[str], None] | None = None,
+) -> CompareResult:
+    """Train (or reuse) one model per representation x task and write the comparison report.
+
+    Parameters
+    ----------
+    data
+        :class:`~pointae.Traces` or a path to a trace file.
+    reprs, tasks
+        Representations (``map``, ``graph``, ``voxel``) and tasks (``autoencode``, ``denoise``,
+        ``inpaint``) to run.
+    out
+        Report folder: ``report.html``, ``report.md``, ``metrics.json``, ``figures/``; new runs go
+        to ``out/runs/<repr>-<task>``.
+    runs
+        Folder of existing runs named ``<repr>-<task>`` to reuse (those missing are trained there).
+    overrides
+        ``section.key=value`` config overrides applied to every run (e.g. ``train.max_epochs=5``).
+    latent_dim, decoder
+        Shared model settings (shortcuts for ``model.latent_dim=``/``model.decoder=``).
+    labels
+        Label columns to score clusterings against (default: every categorical-looking meta column).
+    layout
+        2D layout for the clustering figures (``phate``, ``umap``, ``tsne``).
+    eval_seed
+        Seed of the evaluation corruptions (identical for every model and baseline).
+    device
+        ``train.accelerator`` for all runs (``cpu``, ``gpu``, ``auto``).
+    trainer, loader
+        Replace :func:`pointae.train.fit` / :meth:`pointae.api.PointAE.load` (tests, custom engines).
+    log
+        Progress callback (one line per step); silent when ``None``.
+
+    Returns
+    -------
+    CompareResult
+        ``metrics`` (the content of ``metrics.json``) and ``paths`` of the written files.
+    """
+    from pointae._version import __version__
+    from pointae.analysis.cluster import DistancePCA, compute_layout, label_columns, label_metrics
+    from pointae.config import REPR_NAMES, TASK_NAMES, load_config
+    from pointae.data.traces import Traces
+    from pointae.data.transforms import distance_maps
+
+    say = log or (lambda msg: None)
+    reprs, tasks = list(dict.fromkeys(reprs)), list(dict.fromkeys(tasks))
+    for r in reprs:
+        if r not in REPR_NAMES:
+            raise PointaeError(f"unknown representation {r!r}; expected any of {', '.join(REPR_NAMES)}")
+    for t in tasks:
+        if t not in TASK_NAMES:
+            raise PointaeError(f"unknown task {t!r}; expected any of {', '.join(TASK_NAMES)}")
+    if not reprs or not tasks:
+        raise PointaeError("compare needs at least one representation and one task")
+    trainer = trainer or _default_trainer
+    loader = loader or _default_loader
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    source = None
+    if not isinstance(data, Traces):
+        from pointae.data.io import read_traces
+
+        source = str(data)
+        data = read_traces(data)
+    traces: Traces = data
+    n, n_loci = len(traces), traces.n_loci
+    if n < 20:
+        raise PointaeError(f"compare needs at least 20 traces, got {n}")
+    scale = traces.median_neighbour_distance()
+    unit = traces.unit
+    shared = list(overrides)
+    if latent_dim is not None:
+        shared.append(f"model.latent_dim={int(latent_dim)}")
+    if decoder is not None:
+        shared.append(f"model.decoder={decoder}")
+    if device is not None:
+        shared.append(f"train.accelerator={device}")
+    if source is not None:
+        shared.append(f"data.path={source}")
+    base_cfg = load_config(overrides=shared)
+    runs_dir = Path(runs) if runs is not None else out / "runs"
+
+    # ------------------------------------------------------------------ train or reuse
+    models: dict[tuple[str, str], Any] = {}
+    run_info: dict[str, dict[str, dict]] = {r: {} for r in reprs}
+    histories: dict[tuple[str, str], pd.DataFrame] = {}
+    split = None
+    for t in tasks:
+        for r in reprs:
+            run_dir = runs_dir / f"{r}-{t}"
+            cfg = load_config(overrides=[*shared, f"model.repr={r}", f"task.name={t}", f"out={run_dir}"])
+            reused = (run_dir / "model.safetensors").is_file()
+            t0 = time.perf_counter()
+            if reused:
+                say(f"reusing {run_dir}")
+            else:
+                say(f"training {r} x {t} -> {run_dir}")
+                cfg.overwrite = True
+                run_dir = Path(trainer(cfg, traces))
+            train_s = time.perf_counter() - t0
+            model = loader(run_dir)
+            models[(r, t)] = model
+            sp = _split(run_dir, n, cfg)
+            if split is None:
+                split = sp
+            elif not np.array_equal(split["test"], sp["test"]):
+                raise PointaeError(
+                    f"{run_dir}: its test split differs from the other runs (data.split_seed?)"
+                )
+            hist = _read_history(run_dir)
+            if hist is not None:
+                histories[(r, t)] = hist
+            epochs = (
+                int(hist["epoch"].max()) + 1 if hist is not None and "epoch" in hist and len(hist) else None
+            )
+            n_train = len(sp["train"])
+            run_info[r][t] = {
+                "run_dir": str(run_dir),
+                "reused": bool(reused),
+                "param_count": _param_count(model),
+                "epochs": epochs,
+                "train_seconds": None if reused else round(train_s, 2),
+                "train_samples_per_s": (
+                    None if reused or not epochs else round(n_train * epochs / max(train_s, 1e-9), 1)
+                ),
+            }
+
+    test = split["test"]
+    train_idx = split["train"]
+    clean = traces.coords[test]  # (T, L, 3) measured coordinates = the truth we score against
+    truth = distance_maps(clean)  # (T, L, L)
+    clean_pairs = _observed_pairs(clean)
+    pca = DistancePCA(n_components=int(base_cfg.model.latent_dim), scale=scale).fit(traces.coords[train_idx])
+
+    # ------------------------------------------------------------------ map-quality evaluation
+    task_results: dict[str, dict] = {}
+    examples: dict[str, dict] = {}
+    ex_idx = np.arange(min(n_examples, len(test)))
+    for t in tasks:
+        corr = _corrupt(t, clean, base_cfg.task, eval_seed, scale)
+        if t != "autoencode" and n_examples:
+            # pick example traces where the corruption changed something
+            hit = np.flatnonzero(corr.changed.any(1))
+            ex_idx = hit[:n_examples] if hit.size else ex_idx
+        corr_traces = traces[test].with_coords(corr.coords)
+        res = {"models": {}, "baselines": {}, "scored_pairs": {}}
+        recs = {}
+        for r in reprs:
+            model = models[(r, t)]
+            t0 = time.perf_counter()
+            pred = _reconstruct(model, corr_traces, batch_size)
+            dt = time.perf_counter() - t0
+            run_info[r][t]["infer_samples_per_s"] = round(len(test) / max(dt, 1e-9), 1)
+            res["models"][r] = _score(t, pred, truth, clean_pairs, corr)
+            recs[r] = pred[ex_idx]
+        for name, bm in _baseline_maps(t, corr.coords, scale, pca).items():
+            res["baselines"][name] = _score(t, bm, truth, clean_pairs, corr)
+            recs[name] = bm[ex_idx]
+        task_results[t] = res
+        examples[t] = {
+            "index": [int(test[i]) for i in ex_idx],
+            "trace_id": [str(traces.trace_ids[test[i]]) for i in ex_idx],
+            "input": distance_maps(clean[ex_idx]),
+            "corrupted": distance_maps(corr.coords[ex_idx]),
+            "recon": recs,
+        }
+        say(f"evaluated {t}: " + ", ".join(f"{r} mae={res['models'][r]['mae']:.4g}" for r in reprs))
+
+    # ------------------------------------------------------------------ sweeps
+    sweep_res: dict[str, dict] = {}
+    if sweeps:
+        plans = {
+            "inpaint": ("hide_fraction", [0.1, 0.2, 0.3, 0.4, 0.5]),
+            "denoise": ("outlier_rate", [0.05, 0.1, 0.2, 0.3]),
+        }
+        for t, (key, levels) in plans.items():
+            if t not in tasks:
+                continue
+            curves: dict[str, list] = {}
+            for lv in levels:
+                corr = _corrupt(t, clean, base_cfg.task, eval_seed + 1, scale, level=lv)
+                ct = traces[test].with_coords(corr.coords)
+                for r in reprs:
+                    e = _score(t, _reconstruct(models[(r, t)], ct, batch_size), truth, clean_pairs, corr)
+                    curves.setdefault(r, []).append([lv, e["mae_changed"] if t == "denoise" else e["mae"]])
+                for name, bm in _baseline_maps(t, corr.coords, scale).items():
+                    e = _score(t, bm, truth, clean_pairs, corr)
+                    curves.setdefault(name, []).append([lv, e["mae_changed"] if t == "denoise" else e["mae"]])
+            sweep_res[key] = curves
+        say("sweeps done")
+
+    # ------------------------------------------------------------------ clustering
+    meta = traces.meta
+    cols = label_columns(meta, labels)
+    pca_codes = pca.transform(traces.coords)
+    clustering: dict[str, dict] = {}
+    layouts: dict[str, np.ndarray] = {}
+    lat_task = "autoencode" if "autoencode" in tasks else tasks[0]
+    for t in tasks:
+        zs = {r: np.asarray(models[(r, t)].encode(traces, batch_size=batch_size), np.float32) for r in reprs}
+        per_label = {}
+        for c in cols:
+            y = meta[c].astype(str).to_numpy()
+            row = {r: label_metrics(z, y, seed=eval_seed) for r, z in zs.items()}
+            row["pca_dist"] = label_metrics(pca_codes, y, seed=eval_seed)
+            per_label[c] = row
+        clustering[t] = per_label
+        if t == lat_task:
+            for r, z in zs.items():
+                layouts[r] = compute_layout(z, layout, seed=eval_seed)
+            layouts["pca_dist"] = compute_layout(pca_codes, layout, seed=eval_seed)
+    say("clustering done")
+
+    metrics = {
+        "schema": "pointae.compare/1",
+        "keys": METRIC_KEYS,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "version": __version__,
+        "data": {
+            "source": source or str(traces.attrs.get("source", "in-memory Traces")),
+            "n_traces": int(n),
+            "n_loci": int(n_loci),
+            "unit": unit,
+            "median_neighbour_distance": float(scale),
+            "missing_fraction": float(traces.missing_fraction),
+            "labels": cols,
+            "split_sizes": {k: int(len(v)) for k, v in split.items()},
+        },
+        "settings": {
+            "latent_dim": int(base_cfg.model.latent_dim),
+            "decoder": base_cfg.model.decoder,
+            "overrides": shared,
+            "split_seed": int(base_cfg.data.split_seed),
+            "eval_seed": int(eval_seed),
+            "max_epochs": int(base_cfg.train.max_epochs),
+            "corruption": {
+                "outlier_fraction": base_cfg.task.outlier_fraction,
+                "outlier_magnitude": list(base_cfg.task.outlier_magnitude),
+                "hide_fraction": base_cfg.task.hide_fraction,
+                "run_fraction": base_cfg.task.run_fraction,
+                "max_run": base_cfg.task.max_run,
+            },
+            "layout": layout,
+            "clustering_task": lat_task,
+        },
+        "runs": run_info,
+        "tasks": task_results,
+        "clustering": clustering,
+        "sweeps": sweep_res,
+    }
+    metrics["verdict"] = _verdicts(clustering[lat_task], reprs)
+    metrics["summary"] = _summary_table_dict(metrics, reprs, tasks, cols, lat_task)
+
+    from pointae.analysis._compare_report import build_sections
+
+    sections = build_sections(metrics, reprs, tasks, histories, examples, layouts, meta, cols, unit)
+    from pointae.analysis.report import write_report
+
+    subtitle = (
+        f"pointae {__version__} · {n} traces x {n_loci} loci ({metrics['data']['source']}) · "
+        f"latent {base_cfg.model.latent_dim} · decoder `{base_cfg.model.decoder}` · "
+        f"split seed {base_cfg.data.split_seed} · eval seed {eval_seed} · {metrics['created']}"
+    )
+    paths = write_report(out, "pointae comparison report", sections, metrics, subtitle=subtitle)
+    say(f"report: {paths['html']}")
+    return CompareResult(out=out, metrics=metrics, paths=paths)
+
+
+# ------------------------------------------------------------------------------------ summary + verdicts
+def _verdicts(per_label: dict[str, dict], reprs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for lab, row in per_label.items():
+        base = row["pca_dist"]
+        acc = {r: row[r]["knn_accuracy"] for r in reprs}
+        ari = {r: row[r]["ari"] for r in reprs}
+        if min([*acc.values(), base["knn_accuracy"]]) >= 0.99:
+            out[lab] = (
+                f"{lab}: separated perfectly by every representation and by PCA "
+                f"(kNN accuracy >= 0.99 for all); this label does not discriminate between them."
+            )
+            continue
+        winners = [r for r in reprs if acc[r] > base["knn_accuracy"]]
+        parts = [f"{r} {acc[r]:.3f} (ARI {ari[r]:.3f})" for r in sorted(reprs, key=lambda r: -acc[r])]
+        head = (
+            f"{lab}: kNN accuracy {', '.join(parts)}; PCA of distances {base['knn_accuracy']:.3f} "
+            f"(ARI {base['ari']:.3f}); chance {base['chance_accuracy']:.3f}. "
+        )
+        if winners:
+            best = max(winners, key=lambda r: acc[r])
+            head += (
+                f"Beating PCA: {', '.join(winners)}; best {best} "
+                f"(+{acc[best] - base['knn_accuracy']:.3f} kNN accuracy)."
+            )
+        else:
+            head += "No representation beats PCA of distances on this label."
+        out[lab] = head
+    return out
+
+
+def _summary_table_dict(metrics: dict, reprs, tasks, cols, lat_task) -> dict:
+    """Rows: each representation, then the baselines; columns: task errors and clustering metrics."""
+    unit = metrics["data"]["unit"]
+    columns = []
+    rows = {r: {"name": r, "kind": "model"} for r in reprs}
+    base_rows: dict[str, dict] = {}
+    names = {
+        "pca_dist": "PCA (distances)",
+        "linear_interp": "linear interpolation",
+        "neighbour_rule": "neighbour rule",
+        "corrupted_input": "corrupted input (no correction)",
+    }
+    for t in tasks:
+        res = metrics["tasks"][t]
+        key = f"{t}_mae"
+        what = {"autoencode": "observed pairs", "denoise": "pairs at outliers", "inpaint": "hidden pairs"}[t]
+        columns.append({"key": key, "label": f"{t} MAE ({unit}, {what})", "better": "min"})
+        field_ = "mae_changed" if t == "denoise" else "mae"
+        for r in reprs:
+            rows[r][key] = res["models"][r][field_]
+        for b, v in res["baselines"].items():
+            base_rows.setdefault(b, {"name": names.get(b, b), "kind": "baseline"})[key] = v[field_]
+    for c in cols:
+        for m, lab in (("ari", "ARI"), ("nmi", "NMI"), ("knn_accuracy", "kNN acc")):
+            key = f"{c}_{m}"
+            columns.append({"key": key, "label": f"{c} {lab}", "better": "max"})
+            for r in reprs:
+                rows[r][key] = metrics["clustering"][lat_task][c][r][m]
+            base_rows.setdefault("pca_dist", {"name": names["pca_dist"], "kind": "baseline"})[key] = metrics[
+                "clustering"
+            ][lat_task][c]["pca_dist"][m]
+    columns.append({"key": "params", "label": f"params ({lat_task})", "better": None})
+    columns.append({"key": "train_sps", "label": "train samples/s", "better": None})
+    columns.append({"key": "infer_sps", "label": "inference samples/s", "better": None})
+    for r in reprs:
+        info = metrics["runs"][r][lat_task]
+        rows[r]["params"] = info.get("param_count")
+        rows[r]["train_sps"] = info.get("train_samples_per_s")
+        rows[r]["infer_sps"] = info.get("infer_samples_per_s")
+    return {"columns": columns, "rows": [*rows.values(), *base_rows.values()]}
+
+
+def summary_text(metrics: dict) -> str:
+    """The summary table as plain text (for the terminal)."""
+    cols = metrics["summary"]["columns"]
+    rows = metrics["summary"]["rows"]
+    from pointae.analysis.report import format_value
+
+    head = ["", *[c["label"] for c in cols]]
+    body = [[r["name"], *[format_value(r.get(c["key"])) for c in cols]] for r in rows]
+    widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
+    lines = [
+        "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(line, widths)))
+        for line in [head, *body]
+    ]
+    return "\n".join(lines)
