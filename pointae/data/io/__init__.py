@@ -52,7 +52,15 @@ def detect_format(path) -> str:
         head = fh.read(64 * 1024)
     if hdf5.looks_like(head):
         return "h5"
-    text = head.decode("utf-8-sig", errors="replace").replace("\r\n", "\n")
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a character cut at the end of the sample
+            raise InputError(p, f"not a UTF-8 text file (byte {e.start}) nor HDF5") from None
+        text = head[: e.start].decode("utf-8-sig")
+    if not text.strip():
+        raise InputError(p, "empty file (only whitespace)")
+    text = text.replace("\r\n", "\n")
     if fofct.looks_like(text):
         return "fofct"
     if bintu.looks_like(text):

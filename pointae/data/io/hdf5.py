@@ -148,7 +148,8 @@ def _open(path):
     try:
         f = h5py.File(p, "r")
     except OSError as e:
-        raise InputError(p, f"cannot open as HDF5 ({str(e).split(':')[0]}; truncated file?)") from None
+        why = "truncated or damaged HDF5 file" if "truncated" in str(e) else "cannot open as HDF5"
+        raise InputError(p, f"{why} ({str(e).split('(')[0].strip()})") from None
     if f.attrs.get("format") != FORMAT_NAME:
         f.close()
         raise InputError(p, "HDF5 file is not a pointae traces file (no format='pointae-traces' attribute)")

@@ -44,12 +44,13 @@ _LOCI = ("chrom", "start", "end")
 
 
 def looks_like(head: str) -> bool:
-    """True when the first non-comment line is a header with trace_id, locus, x, y, z."""
+    """True when the first non-comment line is a header with trace_id and locus or x/y/z."""
     for line in head.split("\n"):
         if line.startswith("#") or not line.strip():
             continue
         names = {c.strip().strip('"').lower() for c in line.split(",")}
-        return set(_REQUIRED) <= names
+        # trace_id plus locus or coordinates: a long CSV (a missing column is then reported precisely)
+        return "trace_id" in names and bool(names & {"locus", "x", "y", "z"})
     return False
 
 
