@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import math
 import os
 import pickle
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,16 @@ from pointae.errors import PointaeError, atomic_path
 from pointae.tasks.base import Task, build_task
 
 MODEL_FORMAT = "pointae-model/1"
-_WIDTH_KEYS = ("widths", "hidden", "channels", "hidden_dim", "hidden_channels", "base_channels")
+_WIDTH_KEYS = (
+    "widths",
+    "hidden",
+    "channels",
+    "hidden_dim",
+    "hidden_channels",
+    "base_channels",
+    "pair_dim",
+    "pair_hidden",
+)
 _BASE_WIDTH = 32
 
 
@@ -315,6 +326,22 @@ class Throughput(Callback):
 
 
 # ============================================================================ model files
+def _model_classes(cfg: RunConfig, encoders: dict, decoders: dict, arch: str) -> list[tuple[type, str]]:
+    """The classes :func:`build_model` will instantiate, with their hyperparameter prefix."""
+    try:
+        from pointae.models.task_models import TASK_MODELS
+    except ImportError:  # pragma: no cover
+        TASK_MODELS = {}
+    m = cfg.model
+    if cfg.task.name != "autoencode" and m.decoder == "map" and arch == "auto" and m.repr in TASK_MODELS:
+        return [(TASK_MODELS[m.repr], "")]
+    return [
+        (c, p)
+        for c, p in ((encoders.get(m.repr), ""), (decoders.get(m.decoder), "decoder_"))
+        if c is not None
+    ]
+
+
 def resolve_hparams(cfg: RunConfig) -> dict:
     """Model hyperparameters for :func:`build_model`: ``model.hparams`` plus, when
     ``model.width`` is set, every width-like default of the encoder and decoder (``widths``,
@@ -330,10 +357,7 @@ def resolve_hparams(cfg: RunConfig) -> dict:
     if m.width < 1:
         raise PointaeError(f"model.width must be >= 1, got {m.width}")
     f = m.width / _BASE_WIDTH
-    for table, name, prefix in ((ENCODERS, m.repr, ""), (DECODERS, m.decoder, "decoder_")):
-        cls = table.get(name)
-        if cls is None:
-            continue
+    for cls, prefix in _model_classes(cfg, ENCODERS, DECODERS, hp.get("arch", "auto")):
         for pname, p in inspect.signature(cls.__init__).parameters.items():
             key = prefix + pname
             if key in hp:
@@ -370,14 +394,17 @@ def write_json(obj, path: Path) -> None:
 
 def build_from_info(info: dict) -> torch.nn.Module:
     """Rebuild an (untrained) model from a ``model.json`` dict via the registry."""
+    from pointae.data.reprs import build_repr
     from pointae.models import build_model
 
+    rep = build_repr(info["repr"], **info.get("repr_options", {}))
     return build_model(
         info["repr"],
         info["task"],
         int(info["n_loci"]),
         int(info["latent_dim"]),
         info["decoder"],
+        rep=rep,
         **info["hparams"],
     )
 
@@ -452,10 +479,28 @@ def safe_load_checkpoint(path: str | Path) -> dict:
 
 
 # ============================================================================ fit
-def _rank_zero() -> bool:
-    from lightning.pytorch.utilities import rank_zero_only
+class _ProgressBar(RichProgressBar):
+    """RichProgressBar showing loss and samples/s, without the logger's version number."""
 
-    return getattr(rank_zero_only, "rank", 0) == 0
+    def get_metrics(self, trainer, pl_module):
+        m = super().get_metrics(trainer, pl_module)
+        m.pop("v_num", None)
+        return m
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in str(record.msg)
+
+
+def _quiet_lightning() -> None:
+    """Drop Lightning's advertising tips; keep its real messages."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, _DropTips) for f in lg.filters):
+            lg.addFilter(_DropTips())
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=r".*treespec.*LeafSpec.*")
 
 
 def _trainer_kwargs(cfg: RunConfig) -> dict:
@@ -545,6 +590,7 @@ def fit(
                 f"{run_dir} already holds a run: use --resume, another --out or --set overwrite=true"
             )
 
+    _quiet_lightning()
     threads = cfg.train.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
@@ -567,7 +613,13 @@ def fit(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)
         model = build_model(
-            cfg.model.repr, cfg.task.name, traces.n_loci, cfg.model.latent_dim, cfg.model.decoder, **hparams
+            cfg.model.repr,
+            cfg.task.name,
+            traces.n_loci,
+            cfg.model.latent_dim,
+            cfg.model.decoder,
+            rep=rep,
+            **hparams,
         )
     module = PointAEModule(model, task, cfg)
     dm = TracesDataModule(coords, task, rep, cfg.train.batch_size, cfg.train.num_workers, cfg.train.seed)
@@ -584,8 +636,7 @@ def fit(
     last_cb = ModelCheckpoint(
         dirpath=run_dir,
         filename="last",
-        save_top_k=0,
-        save_last=True,
+        save_top_k=1,  # no monitor: keeps only the latest, i.e. last.ckpt
         every_n_train_steps=cfg.train.checkpoint_every_n_steps or None,
         enable_version_counter=False,
     )
@@ -596,7 +647,7 @@ def fit(
         throughput,
     ]
     if cfg.train.progress:
-        cbs.append(RichProgressBar(leave=True))
+        cbs.append(_ProgressBar(leave=True))
     cbs += list(callbacks or [])
     n_train_batches = math.ceil(len(split["train"]) / cfg.train.batch_size)
     trainer = L.Trainer(
