@@ -24,6 +24,9 @@ _LAZY: dict[str, str] = {
     "add_outliers": "pointae.data.corrupt",
     "hide_loci": "pointae.data.corrupt",
     "summarize": "pointae.data.qc",
+    "PointAE": "pointae.api",
+    "load_config": "pointae.config",
+    "RunConfig": "pointae.config",
     "PointaeError": "pointae.errors",
     "InputError": "pointae.errors",
 }
