@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -26,6 +27,8 @@ class MapDecoder(nn.Module):
     ------
     ``(B, latent_dim) -> (B, L, L)``
     """
+
+    tiny_hparams: ClassVar[dict] = {"widths": (8, 4, 4)}
 
     def __init__(
         self,
@@ -70,6 +73,8 @@ class CoordDecoder(nn.Module):
     ------
     ``(B, latent_dim) -> (B, L, L)``; :meth:`coords`: ``(B, latent_dim) -> (B, L, 3)``.
     """
+
+    tiny_hparams: ClassVar[dict] = {"hidden": (16,)}
 
     def __init__(self, n_loci: int, latent_dim: int, hidden: Sequence[int] = (256, 256)):
         super().__init__()

@@ -34,6 +34,7 @@ class MapUNet(nn.Module):
     """
 
     repr: ClassVar[str] = "map"
+    tiny_hparams: ClassVar[dict] = {"widths": (4, 8)}
 
     def __init__(
         self,
@@ -101,6 +102,7 @@ class GraphPairNet(nn.Module):
     """
 
     repr: ClassVar[str] = "graph"
+    tiny_hparams: ClassVar[dict] = {"hidden": 8, "layers": 2, "bases": 2, "pair_dim": 4, "pair_hidden": 8}
 
     def __init__(
         self,

@@ -68,6 +68,7 @@ class GraphGNN(nn.Module):
     """
 
     repr: ClassVar[str] = "graph"
+    tiny_hparams: ClassVar[dict] = {"hidden": 8, "layers": 2, "bases": 2}
 
     def __init__(
         self,

@@ -42,6 +42,8 @@ class MapCNN(nn.Module):
     """
 
     repr: ClassVar[str] = "map"
+    #: small hyperparameters for fast tests (the registry-parametrised tests use them)
+    tiny_hparams: ClassVar[dict] = {"widths": (4, 4, 8, 8), "pool_to": 2}
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ class VoxelCNN(nn.Module):
     """
 
     repr: ClassVar[str] = "voxel"
+    tiny_hparams: ClassVar[dict] = {"widths": (4, 4, 8, 8)}
 
     def __init__(
         self,
