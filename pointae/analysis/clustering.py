@@ -217,8 +217,11 @@ def cluster_embedding(
     anchors = reps(xy, n=n_thumbnails, seed=seed)
     thumbs, what = None, ""
     if dec is not None:
-        thumbs, what = dec(z[anchors]), "decoded from the latents"
-    elif src is not None:
+        try:
+            thumbs, what = dec(z[anchors]), "decoded from the latents"
+        except PointaeError:
+            dec = None  # e.g. a U-Net whose reconstruction needs skip paths
+    if thumbs is None and src is not None:
         thumbs, what = maps_at(src, anchors), "the traces' measured maps"
     if thumbs is not None:
         p = out / "layout_thumbnails.png"

@@ -180,17 +180,33 @@ def _param_count(model) -> int | None:
     return None
 
 
-def _split(run_dir: Path, n: int, cfg) -> dict[str, np.ndarray]:
+def _split(run_dir: Path, traces) -> dict[str, np.ndarray]:
+    """Positions in ``traces`` of the run's train/val/test trace ids (``split.json``)."""
     import json
 
     p = Path(run_dir) / "split.json"
-    if p.is_file():
-        d = json.loads(p.read_text())
-        return {k: np.asarray(d.get(k, []), dtype=np.int64) for k in ("train", "val", "test")}
-    from pointae.data.traces import Traces
+    if not p.is_file():
+        raise PointaeError(f"{p}: no such file (is {run_dir} a finished pointae run?)")
+    d = json.loads(p.read_text())
+    pos = {tid: i for i, tid in enumerate(traces.trace_ids)}
+    out = {}
+    for k in ("train", "val", "test"):
+        ids = [str(t) for t in d.get(k, [])]
+        bad = [t for t in ids if t not in pos]
+        if bad:
+            raise PointaeError(f"{p}: trace {bad[0]!r} of the {k} split is not in the data (different data?)")
+        out[k] = np.array(sorted(pos[t] for t in ids), dtype=np.int64)
+    return out
 
-    dummy = Traces(np.zeros((n, 2, 3), np.float32))
-    return dummy.split(cfg.data.test_fraction, seed=cfg.data.split_seed, val_fraction=cfg.data.val_fraction)
+
+def _run_training_info(run_dir: Path) -> dict:
+    import json
+
+    p = Path(run_dir) / "metrics.json"
+    try:
+        return dict(json.loads(p.read_text()).get("training", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def _reconstruct(model, traces, batch_size: int) -> np.ndarray:
@@ -207,9 +223,9 @@ def _default_trainer(cfg, traces) -> Path:
 
 
 def _default_loader(run_dir):
-    from pointae.api import PointAE
+    from pointae.analysis._model import load_run
 
-    return PointAE.load(run_dir)
+    return load_run(run_dir)
 
 
 @dataclass
@@ -346,7 +362,7 @@ def compare(
             train_s = time.perf_counter() - t0
             model = loader(run_dir)
             models[(r, t)] = model
-            sp = _split(run_dir, n, cfg)
+            sp = _split(run_dir, traces)
             if split is None:
                 split = sp
             elif not np.array_equal(split["test"], sp["test"]):
@@ -356,19 +372,23 @@ def compare(
             hist = _read_history(run_dir)
             if hist is not None:
                 histories[(r, t)] = hist
-            epochs = (
-                int(hist["epoch"].max()) + 1 if hist is not None and "epoch" in hist and len(hist) else None
-            )
+            tr = _run_training_info(run_dir)
+            epochs = None
+            if hist is not None and "epoch" in hist and len(hist):
+                epochs = int(hist["epoch"].max()) + 1
             n_train = len(sp["train"])
+            wall = tr.get("wall_s") or (None if reused else train_s)
+            sps = tr.get("train_samples_per_s")
+            if sps is None and wall and epochs:
+                sps = n_train * epochs / max(wall, 1e-9)
             run_info[r][t] = {
                 "run_dir": str(run_dir),
                 "reused": bool(reused),
                 "param_count": _param_count(model),
                 "epochs": epochs,
-                "train_seconds": None if reused else round(train_s, 2),
-                "train_samples_per_s": (
-                    None if reused or not epochs else round(n_train * epochs / max(train_s, 1e-9), 1)
-                ),
+                "train_seconds": None if wall is None else round(float(wall), 2),
+                "train_samples_per_s": None if sps is None else round(float(sps), 1),
+                "device": tr.get("device"),
             }
 
     test = split["test"]

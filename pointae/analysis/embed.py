@@ -49,17 +49,17 @@ SUFFIXES = (".h5ad", ".csv", ".npy")
 def load_model(run_or_model):
     """A model object with ``encode(traces, batch_size=...) -> (N, d)``.
 
-    ``run_or_model`` is a run directory (loaded with :meth:`pointae.api.PointAE.load`) or an
-    object that already has ``encode``.
+    ``run_or_model`` is a run directory (loaded as :class:`pointae.analysis._model.RunModel`, from
+    ``model.json`` + ``model.safetensors``) or an object that already has ``encode``.
     """
     if hasattr(run_or_model, "encode"):
         return run_or_model
     path = Path(run_or_model)
     if not path.is_dir():
         raise PointaeError(f"{path}: not a run directory (expected the output folder of 'pointae train')")
-    from pointae.api import PointAE
+    from pointae.analysis._model import load_run
 
-    return PointAE.load(path)
+    return load_run(path)
 
 
 def iter_batches(traces, batch_size: int) -> Iterator:
