@@ -1,0 +1,94 @@
+"""The imputation network: linear prior, equivariance, scale handling, any number of loci, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pointae.baselines import interpolate_missing
+from pointae.impute.fit import FitConfig, fit_imputer, hidden_pair_loss
+from pointae.impute.model import Imputer, ImputerConfig, linear_weights, pair_features
+from pointae.testing import random_rigid, tiny_traces
+
+SMALL = ImputerConfig(channels=8, dilations=(1, 2, 4))
+
+
+def _coords(n=6, n_loci=24, seed=0, missing=0.2):
+    return tiny_traces(n=n, n_loci=n_loci, seed=seed, missing=missing).coords
+
+
+def test_linear_weights_match_interpolation():
+    c = _coords(n=10, n_loci=30, missing=0.3)
+    c[0, -3:] = np.nan  # a missing end: constant extrapolation
+    mask = torch.from_numpy(~np.isnan(c[..., 0]))
+    w = linear_weights(mask)
+    torch.testing.assert_close(w.sum(-1), torch.ones(10, 30))
+    lin = (w @ torch.nan_to_num(torch.from_numpy(c))).numpy()
+    np.testing.assert_allclose(lin, interpolate_missing(c), atol=1e-2)
+
+
+@pytest.fixture(scope="module")
+def trained_like():
+    torch.manual_seed(0)
+    m = Imputer(SMALL)
+    with torch.no_grad():  # non-zero head so the test exercises learned weights
+        m.head[-1].weight.normal_(0, 0.5)
+        m.head[-1].bias.normal_(0, 0.5)
+    return m.eval()
+
+
+@pytest.mark.parametrize("n_loci", [16, 65, 83])
+def test_any_number_of_loci_keeps_observed_exactly(trained_like, n_loci):
+    c = _coords(n=3, n_loci=n_loci)
+    out = trained_like(torch.from_numpy(c), 150.0)
+    obs = ~np.isnan(c[..., 0])
+    res = out["coords"].detach().numpy()
+    np.testing.assert_array_equal(res[obs], c[obs])  # bit for bit
+    assert np.isfinite(res).all()
+    w = out["weights"].detach()
+    torch.testing.assert_close(w.sum(-1), torch.ones(3, n_loci), atol=1e-5, rtol=0)
+    assert (w[~torch.from_numpy(obs)[:, None, :].expand_as(w)] == 0).all()  # only observed loci used
+
+
+def test_placement_is_equivariant_to_rigid_motions(trained_like, rng):
+    c = _coords(n=4, n_loci=20)
+    rot, shift = random_rigid(rng, reflect=True)
+    moved = (c.astype(np.float64) @ rot.T + shift).astype(np.float32)
+    a = trained_like(torch.from_numpy(c), 150.0)["coords"].detach().numpy().astype(np.float64)
+    b = trained_like(torch.from_numpy(moved), 150.0)["coords"].detach().numpy()
+    np.testing.assert_allclose(a @ rot.T + shift, b, atol=0.05)
+
+
+def test_units_are_calibrated_by_scale(trained_like):
+    c = _coords(n=3, n_loci=20)
+    a = trained_like(torch.from_numpy(c), 150.0)["coords"].detach().numpy()
+    b = trained_like(torch.from_numpy(c / 1000), 0.150)["coords"].detach().numpy()
+    np.testing.assert_allclose(a / 1000, b, rtol=0, atol=1e-4)
+
+
+def test_features_shapes():
+    f = pair_features(torch.from_numpy(_coords(n=2, n_loci=12)), 150.0)
+    assert f["x"].shape == (2, 8, 12, 12)
+    assert torch.isfinite(f["x"]).all()
+
+
+def test_untrained_model_starts_near_linear_interpolation():
+    c = _coords(n=5, n_loci=30)
+    out = Imputer(SMALL)(torch.from_numpy(c), 150.0)["coords"].detach().numpy()
+    err = np.linalg.norm(out - interpolate_missing(c), axis=-1)
+    assert np.median(err[np.isnan(c[..., 0])]) < 0.1 * 150
+
+
+def test_training_lowers_the_loss_and_loss_is_zero_for_truth():
+    c = _coords(n=48, n_loci=20, missing=0.05)
+    model, hist = fit_imputer(
+        c, 150.0, FitConfig(epochs=4, batch_size=16, lr=1e-2, val_fraction=0.0), SMALL, log=None
+    )
+    assert np.isfinite([h["loss"] for h in hist]).all()
+    assert len(hist) == 4 and not model.training
+    hidden = torch.zeros(2, 20, dtype=torch.bool)
+    hidden[:, 5] = True
+    truth = torch.from_numpy(np.nan_to_num(c[:2]))
+    out = {"coords": truth, "mask": ~hidden}
+    assert float(hidden_pair_loss(out, truth, hidden, 150.0)) == pytest.approx(0.0, abs=1e-4)

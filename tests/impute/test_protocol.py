@@ -1,0 +1,131 @@
+"""The held-out masking protocol, its scoring and the population baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pointae.baselines import interpolate_missing
+from pointae.impute.baselines import fill_maps, knn_maps, population_median_map
+from pointae.impute.place import place_loci
+from pointae.impute.protocol import bootstrap, eligible, kabsch, make_held_out, score
+from pointae.testing import assert_valid_map, random_rigid, tiny_traces
+
+
+def _walks(n=40, n_loci=30, seed=0, missing=0.05):
+    return tiny_traces(n=n, n_loci=n_loci, seed=seed, missing=missing).coords
+
+
+def test_held_out_is_deterministic_by_seed():
+    c = _walks()
+    a, b = make_held_out(c, 0.1, seed=3), make_held_out(c, 0.1, seed=3)
+    other = make_held_out(c, 0.1, seed=4)
+    np.testing.assert_array_equal(a.hidden, b.hidden)
+    np.testing.assert_array_equal(a.coords, b.coords)
+    assert not np.array_equal(a.hidden, other.hidden)
+
+
+@pytest.mark.parametrize("mode", ["random", "runs", "mixed"])
+def test_hidden_loci_were_observed_and_are_about_ten_percent(mode):
+    c = _walks(n=60, n_loci=40)
+    held = make_held_out(c, 0.1, seed=0, mode=mode)
+    orig_obs = ~np.isnan(held.truth[..., 0])
+    assert (held.hidden <= orig_obs).all()
+    assert np.isnan(held.coords[held.hidden]).all()
+    assert not (held.hidden & held.observed).any()
+    frac = held.hidden.sum() / orig_obs.sum()
+    assert 0.07 < frac < 0.13
+    if mode == "runs":  # runs: most hidden loci have a hidden chain neighbour
+        h = held.hidden
+        nb = np.zeros_like(h)
+        nb[:, 1:] |= h[:, :-1]
+        nb[:, :-1] |= h[:, 1:]
+        assert (h & nb).sum() > 0.6 * h.sum()
+
+
+def test_eligibility_filter():
+    c = _walks(n=10, n_loci=20, missing=0.0)
+    c[0, :5] = np.nan  # 25% missing: not eligible
+    c[1, :2] = np.nan  # 10%: eligible
+    assert eligible(~np.isnan(c[..., 0]), 0.1).tolist() == [False, True] + [True] * 8
+    held = make_held_out(c, 0.1, seed=0)
+    assert 0 not in held.index and 1 in held.index and len(held) == 9
+
+
+def test_perfect_prediction_scores_zero():
+    held = make_held_out(_walks(), 0.1, seed=0)
+    s = score(held, held.truth).summary()
+    assert s["mae"] == pytest.approx(0.0, abs=1e-3)
+    assert s["pos_err"] == pytest.approx(0.0, abs=1e-3)
+    assert s["pearson"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_linear_interpolation_exact_on_straight_chains():
+    n_loci = 25
+    t = np.arange(n_loci, dtype=np.float32)
+    rng = np.random.default_rng(1)
+    c = np.stack([t[:, None] * rng.normal(size=3)[None] * 100 + rng.normal(size=3) for _ in range(12)])
+    c = c.astype(np.float32)
+    held = make_held_out(c, 0.15, seed=0)
+    # hidden chain ends are extrapolated (constant), so score only interior loci
+    held.hidden[:, [0, -1]] = False
+    s = score(held, interpolate_missing(held.coords)).summary()
+    assert s["mae"] < 1e-2 and s["pos_err"] < 1e-2
+
+
+def test_score_rejects_undefined_predictions():
+    held = make_held_out(_walks(), 0.1, seed=0)
+    from pointae.errors import PointaeError
+
+    with pytest.raises(PointaeError):
+        score(held, held.coords)  # hidden loci left NaN
+
+
+def test_kabsch_recovers_rigid_motion(rng):
+    a = rng.normal(size=(20, 3))
+    rot, shift = random_rigid(rng)
+    b = a @ rot.T + shift
+    r, t = kabsch(a, b)
+    np.testing.assert_allclose(a @ r.T + t, b, atol=1e-8)
+
+
+def test_bootstrap_ratio_of_identical_methods_is_one():
+    held = make_held_out(_walks(), 0.1, seed=0)
+    s = score(held, interpolate_missing(held.coords))
+    ci = bootstrap({"linear": s, "copy": s}, n_boot=50)
+    assert ci["copy"]["ratio"] == pytest.approx(1.0)
+    assert ci["copy"]["ratio_lo"] == pytest.approx(1.0) and ci["copy"]["ratio_hi"] == pytest.approx(1.0)
+    assert ci["linear"]["mae_lo"] <= s.summary()["mae"] <= ci["linear"]["mae_hi"]
+
+
+def test_population_median_map_is_valid():
+    m = population_median_map(_walks())
+    assert m.shape == (30, 30)
+    assert_valid_map(m)
+    filled = fill_maps(_walks(), m)
+    assert np.isfinite(filled).all()
+
+
+def test_knn_finds_an_identical_trace():
+    c = _walks(n=30, n_loci=20, missing=0.0)
+    query = c[:5].copy()
+    query[:, 7] = np.nan
+    pred = knn_maps(query, c, k=1)
+    true = np.linalg.norm(c[:5, 7, None] - c[:5], axis=-1)
+    np.testing.assert_allclose(pred[:, 7], true, rtol=1e-4, atol=1e-2)
+    assert_valid_map(pred)
+
+
+def test_place_loci_keeps_fixed_loci_and_fits_target():
+    c = _walks(n=6, n_loci=20, missing=0.0)
+    from pointae.data.transforms import distance_maps
+
+    held = make_held_out(c, 0.1, seed=0)
+    target = distance_maps(held.truth)
+    placed = place_loci(held.coords, target, n_iter=300)
+    obs = held.observed
+    np.testing.assert_array_equal(placed[obs], held.coords[obs])
+    lin = interpolate_missing(held.coords)
+    err_placed = np.linalg.norm(placed - held.truth, axis=-1)[held.hidden].mean()
+    err_lin = np.linalg.norm(lin - held.truth, axis=-1)[held.hidden].mean()
+    assert err_placed < 0.5 * err_lin
