@@ -14,7 +14,7 @@ import torch
 
 from pointae.errors import PointaeError
 
-_CHUNK = 8192  # traces per chunk: bounds temporaries to chunk * L * L floats
+_CHUNK = 256  # traces per chunk in distance_maps: two chunk * L * L float32 buffers stay in cache
 
 
 def distance_maps_torch(coords: torch.Tensor) -> torch.Tensor:
@@ -50,10 +50,26 @@ def distance_maps_torch(coords: torch.Tensor) -> torch.Tensor:
 
 
 def distance_maps(coords: np.ndarray, chunk: int = _CHUNK) -> np.ndarray:
-    """Numpy front-end of :func:`distance_maps_torch`: ``(N, L, 3) -> (N, L, L)`` float32.
+    """Pairwise distance maps of many traces: ``(N, L, 3) -> (N, L, L)`` float32.
 
-    Works in chunks of ``chunk`` traces so memory stays bounded for very large inputs; each chunk
-    is written straight into the preallocated output.
+    Same result as :func:`distance_maps_torch` (exactly symmetric, exactly zero diagonal on
+    observed loci, NaN in every row/column of a missing locus), computed for the CPU: each
+    coordinate difference is written into the preallocated output in chunks of ``chunk`` traces
+    small enough to stay in cache, with in-place numpy ufuncs (no ``(N, L, L, 3)`` temporaries,
+    no thread-pool overhead, which matters on a busy shared machine). Missing loci need no mask:
+    NaN propagates to exactly their rows and columns.
+
+    Parameters
+    ----------
+    coords
+        ``(N, L, 3)``; a locus with any non-finite coordinate is missing.
+    chunk
+        Traces per block (memory use is ``2 * chunk * L * L`` floats beyond the output).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, L, L)`` float32.
     """
     coords = np.asarray(coords, dtype=np.float32)
     if coords.ndim != 3 or coords.shape[-1] != 3:
@@ -62,11 +78,23 @@ def distance_maps(coords: np.ndarray, chunk: int = _CHUNK) -> np.ndarray:
     out = np.empty((n, n_loci, n_loci), dtype=np.float32)
     if n == 0 or n_loci == 0:
         return out
-    dst = torch.from_numpy(out)
-    src = torch.from_numpy(np.ascontiguousarray(coords))
-    with torch.no_grad():
-        for s in range(0, n, chunk):
-            dst[s : s + chunk] = distance_maps_torch(src[s : s + chunk])
+    xs = np.ascontiguousarray(coords.transpose(0, 2, 1))  # (N, 3, L)
+    bad = ~np.isfinite(xs).all(axis=1)  # (N, L): any non-finite coordinate -> missing locus
+    if bad.any():
+        xs = np.where(bad[:, None, :], np.float32(np.nan), xs)
+    chunk = max(1, int(chunk))
+    tmp = np.empty((min(chunk, n), n_loci, n_loci), dtype=np.float32)
+    for s in range(0, n, chunk):
+        x = xs[s : s + chunk]  # (B, 3, L)
+        d = out[s : s + chunk]  # (B, L, L), a view written in place
+        t = tmp[: x.shape[0]]
+        np.subtract(x[:, 0, :, None], x[:, 0, None, :], out=d)
+        np.multiply(d, d, out=d)
+        for k in (1, 2):
+            np.subtract(x[:, k, :, None], x[:, k, None, :], out=t)
+            np.multiply(t, t, out=t)
+            np.add(d, t, out=d)
+        np.sqrt(d, out=d)
     return out
 
 

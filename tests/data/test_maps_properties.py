@@ -66,6 +66,29 @@ def test_distance_maps_rigid_invariant(c, seed, reflect):
     assert_rigid_invariant(distance_maps, c, rng, rtol=2e-3, reflect=reflect)
 
 
+@SETTINGS
+@given(coords_with_missing())
+def test_numpy_and_torch_paths_agree(c):
+    import torch
+
+    from pointae.data.transforms import distance_maps_torch
+
+    d_np = distance_maps(c)
+    d_t = distance_maps_torch(torch.from_numpy(c)).numpy()
+    scale = max(1.0, float(np.nanmax(np.abs(c), initial=1.0)))
+    np.testing.assert_allclose(d_np, d_t, rtol=0, atol=1e-5 * scale, equal_nan=True)
+    np.testing.assert_array_equal(d_t, np.swapaxes(d_t, 1, 2))
+
+
+def test_non_finite_coordinates_make_a_locus_missing():
+    c = np.arange(18, dtype=np.float32).reshape(1, 6, 3)
+    c[0, 2, 1] = np.inf
+    c[0, 4, 0] = np.nan
+    d = distance_maps(c)
+    miss = np.array([False, False, True, False, True, False])
+    np.testing.assert_array_equal(np.isnan(d[0]), miss[:, None] | miss[None, :])
+
+
 def test_distance_maps_chunking_is_seamless():
     rng = np.random.default_rng(0)
     c = rng.normal(scale=300, size=(50, 11, 3)).astype(np.float32)
