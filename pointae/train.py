@@ -260,7 +260,14 @@ class PointAEModule(L.LightningModule):
         )
         for k, v in loss.parts.items():
             self.log(f"train_{k}", v, on_step=False, on_epoch=True, batch_size=b, sync_dist=True)
-        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, batch_size=b)
+        self.log(
+            "lr",
+            self.optimizers().param_groups[0]["lr"],
+            on_step=False,
+            on_epoch=True,
+            batch_size=b,
+            sync_dist=True,
+        )
         return loss.total
 
     def validation_step(self, batch: Batch, batch_idx: int):
@@ -488,6 +495,15 @@ class _ProgressBar(RichProgressBar):
         return m
 
 
+def _launcher_rank() -> int:
+    """Rank of this process as set by a DDP launcher (0 for the process the user started)."""
+    for var in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        v = os.environ.get(var)
+        if v is not None and v.strip().isdigit():
+            return int(v)
+    return 0
+
+
 class _DropTips(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "Tip:" not in str(record.msg)
@@ -501,6 +517,7 @@ def _quiet_lightning() -> None:
             lg.addFilter(_DropTips())
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=r".*treespec.*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 
 
 def _trainer_kwargs(cfg: RunConfig) -> dict:
@@ -580,7 +597,7 @@ def fit(
         if not ckpt_path.is_file():
             raise PointaeError(f"{ckpt_path}: no checkpoint to resume from")
         safe_load_checkpoint(ckpt_path)  # refuse anything that is not plain weights, before Lightning sees it
-    elif run_dir.exists() and any(run_dir.iterdir()) and not cfg.overwrite:
+    elif _launcher_rank() == 0 and run_dir.exists() and any(run_dir.iterdir()) and not cfg.overwrite:
         if (
             (run_dir / "config.yaml").exists()
             or (run_dir / "model.safetensors").exists()

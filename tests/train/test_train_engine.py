@@ -1,0 +1,218 @@
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pointae.api import PointAE
+from pointae.config import load_config
+from pointae.errors import PointaeError
+from pointae.train import evaluate, fit, load_model, resume_config, safe_load_checkpoint
+
+FAST = [
+    "model.width=4",
+    "model.latent_dim=4",
+    "train.batch_size=16",
+    "train.progress=false",
+    "train.threads=2",
+    "train.warmup_steps=2",
+]
+
+
+def _cfg(tmp_path, *extra, name="run"):
+    return load_config(overrides=[*FAST, f"out={tmp_path / name}", *extra])
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, small_traces):
+    """One 2-epoch denoise run on the map encoder, shared by several tests."""
+    out = tmp_path_factory.mktemp("smoke")
+    cfg = _cfg(out, "train.max_epochs=2", "task.name=denoise")
+    return fit(cfg, small_traces)
+
+
+def test_run_directory_contents(smoke_run, small_traces):
+    names = set(os.listdir(smoke_run))
+    need = {
+        "config.yaml",
+        "split.json",
+        "model.safetensors",
+        "model.json",
+        "history.csv",
+        "metrics.json",
+        "last.ckpt",
+    }
+    assert need <= names
+    hist = pd.read_csv(smoke_run / "history.csv")
+    assert list(hist["epoch"]) == [0, 1]
+    assert np.isfinite(hist["train_loss_epoch"]).all() and np.isfinite(hist["val_loss"]).all()
+    split = json.loads((smoke_run / "split.json").read_text())
+    ids = split["train"] + split["val"] + split["test"]
+    assert sorted(ids) == sorted(small_traces.trace_ids) and len(split["test"]) == 10
+    m = json.loads((smoke_run / "metrics.json").read_text())
+    assert m["task"] == "denoise" and m["focus"] == "corrupted" and m["n_traces"] == 10
+    for block in [m["model"], *m["baselines"].values()]:
+        assert block["observed"]["n_pairs"] > 0 and block["corrupted"]["n_pairs"] > 0
+        assert math.isfinite(block["corrupted"]["mae"])
+    assert set(m["baselines"]) == {"identity", "neighbour_rule"}
+    assert m["param_count"] > 0 and m["latent_dim"] == 4
+    assert m["training"]["epochs"] == 2 and m["training"]["train_samples_per_s"] > 0
+    assert 0 <= m["model"]["triangle_violation_fraction"] <= 1
+    # data units = normalised units x scale
+    o = m["model"]["observed"]
+    assert o["mae_data"] == pytest.approx(o["mae"] * m["scale"])
+
+
+def test_model_rebuilds_from_json_and_safetensors_only(smoke_run, small_traces, tmp_path):
+    info = json.loads((smoke_run / "model.json").read_text())
+    assert info["n_loci"] == 16 and info["scale"] > 0 and info["pointae_version"]
+    # copy only the two model files elsewhere: no YAML, no checkpoint needed
+    for f in ("model.json", "model.safetensors"):
+        (tmp_path / f).write_bytes((smoke_run / f).read_bytes())
+    model, _ = load_model(tmp_path)
+    ae = PointAE.load(smoke_run)
+    test = small_traces[:7]
+    z = ae.encode(test, batch_size=3)
+    assert z.shape == (7, 4) and z.dtype == np.float32 and np.isfinite(z).all()
+    maps = ae.denoise(test)
+    assert maps.shape == (7, 16, 16)
+    from pointae.testing import assert_valid_map
+
+    assert_valid_map(maps, atol=1e-3)
+    # same weights -> same outputs from the copy
+    ae2 = PointAE.load(tmp_path)
+    np.testing.assert_allclose(ae2.reconstruct(test), maps, rtol=1e-5, atol=1e-4)
+    # data units: maps are comparable to the input's distances (nm), not normalised
+    true = small_traces[:7].distance_maps()
+    assert 0.2 < np.nanmedian(maps[np.isfinite(true)]) / np.nanmedian(true) < 5
+    with pytest.raises(PointaeError, match="trained for 'denoise'"):
+        ae.inpaint(test)
+    with pytest.raises(PointaeError, match="16 loci"):
+        from pointae.testing import tiny_traces
+
+        ae.encode(tiny_traces(n=2, n_loci=12))
+
+
+def test_evaluate_is_reproducible(smoke_run, small_traces):
+    a = evaluate(smoke_run, small_traces[:12], euclidean=False)
+    b = evaluate(smoke_run, small_traces[:12], euclidean=False)
+    assert a["model"] == b["model"] and a["baselines"] == b["baselines"]
+
+
+def test_existing_run_is_not_overwritten(smoke_run, small_traces):
+    cfg = load_config(overrides=[*FAST, f"out={smoke_run}"])
+    with pytest.raises(PointaeError, match="already holds a run"):
+        fit(cfg, small_traces)
+
+
+def test_overfit_one_batch_lowers_loss(small_traces):
+    """The engine's module + data module drive the loss far down on one fixed batch."""
+    from pointae.data.reprs import build_repr
+    from pointae.models import build_model
+    from pointae.tasks import build_task
+    from pointae.train import PointAEModule, TracesDataModule
+
+    cfg = load_config(
+        overrides=["model.width=8", "train.lr=1e-2", "train.warmup_steps=0", "train.scheduler=none"]
+    )
+    coords = small_traces.coords[:16] / np.float32(small_traces.median_neighbour_distance())
+    task, rep = build_task(cfg.task), build_repr("map")
+    torch.manual_seed(0)
+    model = build_model(
+        "map", "autoencode", 16, 8, rep=rep, widths=[8, 8, 16, 16], decoder_widths=[16, 16, 8, 8]
+    )
+    module = PointAEModule(model, task, cfg)
+    dm = TracesDataModule({"train": coords, "val": coords}, task, rep, 16, 0, 0)
+    losses = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            losses.append(float(outputs["loss"]))
+
+    trainer = L.Trainer(
+        max_epochs=60,
+        callbacks=[Record()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        accelerator="cpu",
+    )
+    trainer.fit(module, datamodule=dm)
+    first, last = np.mean(losses[:3]), np.mean(losses[-3:])
+    assert np.isfinite(losses).all()
+    assert last < 0.25 * first, (first, last)
+
+
+class Boom(L.Callback):
+    """Simulates a crash after ``at`` optimisation steps."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.at:
+            raise RuntimeError("simulated crash")
+
+
+def _last_state(run_dir):
+    return safe_load_checkpoint(run_dir / "last.ckpt")["state_dict"]
+
+
+def test_resume_after_crash_matches_uninterrupted_run(tmp_path, small_traces):
+    # 33 train traces / batch 16 = 3 steps per epoch; crash in the middle of epoch 3 (step 7)
+    ref = fit(_cfg(tmp_path, "train.max_epochs=3", "task.name=inpaint", name="ref"), small_traces)
+    cfg = _cfg(tmp_path, "train.max_epochs=3", "task.name=inpaint", name="crash")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(cfg, small_traces, callbacks=[Boom(7)])
+    run = tmp_path / "crash"
+    assert (run / "last.ckpt").is_file() and not (run / "metrics.json").exists()
+    assert safe_load_checkpoint(run / "last.ckpt")["global_step"] == 6  # end of epoch 2
+    out = fit(resume_config(run), small_traces, resume=True)
+    a, b = _last_state(ref), _last_state(out)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+    hist = pd.read_csv(out / "history.csv")
+    assert list(hist["epoch"]) == [0, 1, 2]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["training"]["global_step"] == 9 and m["training"]["resumed"] is True
+
+
+def test_malicious_pickle_checkpoint_is_refused(tmp_path, small_traces):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    run = tmp_path / "evil"
+    run.mkdir()
+    cfg = _cfg(tmp_path, "train.max_epochs=1", name="evil")
+    from pointae.config import save_config
+
+    save_config(cfg, run / "config.yaml")
+    for payload in (pickle.dumps({"state_dict": Evil()}), b"not a checkpoint at all"):
+        (run / "last.ckpt").write_bytes(payload)
+        with pytest.raises(PointaeError, match="last.ckpt"):
+            fit(resume_config(run), small_traces, resume=True)
+        assert not marker.exists()
+    # also refused through the plain loader, with torch's own zip format carrying code
+    torch.save({"state_dict": {}, "x": Evil()}, run / "zip.ckpt", _use_new_zipfile_serialization=True)
+    with pytest.raises(PointaeError, match="refusing"):
+        safe_load_checkpoint(run / "zip.ckpt")
+    assert not marker.exists()
+
+
+def test_missing_resume_checkpoint(tmp_path, small_traces):
+    with pytest.raises(PointaeError, match="no checkpoint"):
+        fit(_cfg(tmp_path, name="nothing"), small_traces, resume=True)
