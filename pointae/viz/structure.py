@@ -33,6 +33,8 @@ __all__ = [
     "render_gallery",
     "show_trace",
     "select_trace",
+    "view_file",
+    "parse_size",
     "CHAIN_CMAP",
 ]
 
@@ -300,9 +302,10 @@ def select_trace(traces, trace) -> int:
     key = str(trace)
     if key in ids:
         return ids.index(key)
-    raise PointaeError(
-        f"trace {key!r} not found (the file has {len(ids)} traces, ids {ids[0]!r} ... {ids[-1]!r})"
-    )
+    src = traces.attrs.get("source")
+    where = f"{src}: " if src else ""
+    first = f", ids {ids[0]!r} ... {ids[-1]!r}" if ids else ""
+    raise PointaeError(f"{where}trace {key!r} not found ({len(ids)} traces{first})")
 
 
 def _status_of(traces, k: int) -> np.ndarray | None:
@@ -451,28 +454,30 @@ def render_trace(
         )
         panels.append((geoms, "overlay (aligned)", st))
     else:
-        panels.append((trace_geometries(x, st, radius=radius), "reference", st))
+        name = Path(str(traces.attrs.get("source", "reference"))).name
+        panels.append((trace_geometries(x, st, radius=radius), name, st))
         panels.append((trace_geometries(y, st2, radius=radius), f"{compare_label} (aligned)", st2))
     w, h = int(size[0]), int(size[1])
-    cb_h = 0.13
+    cb_h = min(90 / h, 0.3)  # colour bar + legend band (90 px)
+    top_h = min((62 if len(panels) > 1 else 36) / h, 0.2)  # title (+ panel titles)
     frame_w = w // len(panels)
-    frame_h = max(int(h * (1 - cb_h - 0.08)), 16)
+    frame_h = max(int(h * (1 - cb_h - top_h)), 16)
     fig = _figure((w, h))
     frames = _crop([render_frame(g, size=(frame_w, frame_h), bounds=bounds) for g, _, _ in panels])
     for j, ((_, label, _), img) in enumerate(zip(panels, frames)):
-        ax = fig.add_axes([j / len(panels), cb_h, 1 / len(panels), 1 - cb_h - 0.08])
+        ax = fig.add_axes([j / len(panels), cb_h, 1 / len(panels), 1 - cb_h - top_h])
         ax.imshow(img)
         ax.set_axis_off()
         if len(panels) > 1:
-            ax.set_title(label, fontsize=10)
+            ax.set_title(label, fontsize=9)
     head = title or f"trace {traces.trace_ids[k]}"
     n_obs = int(np.isfinite(x).all(1).sum())
     head += f"  ({n_obs}/{len(x)} loci"
     if y is not None:
         head += f"; RMSD to {compare_label} {rmsd(y, x):.1f} {traces.unit}"
     head += ")"
-    fig.suptitle(head, fontsize=11, y=0.995)
-    _colorbar(fig, [0.08, 0.055, 0.5, 0.03], traces.loci, traces.n_loci)
+    fig.text(0.5, 1 - 8 / h, head, ha="center", va="top", fontsize=11)
+    _colorbar(fig, [0.06, 52 / h, 0.5, 14 / h], traces.loci, traces.n_loci)
     fig.legend(
         handles=_legend_handles([p[2] for p in panels], compare_label if overlay and y is not None else None),
         loc="lower right",
@@ -528,8 +533,9 @@ def render_gallery(
     cols = cols or max(1, int(round(np.sqrt(m * w / h))))
     cols = min(cols, m)
     rows = int(np.ceil(m / cols))
-    cb_h = 0.1 if h >= 300 else 0.0
-    cell_w, cell_h = w // cols, max(int(h * (1 - cb_h - 0.04) / rows), 16)
+    cb_h = 80 / h if h >= 300 else 0.0
+    top_h = 24 / h
+    cell_w, cell_h = w // cols, max(int(h * (1 - cb_h - top_h) / rows), 16)
     fig = _figure((w, h))
     for j, k in enumerate(sel):
         x = traces.coords[k].astype(np.float64)
@@ -537,14 +543,14 @@ def render_gallery(
         geoms = trace_geometries(x, _status_of(traces, k), resolution=8)
         (img,) = _crop([render_frame(geoms, size=(3 * cell_w // 2, 3 * cell_h // 2))], margin=6)
         r, c = divmod(j, cols)
-        top = 1 - 0.04 - (r + 1) * (1 - cb_h - 0.04) / rows
-        ax = fig.add_axes([c / cols, top, 1 / cols, (1 - cb_h - 0.04) / rows])
+        top = 1 - top_h - (r + 1) * (1 - cb_h - top_h) / rows
+        ax = fig.add_axes([c / cols, top, 1 / cols, (1 - cb_h - top_h) / rows])
         ax.imshow(img)
         ax.set_axis_off()
         ax.text(0.02, 0.97, str(traces.trace_ids[k]), transform=ax.transAxes, fontsize=7, va="top")
-    fig.suptitle(f"{m} traces", fontsize=10, y=0.998)
+    fig.text(0.5, 1 - 5 / h, f"{m} traces", ha="center", va="top", fontsize=10)
     if cb_h:
-        _colorbar(fig, [0.2, 0.055, 0.6, 0.022], traces.loci, traces.n_loci)
+        _colorbar(fig, [0.2, 45 / h, 0.6, 14 / h], traces.loci, traces.n_loci)
     return _save_figure(fig, png)
 
 
@@ -563,3 +569,108 @@ def show_trace(traces, trace, compare=None, allow_reflection: bool = False) -> N
         y = align(compare.coords[k2].astype(np.float64), x, allow_reflection=allow_reflection)
         geoms += trace_geometries(y, _status_of(compare, k2), color=COMPARE_RGB)
     o3d.visualization.draw_geometries(geoms, window_name=f"pointae: trace {traces.trace_ids[k]}")
+
+
+# ---------------------------------------------------------------------------------------- files
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1024x768"`` -> ``(1024, 768)``; a clear error otherwise."""
+    parts = str(text).lower().replace("*", "x").split("x")
+    try:
+        w, h = (int(p) for p in parts)
+    except ValueError:
+        raise PointaeError(f"--size must look like 1024x768, got {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise PointaeError(f"--size {text!r}: width and height must be within 16..8192 pixels")
+    return w, h
+
+
+def _imputer():
+    try:
+        from pointae.impute import impute_traces
+    except ImportError:
+        try:
+            from pointae.impute.api import impute_traces
+        except ImportError as e:
+            raise PointaeError(
+                f"--model needs pointae's imputation module, which is not available ({e})"
+            ) from None
+    return impute_traces
+
+
+def view_file(
+    file,
+    trace: str | None = None,
+    compare=None,
+    model: str | None = None,
+    png=None,
+    size: tuple[int, int] = (1024, 768),
+    gallery: int | None = None,
+    overlay: bool = False,
+) -> Path | None:
+    """What ``pointae view`` runs: render or show a trace of ``file``.
+
+    Parameters
+    ----------
+    file
+        A trace file, a ``.pdb`` or an ``.npy`` of coordinates ``(N, L, 3)``.
+    trace
+        Trace id to draw (not needed with ``gallery``).
+    compare
+        A second file with the same trace id (e.g. the output of ``pointae reconstruct`` or
+        ``pointae impute``); drawn Kabsch-aligned, side by side or overlaid.
+    model
+        An imputation run (or ``"default"`` for the shipped model): the trace is imputed with
+        it and drawn beside the observed one, imputed loci marked.
+    png
+        Write a PNG instead of opening a window (required without a display).
+    size
+        PNG size in pixels.
+    gallery
+        Render the first ``gallery`` traces into one PNG grid.
+    overlay
+        Overlay the comparison instead of drawing it side by side.
+
+    Returns
+    -------
+    Path or None
+        The PNG written, or None after an interactive window closed.
+    """
+    from pointae.recon import read_structures
+
+    if compare is not None and model is not None:
+        raise PointaeError("give either --compare or --model, not both")
+    traces = read_structures(file)
+    if gallery is not None:
+        if png is None:
+            raise PointaeError("--gallery needs --png grid.png")
+        ids = None if trace is None else [trace]
+        return render_gallery(traces, png, n=gallery, ids=ids, size=size)
+    if trace is None:
+        raise PointaeError(f"give --trace ID (the first ids in {file} are {', '.join(traces.trace_ids[:3])})")
+    other, label, reflect = None, "compared", False
+    if compare is not None:
+        other = read_structures(compare)
+        label = Path(compare).name
+        reflect = "reconstruction" in other.attrs  # rebuilt from maps: mirror images are equivalent
+    elif model is not None:
+        impute = _imputer()
+        one = traces[select_trace(traces, trace)]
+        other = impute(one, model=None if model == "default" else model)
+        label = f"imputed ({Path(str(model)).name})"
+        traces = one._replace(layers={})  # left panel: what was measured
+    if png is None:
+        if model is not None:  # interactive: the imputed trace, imputed loci marked
+            show_trace(other, trace)
+        else:
+            show_trace(traces, trace, compare=other, allow_reflection=reflect)
+        return None
+    return render_trace(
+        traces,
+        trace,
+        png,
+        compare=other,
+        compare_label=label,
+        overlay=overlay,
+        size=size,
+        allow_reflection=reflect,
+    )

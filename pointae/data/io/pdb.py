@@ -30,7 +30,7 @@ import pandas as pd
 from pointae.data.traces import Traces
 from pointae.errors import InputError, PointaeError, atomic_path
 
-__all__ = ["write_pdb", "read_pdb", "DEFAULT_SCALE", "pdb_lines"]
+__all__ = ["write_pdb", "read_pdb", "export_pdb", "DEFAULT_SCALE", "pdb_lines"]
 
 DEFAULT_SCALE = {"nm": 0.1, "micron": 100.0, "bead": 1.0}
 STATUS_RESNAME = {"observed": "OBS", "imputed": "IMP", "corrected": "COR"}
@@ -305,3 +305,35 @@ def read_pdb(path) -> Traces:
         attrs={"source": str(p), "format": "pdb", "pdb": {"scale": scale, "bfactor": bsource}},
         layers=layers,
     )
+
+
+def export_pdb(
+    input, output, trace: str | None = None, per_trace: bool = False, scale: float | None = None
+) -> list[Path]:
+    """What ``pointae export-pdb`` runs: read any trace file and write PDB.
+
+    Parameters
+    ----------
+    input
+        A trace file (Bintu CSV, FOF-CT, long CSV, HDF5) or an ``.npy`` of coordinates.
+    output
+        The ``.pdb`` file (with ``per_trace``: the stem of the per-trace files, or a folder).
+    trace
+        Export only this trace id.
+    per_trace, scale
+        See :func:`write_pdb`.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    from pointae.recon import read_structures
+
+    t = read_structures(input)
+    if trace is not None:
+        ids = [str(i) for i in t.trace_ids]
+        if str(trace) not in ids:
+            raise PointaeError(f"{input}: trace {trace!r} not found ({len(ids)} traces, first {ids[0]!r})")
+        t = t[ids.index(str(trace))]
+    return write_pdb(t, output, per_trace=per_trace, scale=scale, source=str(input))
