@@ -75,3 +75,26 @@ def test_view_errors(tmp_path):
         res = runner.invoke(app, args)
         assert res.exit_code == 1 and msg in res.output, (args, res.output)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_view_model_draws_imputed_trace(tmp_path, monkeypatch):
+    """--model goes through pointae.impute.impute_traces (replaced here by interpolation)."""
+    import pointae.impute
+    from pointae.baselines import interpolate_missing
+
+    calls = []
+
+    def fake_impute(traces, model=None, denoise=False):
+        calls.append(model)
+        st = np.where(traces.mask, "observed", "imputed")
+        out = traces.with_coords(interpolate_missing(traces.coords))
+        out.layers = {"pointae_status": st, "pointae_confidence": np.where(traces.mask, 1.0, 0.5)}
+        return out
+
+    monkeypatch.setattr(pointae.impute, "impute_traces", fake_impute, raising=False)
+    t = tiny_traces(n=3, n_loci=20, seed=4, missing=0.3)
+    src = tmp_path / "t.h5"
+    t.save(src)
+    png = tmp_path / "m.png"
+    _ok(runner.invoke(app, ["view", str(src), "-t", "t1", "--model", "runs/x", "--png", str(png)]))
+    assert calls == ["runs/x"] and _img(png).std() > 0.05
