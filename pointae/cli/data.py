@@ -119,5 +119,5 @@ def convert(
     """Convert between trace formats (Bintu CSV, FOF-CT, long CSV, HDF5, PDB), keeping ids, labels, layers."""
     from pointae.data.io import convert_file
 
-    t = convert_file(src, dst, to=to.value if to else None, format=format.value if format else None)
-    console.print(f"wrote {len(t):,} traces x {t.n_loci} loci to {dst}", highlight=False)
+    n, n_loci = convert_file(src, dst, to=to.value if to else None, format=format.value if format else None)
+    console.print(f"wrote {n:,} traces x {n_loci} loci to {dst}", highlight=False)

@@ -11,7 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pointae.data.io import detect_format, format_from_suffix, iter_traces, read_traces, write_traces
+from pointae.data.io import (
+    convert_file,
+    detect_format,
+    format_from_suffix,
+    iter_traces,
+    read_traces,
+    write_traces,
+)
+from pointae.data.io.hdf5 import H5TraceWriter
 from pointae.data.traces import Traces
 from pointae.errors import PointaeError
 from pointae.testing import tiny_traces
@@ -296,6 +304,75 @@ def test_h5_slice_reads_only_what_it_needs(tmp_path, monkeypatch):
     monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
     read_traces(p, start=10, stop=30)
     assert seen == [20]
+
+
+def _meta_rich(t: Traces) -> Traces:
+    t.meta["note"] = [None if i % 3 == 0 else f"n{i}" for i in range(len(t))]
+    t.meta["flag"] = np.arange(len(t)) % 2 == 0
+    t.meta["k"] = np.arange(len(t))
+    t.meta["cat"] = pd.Categorical(["u", "v"] * (len(t) // 2) + ["u"] * (len(t) % 2))
+    t.layers["status"] = np.where(t.mask, "observed", "missing")
+    return t
+
+
+def test_h5_writer_appends_chunks(tmp_path):
+    t = _meta_rich(tiny_traces(n=50, n_loci=12, seed=2))
+    p = tmp_path / "w.h5"
+    with H5TraceWriter(p, chunk_traces=8, parameters={"run": "x"}) as w:
+        for s in range(0, 50, 16):
+            w.append(t[s : s + 16])
+        assert not p.exists()  # only renamed into place at the end
+    back = read_traces(p)
+    assert_same_traces(t, back, attrs=True)
+    assert back.meta["note"].isna().tolist() == t.meta["note"].isna().tolist()
+    assert back.attrs["provenance"]["parameters"]["run"] == "x"
+    with h5py.File(p) as f:
+        assert f["coords"].chunks == (8, 12, 3) and f.attrs["n_traces"] == 50
+
+
+def test_h5_writer_rejects_mismatched_chunks_and_leaves_nothing(tmp_path):
+    p = tmp_path / "w.h5"
+    with pytest.raises(PointaeError, match="loci"):
+        with H5TraceWriter(p) as w:
+            w.append(tiny_traces(n=4, n_loci=6))
+            w.append(tiny_traces(n=4, n_loci=7))
+    with pytest.raises(PointaeError, match="nothing was written"):
+        with H5TraceWriter(p):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_h5_to_h5_streams(tmp_path):
+    t = _meta_rich(tiny_traces(n=70_000 // 100, n_loci=9, seed=4))
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    write_traces(t, a)
+    assert convert_file(a, b) == (len(t), 9)
+    back = read_traces(b)
+    assert_same_traces(t, back, attrs=True)
+    assert back.attrs["provenance"]["parameters"]["command"] == "convert"
+    assert back.attrs["provenance"]["previous"]["source"] == t.attrs["source"]
+
+
+@pytest.mark.slow
+def test_h5_million_traces_stream(tmp_path):
+    """10^6 traces x 65 loci written and read chunk by chunk (never all in memory)."""
+    p = tmp_path / "m.h5"
+    n_chunk, n_parts = 50_000, 20
+    rng = np.random.default_rng(0)
+    with H5TraceWriter(p, compression="lzf", chunk_traces=8192) as w:
+        for k in range(n_parts):
+            c = rng.normal(size=(n_chunk, 65, 3)).astype(np.float32)
+            c[:, 0] = k  # a marker per part
+            meta = pd.DataFrame({"trace_id": [f"{k}_{i}" for i in range(n_chunk)]})
+            w.append(Traces(c, meta=meta))
+    total, last = 0, None
+    for part in iter_traces(p, chunk_size=100_000):
+        total += len(part)
+        last = part
+    assert total == n_chunk * n_parts == 1_000_000
+    assert last.trace_ids[-1] == f"{n_parts - 1}_{n_chunk - 1}"
+    tail = read_traces(p, start=999_990)
+    assert len(tail) == 10 and np.all(tail.coords[:, 0] == n_parts - 1)
 
 
 def test_text_formats_chunked_iteration():

@@ -179,24 +179,33 @@ def write_traces(traces: Traces, path, format: str | None = None, **kw) -> None:
         write_pdb(traces, path, **kw)
 
 
-def convert_file(src, dst, to: str | None = None, format: str | None = None) -> Traces:
+def convert_file(src, dst, to: str | None = None, format: str | None = None) -> tuple[int, int]:
     """Read ``src`` (format detected unless ``format``) and write it to ``dst`` (format ``to`` or
     from the suffix). Trace ids, meta columns, loci, layers and attrs are carried over.
 
+    HDF5 to HDF5 streams chunk by chunk.
+
     Returns
     -------
-    Traces
-        What was written.
+    (int, int)
+        Number of traces and of loci written.
     """
     fmt_out = _normalise(to, WRITE_FORMATS) or format_from_suffix(dst)
-    t = read_traces(src, format=format)
+    fmt_in = _normalise(format, READ_FORMATS) or detect_format(src)
     if Path(dst).resolve() == Path(src).resolve():
         raise PointaeError(f"{dst}: output would overwrite the input")
+    if fmt_in == "h5" and fmt_out == "h5" and hdf5.h5_length(src) > 0:  # stream, one chunk at a time
+        params = {"command": "convert", "input": str(src), "input_format": "h5"}
+        with hdf5.H5TraceWriter(dst, parameters=params) as w:
+            for part in hdf5.iter_h5(src, chunk_size=65536):
+                w.append(part)
+        return w.n, w._spec["n_loci"] if w._spec else 0
+    t = read_traces(src, format=fmt_in)
     kw = {}
     if fmt_out == "h5":
-        kw["parameters"] = {"command": "convert", "input": str(src), "input_format": t.attrs.get("format")}
+        kw["parameters"] = {"command": "convert", "input": str(src), "input_format": fmt_in}
     write_traces(t, dst, format=fmt_out, **kw)
-    return t
+    return len(t), t.n_loci
 
 
 __all__ = [

@@ -44,6 +44,207 @@ def _h5():
     return h5py
 
 
+_COMPRESSION = {
+    "gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
+    "lzf": {"compression": "lzf", "shuffle": True},
+    "none": {},
+}
+
+
+class H5TraceWriter:
+    """Write a pointae HDF5 file chunk by chunk (a streaming write; atomic on success).
+
+    The first appended :class:`Traces` fixes the locus count, unit, loci, meta columns, layers and
+    attrs; later chunks must match. Datasets are resizable, so any number of traces can be
+    appended with only one chunk in memory.
+
+    Parameters
+    ----------
+    path
+        Output file; written to a temporary file renamed on a clean exit (removed on error).
+    compression
+        ``"gzip"`` (level 4, with byte shuffle), ``"lzf"`` (faster) or ``"none"``.
+    chunk_traces
+        Traces per HDF5 chunk along the first axis.
+    parameters
+        Recorded in the provenance (e.g. the command that produced the data).
+
+    Examples
+    --------
+    >>> with H5TraceWriter("sim.h5") as w:  # doctest: +SKIP
+    ...     for part in simulate_in_parts():
+    ...         w.append(part)
+    """
+
+    def __init__(self, path, compression: str = "gzip", chunk_traces: int = 4096, parameters=None):
+        if compression not in _COMPRESSION:
+            raise PointaeError(f"unknown compression {compression!r} (gzip, lzf or none)")
+        if chunk_traces < 1:
+            raise PointaeError("chunk_traces must be >= 1")
+        self.path = path
+        self.compression = compression
+        self.chunk_traces = int(chunk_traces)
+        self.parameters = dict(parameters or {})
+        self.n = 0
+        self._f = None
+        self._ctx = None
+        self._spec = None
+
+    def __enter__(self) -> H5TraceWriter:
+        self._ctx = atomic_path(self.path)
+        tmp = self._ctx.__enter__()
+        self._f = _h5().File(tmp, "w")
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None and self._spec is None:
+                raise PointaeError("nothing was written: append at least one Traces")
+            if exc_type is None:
+                self._f.attrs["n_traces"] = self.n
+        except BaseException as e:
+            self._f.close()
+            self._ctx.__exit__(type(e), e, e.__traceback__)
+            raise
+        self._f.close()
+        return self._ctx.__exit__(exc_type, exc, tb)
+
+    # ------------------------------------------------------------------ first chunk: layout
+    def _create(self, t: Traces, chunk_traces: int) -> None:
+        from pointae._version import __version__
+
+        f, n_loci = self._f, t.n_loci
+        if n_loci == 0:
+            raise PointaeError("cannot write traces with no loci to HDF5")
+        comp = _COMPRESSION[self.compression]
+        c = max(1, chunk_traces)
+        provenance = {
+            "source": t.attrs.get("source"),
+            "pointae_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "parameters": {"compression": self.compression, "chunk_traces": c, **self.parameters},
+            "previous": t.attrs.get("provenance"),
+        }
+        attrs = {k: v for k, v in t.attrs.items() if k != "provenance"}
+        str_dt = _h5().string_dtype("utf-8")
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["unit"] = t.unit
+        f.attrs["n_traces"] = 0
+        f.attrs["n_loci"] = n_loci
+        f.attrs["attrs"] = json.dumps(jsonable(attrs), ensure_ascii=False)
+        f.attrs["provenance"] = json.dumps(jsonable(provenance), ensure_ascii=False)
+        f.attrs["meta_columns"] = json.dumps(list(map(str, t.meta.columns)))
+        f.attrs["layer_names"] = json.dumps(list(t.layers))
+        f.create_dataset(
+            "coords",
+            shape=(0, n_loci, 3),
+            maxshape=(None, n_loci, 3),
+            dtype=np.float32,
+            chunks=(c, n_loci, 3),
+            **comp,
+        )
+        g, gna = f.create_group("meta"), f.create_group("meta_na")
+        kinds = []
+        for i, col in enumerate(t.meta.columns):
+            key, s = f"{i:04d}", t.meta[col]
+            kind, dtype = _column_kind(s)
+            ds = g.create_dataset(
+                key,
+                shape=(0,),
+                maxshape=(None,),
+                dtype=str_dt if dtype is None else dtype,
+                chunks=(c,),
+                **comp,
+            )
+            ds.attrs["name"] = str(col)
+            ds.attrs["kind"] = kind
+            if kind in ("str", "category"):
+                gna.create_dataset(key, shape=(0,), maxshape=(None,), dtype=bool, chunks=(c,), **comp)
+            kinds.append(kind)
+        if t.loci is not None:
+            gl = f.create_group("loci")
+            gl.create_dataset(
+                "chrom", data=t.loci["chrom"].astype(str).to_numpy().astype(object), dtype=str_dt
+            )
+            gl.create_dataset("start", data=t.loci["start"].to_numpy(np.int64))
+            gl.create_dataset("end", data=t.loci["end"].to_numpy(np.int64))
+        gy = f.create_group("layers")
+        for i, (k, v) in enumerate(t.layers.items()):
+            v = np.asarray(v)
+            text = v.dtype.kind in "USO"
+            ds = gy.create_dataset(
+                f"{i:04d}",
+                shape=(0, n_loci),
+                maxshape=(None, n_loci),
+                dtype=str_dt if text else v.dtype,
+                chunks=(c, n_loci),
+                **comp,
+            )
+            ds.attrs["name"] = k
+        self._spec = {
+            "n_loci": n_loci,
+            "unit": t.unit,
+            "meta": list(t.meta.columns),
+            "kinds": kinds,
+            "layers": list(t.layers),
+        }
+
+    def append(self, traces: Traces) -> None:
+        """Append a chunk of traces (same loci, unit, meta columns and layers as the first)."""
+        if self._f is None:
+            raise PointaeError("use H5TraceWriter as a context manager: with H5TraceWriter(path) as w: ...")
+        t = traces
+        if self._spec is None:
+            self._create(t, self.chunk_traces)
+        spec = self._spec
+        if t.n_loci != spec["n_loci"] or t.unit != spec["unit"]:
+            raise PointaeError(
+                f"chunk has {t.n_loci} loci in {t.unit!r}, the file {spec['n_loci']} in {spec['unit']!r}"
+            )
+        if list(t.meta.columns) != spec["meta"] or list(t.layers) != spec["layers"]:
+            raise PointaeError("chunk has other meta columns or layers than the first chunk")
+        n0, n1 = self.n, self.n + len(t)
+        if n1 == n0:
+            return
+        f = self._f
+        f["coords"].resize(n1, axis=0)
+        f["coords"][n0:n1] = t.coords
+        for i, (col, kind) in enumerate(zip(spec["meta"], spec["kinds"])):
+            key, s = f"{i:04d}", t.meta[col]
+            ds = f["meta"][key]
+            ds.resize(n1, axis=0)
+            if kind in ("str", "category"):
+                na = s.isna().to_numpy()
+                ds[n0:n1] = s.astype(object).where(~na, "").astype(str).to_numpy().astype(object)
+                f["meta_na"][key].resize(n1, axis=0)
+                f["meta_na"][key][n0:n1] = na
+            else:
+                v = s.to_numpy()
+                if ds.dtype.kind in "iub" and s.isna().any():
+                    raise PointaeError(f"meta column {col!r} has missing values in a later chunk")
+                ds[n0:n1] = v
+        for i, k in enumerate(spec["layers"]):
+            ds = f["layers"][f"{i:04d}"]
+            v = np.asarray(t.layers[k])
+            ds.resize(n1, axis=0)
+            ds[n0:n1] = v.astype(str).astype(object) if ds.dtype.kind == "O" else v
+        self.n = n1
+
+
+def _column_kind(s: pd.Series):
+    """(kind, numpy dtype or None for text) used to store one meta column."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return "category", None
+    if pd.api.types.is_bool_dtype(s) and not s.isna().any():
+        return "bool", np.dtype(bool)
+    if pd.api.types.is_numeric_dtype(s):
+        if pd.api.types.is_integer_dtype(s) and not s.isna().any():
+            return "numeric", np.dtype(np.int64)
+        return "numeric", np.dtype(np.float64)
+    return "str", None
+
+
 def write_h5(
     traces: Traces,
     path,
@@ -51,95 +252,20 @@ def write_h5(
     chunk_traces: int = 4096,
     parameters: dict | None = None,
 ) -> None:
-    """Write traces to HDF5 (atomically).
+    """Write traces to HDF5 (atomically); see :class:`H5TraceWriter` to write chunk by chunk.
 
     Parameters
     ----------
     compression
         ``"gzip"`` (level 4, with byte shuffle), ``"lzf"`` (faster) or ``"none"``.
     chunk_traces
-        Traces per chunk along the first axis.
+        Traces per chunk along the first axis (capped at the number of traces).
     parameters
         Recorded in the provenance (e.g. the command that produced the data).
     """
-    h5py = _h5()
-    if compression not in ("gzip", "lzf", "none"):
-        raise PointaeError(f"unknown compression {compression!r} (gzip, lzf or none)")
-    t = traces
-    n, n_loci = len(t), t.n_loci
-    comp: dict = {}
-    if compression == "gzip":
-        comp = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-    elif compression == "lzf":
-        comp = {"compression": "lzf", "shuffle": True}
-    c = max(1, min(chunk_traces, n))
-    from pointae._version import __version__
-
-    provenance = {
-        "source": t.attrs.get("source"),
-        "pointae_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "parameters": {"compression": compression, "chunk_traces": chunk_traces, **(parameters or {})},
-        "previous": t.attrs.get("provenance"),
-    }
-    attrs = {k: v for k, v in t.attrs.items() if k != "provenance"}
-    str_dt = h5py.string_dtype("utf-8")
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT_NAME
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["unit"] = t.unit
-            f.attrs["n_traces"] = n
-            f.attrs["n_loci"] = n_loci
-            f.attrs["attrs"] = json.dumps(jsonable(attrs), ensure_ascii=False)
-            f.attrs["provenance"] = json.dumps(jsonable(provenance), ensure_ascii=False)
-            f.attrs["meta_columns"] = json.dumps(list(map(str, t.meta.columns)))
-            f.attrs["layer_names"] = json.dumps(list(t.layers))
-            chunks = (c, n_loci, 3) if n and n_loci else None
-            f.create_dataset("coords", data=t.coords, chunks=chunks, **(comp if chunks else {}))
-            g = f.create_group("meta")
-            gna = f.create_group("meta_na")
-            for i, col in enumerate(t.meta.columns):
-                _write_column(g, gna, f"{i:04d}", t.meta[col], (c,) if n else None, comp, str_dt)
-                g[f"{i:04d}"].attrs["name"] = str(col)
-            if t.loci is not None:
-                gl = f.create_group("loci")
-                gl.create_dataset(
-                    "chrom", data=t.loci["chrom"].astype(str).to_numpy().astype(object), dtype=str_dt
-                )
-                gl.create_dataset("start", data=t.loci["start"].to_numpy(np.int64))
-                gl.create_dataset("end", data=t.loci["end"].to_numpy(np.int64))
-            gy = f.create_group("layers")
-            for i, (k, v) in enumerate(t.layers.items()):
-                v = np.asarray(v)
-                ch = (c, n_loci) if n and n_loci else None
-                kw = comp if ch else {}
-                if v.dtype.kind in "USO":
-                    ds = gy.create_dataset(
-                        f"{i:04d}", data=v.astype(str).astype(object), dtype=str_dt, chunks=ch, **kw
-                    )
-                else:
-                    ds = gy.create_dataset(f"{i:04d}", data=v, chunks=ch, **kw)
-                ds.attrs["name"] = k
-
-
-def _write_column(g, gna, key, s: pd.Series, chunks, comp, str_dt) -> None:
-    kw = comp if chunks else {}
-    if pd.api.types.is_bool_dtype(s) and not s.isna().any():
-        g.create_dataset(key, data=s.to_numpy(bool), chunks=chunks, **kw)
-        g[key].attrs["kind"] = "bool"
-    elif pd.api.types.is_numeric_dtype(s) and not isinstance(s.dtype, pd.CategoricalDtype):
-        if s.isna().any() and pd.api.types.is_integer_dtype(s):
-            s = s.astype(np.float64)
-        g.create_dataset(key, data=s.to_numpy(), chunks=chunks, **kw)
-        g[key].attrs["kind"] = "numeric"
-    else:
-        na = s.isna().to_numpy()
-        vals = s.astype(object).where(~na, "").astype(str).to_numpy().astype(object)
-        g.create_dataset(key, data=vals, dtype=str_dt, chunks=chunks, **kw)
-        g[key].attrs["kind"] = "category" if isinstance(s.dtype, pd.CategoricalDtype) else "str"
-        if na.any():
-            gna.create_dataset(key, data=na, chunks=chunks, **kw)
+    c = min(chunk_traces, max(1, len(traces)))
+    with H5TraceWriter(path, compression=compression, chunk_traces=c, parameters=parameters) as w:
+        w.append(traces)
 
 
 def _open(path):
@@ -228,4 +354,4 @@ def iter_h5(path, chunk_size: int = 65536) -> Iterator[Traces]:
             yield _read_slice(p, f, s, min(n, s + chunk_size))
 
 
-__all__ = ["read_h5", "write_h5", "iter_h5", "h5_length", "looks_like"]
+__all__ = ["H5TraceWriter", "read_h5", "write_h5", "iter_h5", "h5_length", "looks_like"]
