@@ -1,1 +1,203 @@
-"""Commands of this group are registered here (work in progress)."""
+"""Analysis commands: ``embed``, ``cluster``, ``compare``, ``demo`` (thin wrappers over pointae.analysis)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pointae.cli._app import command, console
+
+
+class LayoutName(str, Enum):
+    phate = "phate"
+    umap = "umap"
+    tsne = "tsne"
+
+
+class ClusterMethod(str, Enum):
+    kmeans = "kmeans"
+    leiden = "leiden"
+    agglomerative = "agglomerative"
+
+
+def _csv_list(text: str, what: str, allowed: tuple[str, ...]) -> list[str]:
+    from pointae.errors import PointaeError
+
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in items if s not in allowed]
+    if bad or not items:
+        raise PointaeError(f"--{what}: {', '.join(bad) or 'empty'} not in {', '.join(allowed)}")
+    return items
+
+
+@command("embed")
+def embed_cmd(
+    run: Annotated[Path, typer.Argument(help="Run directory of a trained model (from 'pointae train').")],
+    data: Annotated[Path, typer.Argument(help="Trace file to embed (any format pointae reads).")],
+    out: Annotated[
+        list[Path],
+        typer.Option("--out", "-o", help="Output .h5ad (AnnData), .csv or .npy; repeat for several."),
+    ] = [Path("emb.h5ad")],  # noqa: B006 - typer needs a literal default
+    batch_size: Annotated[int, typer.Option(help="Traces per streamed chunk.")] = 1024,
+    layout: Annotated[
+        list[LayoutName], typer.Option("--layout", help="2D layout(s) to store in obsm (repeatable).")
+    ] = [LayoutName.phate],  # noqa: B006
+    no_layout: Annotated[
+        bool, typer.Option("--no-layout", help="Skip the 2D layout (fast, huge inputs).")
+    ] = False,
+    no_baseline: Annotated[
+        bool, typer.Option("--no-baseline", help="Skip the PCA-of-distances baseline.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Random state of the layout.")] = 0,
+) -> None:
+    """Encode traces with a trained model; write latents as AnnData (obs = metadata, obsm = latents)."""
+    from pointae.analysis.embed import embed
+
+    res = embed(
+        run,
+        data,
+        out=out,
+        batch_size=batch_size,
+        layouts=() if no_layout else [x.value for x in layout],
+        baseline=not no_baseline,
+        seed=seed,
+    )
+    n, d = res.latents.shape
+    console.print(f"embedded {n:,} traces into {d} dimensions")
+    for p in res.paths:
+        console.print(f"wrote {p}")
+
+
+@command("cluster")
+def cluster_cmd(
+    emb: Annotated[Path, typer.Argument(help="Embedding .h5ad written by 'pointae embed'.")],
+    method: Annotated[
+        LayoutName, typer.Option("--method", help="2D layout for the figures.")
+    ] = LayoutName.phate,
+    clusters: Annotated[
+        ClusterMethod, typer.Option("--clusters", help="Clustering algorithm.")
+    ] = ClusterMethod.kmeans,
+    k: Annotated[
+        Optional[int],
+        typer.Option("--k", help="Number of clusters (default: classes of the first label, else 8)."),
+    ] = None,
+    label: Annotated[
+        Optional[list[str]],
+        typer.Option("--label", help="obs column to score against (repeatable; default: all)."),
+    ] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Figure folder (default: <EMB>_cluster).")
+    ] = None,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", help="Trace file embedded (default: the one recorded in EMB).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random state.")] = 0,
+) -> None:
+    """Layout + clusters of an embedding, metrics vs labels (with the PCA baseline), figures (PNG)."""
+    from pointae.analysis.clustering import cluster_embedding
+
+    m = cluster_embedding(
+        emb, out=out, layout=method.value, clusters=clusters.value, k=k, labels=label, seed=seed, data=data
+    )
+    from rich.table import Table
+
+    t = Table(title=f"{m['n_obs']:,} traces, {m['clustering']} k={m['k']}, layout {m['layout']}")
+    for c in ("label", "representation", "ARI", "NMI", "kNN acc", "silhouette"):
+        t.add_column(c)
+    for lab, row in m["labels"].items():
+        for name, v in row.items():
+            t.add_row(
+                lab,
+                name,
+                f"{v['ari']:.3f}",
+                f"{v['nmi']:.3f}",
+                f"{v['knn_accuracy']:.3f}",
+                f"{v['silhouette']:.3f}",
+            )
+    console.print(t)
+    for name, p in m["figures"].items():
+        console.print(f"{name}: {p}")
+
+
+@command("compare")
+def compare_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Trace file (any format pointae reads).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("runs/compare"),
+    reprs: Annotated[
+        str, typer.Option("--reprs", help="Comma-separated representations.")
+    ] = "map,graph,voxel",
+    tasks: Annotated[
+        str, typer.Option("--tasks", help="Comma-separated tasks.")
+    ] = "autoencode,denoise,inpaint",
+    runs: Annotated[
+        Optional[Path],
+        typer.Option("--runs", help="Folder of runs <repr>-<task> to reuse (missing ones are trained)."),
+    ] = None,
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Config override section.key=value for every run.")
+    ] = None,
+    label: Annotated[
+        Optional[list[str]],
+        typer.Option("--label", help="Label column to score clusterings against (repeatable)."),
+    ] = None,
+    device: Annotated[Optional[str], typer.Option(help="train.accelerator: cpu, gpu or auto.")] = None,
+    layout: Annotated[
+        LayoutName, typer.Option(help="2D layout of the clustering figures.")
+    ] = LayoutName.phate,
+) -> None:
+    """Train (or reuse) one model per representation x task; write report.html, report.md, metrics.json."""
+    from pointae.analysis.compare import REPRS, TASKS, compare, summary_text
+
+    res = compare(
+        data,
+        reprs=_csv_list(reprs, "reprs", REPRS),
+        tasks=_csv_list(tasks, "tasks", TASKS),
+        out=out,
+        runs=runs,
+        overrides=set_ or [],
+        labels=label,
+        device=device,
+        layout=layout.value,
+        log=lambda s: console.print(s, markup=False, highlight=False),
+    )
+    typer.echo(summary_text(res.metrics))
+    for text in res.metrics["verdict"].values():
+        typer.echo(text)
+    typer.echo(f"report: {res.report}")
+
+
+@command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("runs/demo"),
+    large: Annotated[
+        bool, typer.Option("--large", help="Bigger data and training (meant for a GPU).")
+    ] = False,
+    device: Annotated[Optional[str], typer.Option(help="train.accelerator: cpu, gpu or auto.")] = None,
+    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 0,
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Extra config override for every run.")
+    ] = None,
+) -> None:
+    """The main job: simulate a labelled mixture, compare map/graph/voxel, print summary + report path."""
+    import time
+
+    from pointae.analysis.compare import summary_text
+    from pointae.analysis.demo import demo
+
+    t0 = time.perf_counter()
+    res = demo(
+        out=out,
+        size="large" if large else "small",
+        device=device,
+        seed=seed,
+        overrides=tuple(set_ or ()),
+        log=lambda s: console.print(s, markup=False, highlight=False),
+    )
+    typer.echo(summary_text(res.metrics))
+    for text in res.metrics["verdict"].values():
+        typer.echo(text)
+    typer.echo(f"finished in {time.perf_counter() - t0:.0f} s")
+    typer.echo(f"report: {res.report}")
