@@ -1,11 +1,15 @@
 """Quality-control summary of a :class:`~pointae.data.traces.Traces` (``pointae info``).
 
-The keys of :func:`summarize` are documented in ``docs/data.md``.
+The keys of :func:`summarize` are documented in ``docs/data.md``. :func:`summarize_file`
+streams HDF5 files chunk by chunk (two passes), so a 10^6-trace file never has to be in memory;
+the result is the same as :func:`summarize` on the whole file.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -30,19 +34,125 @@ def _quantiles(x: np.ndarray) -> dict[str, float] | None:
     return out
 
 
-def _is_label_column(s: pd.Series, n: int) -> bool:
-    if s.name in ("trace_id",) or n == 0:
-        return False
-    k = s.nunique(dropna=True)
-    if k == 0 or k > MAX_LABELS:
-        return False
+def _label_kind(s: pd.Series) -> str | None:
+    """How a meta column may be a label: 'text', 'int' or None (never)."""
+    if s.name == "trace_id":
+        return None
     if isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(s):
-        return True
+        return "always"
     if pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s):
-        return k < n or n == 1
+        return "text"
     if pd.api.types.is_integer_dtype(s):
-        return k <= min(20, max(1, n // 2))
-    return False
+        return "int"
+    return None
+
+
+def _is_label(kind: str | None, k: int, n: int) -> bool:
+    if kind is None or n == 0 or k == 0 or k > MAX_LABELS:
+        return False
+    if kind == "always":
+        return True
+    if kind == "text":
+        return k < n or n == 1
+    return k <= min(20, max(1, n // 2))
+
+
+def observed_gaps(coords: np.ndarray) -> np.ndarray:
+    """Distances between consecutive *observed* loci of each trace, float32 ``(M,)``.
+
+    The same values :func:`pointae.baselines.detect_outliers_neighbour` takes its scale from.
+    """
+    mask = ~np.isnan(coords[..., 0])  # (N, L)
+    ti, li = np.nonzero(mask)  # observed loci, ordered by trace then locus
+    if ti.size < 2:
+        return np.empty(0, np.float32)
+    same = ti[1:] == ti[:-1]
+    pts = coords[ti, li]  # (M, 3)
+    return np.linalg.norm(np.diff(pts, axis=0), axis=-1)[same]
+
+
+def _summarize_chunks(chunks: Callable[[], Iterable[Traces]], outlier_factor: float) -> dict[str, Any]:
+    """Two passes over ``chunks()``: statistics, then outliers with the global scale."""
+    first: Traces | None = None
+    n = observed = total = 0
+    miss, rgs, bonds, gaps = [], [], [], []
+    counts: dict[str, Counter] = {}
+    kinds: dict[str, str | None] = {}
+    for t in chunks():
+        if first is None:
+            first = t
+            kinds = {str(c): _label_kind(t.meta[c]) for c in t.meta.columns}
+            counts = {c: Counter() for c, k in kinds.items() if k is not None}
+        m = t.mask  # (B, L)
+        n += len(t)
+        observed += int(m.sum())
+        total += m.size
+        if t.n_loci:
+            miss.append(1.0 - m.mean(axis=1))
+        with warnings.catch_warnings():  # all-missing traces: mean of an empty slice
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rgs.append(t.radius_of_gyration())
+        d = t.neighbour_distances()
+        bonds.append(d[np.isfinite(d)])
+        gaps.append(observed_gaps(t.coords))
+        for c in list(counts):
+            s = t.meta[c]
+            counts[c].update(s.astype(object).where(s.notna(), "<missing>").tolist())
+            if len(counts[c]) > MAX_LABELS + 1:
+                del counts[c]
+    if first is None:
+        raise ValueError("no traces to summarise")
+    n_loci = first.n_loci
+    miss_per_trace = np.concatenate(miss) if miss else np.zeros(n)
+    bonds = np.concatenate(bonds) if bonds else np.empty(0, np.float32)
+    gaps = np.concatenate(gaps) if gaps else np.empty(0, np.float32)
+    mnd = float(np.median(bonds)) if bonds.size else float("nan")
+    outlier_fraction, outlier_traces = None, 0
+    if n and n_loci > 1:
+        scale = float(np.median(gaps)) if gaps.size else 1.0
+        flagged_total = 0
+        for t in chunks():
+            flagged = detect_outliers_neighbour(t.coords, factor=outlier_factor, scale=scale)  # (B, L)
+            flagged_total += int(flagged.sum())
+            outlier_traces += int(flagged.any(axis=1).sum())
+        outlier_fraction = float(flagged_total / observed) if observed else None
+    span = None
+    if first.loci is not None and n_loci:
+        lo = first.loci
+        chroms = list(pd.unique(lo["chrom"]))
+        span = {
+            "chrom": ",".join(chroms),
+            "start": int(lo["start"].min()),
+            "end": int(lo["end"].max()),
+            "bp": int(lo["end"].max() - lo["start"].min()) if len(chroms) == 1 else None,
+            "median_locus_size": float(np.median(lo["end"] - lo["start"])),
+        }
+    labels = {}
+    for c, cnt in counts.items():
+        k = len([v for v in cnt if v != "<missing>"])
+        if _is_label(kinds[c], k, n):
+            labels[c] = {str(v): int(x) for v, x in cnt.most_common()}
+    rg = np.concatenate(rgs) if rgs else np.empty(0)
+    return {
+        "n_traces": int(n),
+        "n_loci": int(n_loci),
+        "unit": first.unit,
+        "source": first.attrs.get("source"),
+        "format": first.attrs.get("format"),
+        "genomic_span": span,
+        "missing_fraction": float(1.0 - observed / total) if total else 0.0,
+        "missing_per_trace": _quantiles(miss_per_trace),
+        "traces_over_half_missing": int((miss_per_trace > 0.5).sum()),
+        "empty_traces": int((miss_per_trace == 1.0).sum()) if n_loci else int(n),
+        "median_neighbour_distance": mnd if np.isfinite(mnd) else None,
+        "radius_of_gyration": _quantiles(rg) if n else None,
+        "outlier_factor": float(outlier_factor),
+        "outlier_fraction": outlier_fraction,
+        "outlier_traces": outlier_traces,
+        "meta_columns": [str(c) for c in first.meta.columns],
+        "layers": sorted(first.layers),
+        "labels": labels,
+    }
 
 
 def summarize(traces: Traces, outlier_factor: float = 3.0) -> dict[str, Any]:
@@ -53,76 +163,35 @@ def summarize(traces: Traces, outlier_factor: float = 3.0) -> dict[str, Any]:
     traces
         ``N`` traces of ``L`` loci.
     outlier_factor
-        A locus farther than ``outlier_factor`` x the median neighbour distance from both chain
-        neighbours counts as an outlier (:func:`pointae.baselines.detect_outliers_neighbour`).
+        A locus farther than ``outlier_factor`` x the median distance between consecutive observed
+        loci from both chain neighbours counts as an outlier
+        (:func:`pointae.baselines.detect_outliers_neighbour`).
 
     Returns
     -------
     dict
         JSON-serialisable; keys ``n_traces``, ``n_loci``, ``unit``, ``source``, ``format``,
         ``genomic_span``, ``missing_fraction``, ``missing_per_trace``,
-        ``traces_over_half_missing``, ``median_neighbour_distance``, ``radius_of_gyration``,
-        ``outlier_fraction``, ``outlier_traces``, ``meta_columns``, ``layers``, ``labels``
-        (see docs/data.md).
+        ``traces_over_half_missing``, ``empty_traces``, ``median_neighbour_distance``,
+        ``radius_of_gyration``, ``outlier_factor``, ``outlier_fraction``, ``outlier_traces``,
+        ``meta_columns``, ``layers``, ``labels`` (see docs/data.md).
     """
-    n, n_loci = len(traces), traces.n_loci
-    mask = traces.mask  # (N, L)
-    miss_per_trace = 1.0 - mask.mean(axis=1) if n_loci else np.zeros(n)
-    span = None
-    if traces.loci is not None and n_loci:
-        lo = traces.loci
-        chroms = list(pd.unique(lo["chrom"]))
-        span = {
-            "chrom": ",".join(chroms),
-            "start": int(lo["start"].min()),
-            "end": int(lo["end"].max()),
-            "bp": int(lo["end"].max() - lo["start"].min()) if len(chroms) == 1 else None,
-            "median_locus_size": float(np.median(lo["end"] - lo["start"])),
-        }
-    if n and n_loci > 1:
-        flagged = detect_outliers_neighbour(traces.coords, factor=outlier_factor)  # (N, L)
-        n_obs = int(mask.sum())
-        outlier_fraction = float(flagged.sum() / n_obs) if n_obs else None
-        outlier_traces = int(flagged.any(axis=1).sum())
-    else:
-        outlier_fraction, outlier_traces = None, 0
-    mnd = traces.median_neighbour_distance() if n_loci > 1 else float("nan")
-    with warnings.catch_warnings():  # all-missing traces: mean of an empty slice
-        warnings.simplefilter("ignore", RuntimeWarning)
-        rg = traces.radius_of_gyration()
-    labels = {}
-    for col in traces.meta.columns:
-        s = traces.meta[col]
-        if _is_label_column(s, n):
-            vc = s.astype(object).where(s.notna(), "<missing>").value_counts()
-            labels[str(col)] = {str(k): int(v) for k, v in vc.items()}
-    return {
-        "n_traces": int(n),
-        "n_loci": int(n_loci),
-        "unit": traces.unit,
-        "source": traces.attrs.get("source"),
-        "format": traces.attrs.get("format"),
-        "genomic_span": span,
-        "missing_fraction": float(traces.missing_fraction),
-        "missing_per_trace": _quantiles(miss_per_trace),
-        "traces_over_half_missing": int((miss_per_trace > 0.5).sum()),
-        "empty_traces": int((~mask.any(axis=1)).sum()) if n_loci else int(n),
-        "median_neighbour_distance": float(mnd) if np.isfinite(mnd) else None,
-        "radius_of_gyration": _quantiles(rg) if n else None,
-        "outlier_factor": float(outlier_factor),
-        "outlier_fraction": outlier_fraction,
-        "outlier_traces": outlier_traces,
-        "meta_columns": [str(c) for c in traces.meta.columns],
-        "layers": sorted(traces.layers),
-        "labels": labels,
-    }
+    return _summarize_chunks(lambda: [traces], outlier_factor)
 
 
-def summarize_file(path, format: str | None = None, **kw) -> dict[str, Any]:
-    """Read ``path`` (any supported format) and :func:`summarize` it."""
-    from pointae.data.io import read_traces
+def summarize_file(
+    path, format: str | None = None, chunk_size: int = 65536, outlier_factor: float = 3.0
+) -> dict[str, Any]:
+    """:func:`summarize` a file; HDF5 files are streamed in chunks of ``chunk_size`` traces."""
+    from pointae.data.io import detect_format, iter_traces, read_traces
+    from pointae.data.io.hdf5 import h5_length
 
-    return summarize(read_traces(path, format=format), **kw)
+    fmt = format or detect_format(path)
+    if fmt in ("h5", "hdf5") and h5_length(path) > 0:
+        return _summarize_chunks(
+            lambda: iter_traces(path, chunk_size=chunk_size, format="h5"), outlier_factor
+        )
+    return summarize(read_traces(path, format=fmt), outlier_factor=outlier_factor)
 
 
-__all__ = ["summarize", "summarize_file"]
+__all__ = ["summarize", "summarize_file", "observed_gaps"]

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from pointae.cli import app
 from pointae.data.corrupt import add_outliers
 from pointae.data.io import read_traces, write_traces
-from pointae.data.qc import summarize
+from pointae.data.qc import summarize, summarize_file
 from pointae.data.traces import Traces
 from pointae.testing import tiny_traces
 
@@ -60,6 +60,20 @@ def test_outlier_estimate_tracks_injected_outliers(rng):
     # most of the injected 5% are caught by the neighbour rule
     assert 0.03 < s["outlier_fraction"] < 0.07
     assert s["outlier_traces"] > 100
+
+
+def test_streamed_summary_equals_in_memory(tmp_path, rng):
+    t = tiny_traces(n=3000, n_loci=30, seed=3, missing=0.15)
+    t = t.with_coords(add_outliers(t.coords, 0.02, rng, magnitude=(5.0, 8.0)).coords)
+    t.meta["cycle"] = rng.choice(["G1", "S", "G2"], size=len(t))
+    t.meta["cell_id"] = [f"c{i}" for i in range(len(t))]
+    p = tmp_path / "q.h5"
+    write_traces(t, p, chunk_traces=256)
+    whole = summarize(read_traces(p))
+    streamed = summarize_file(p, chunk_size=700)
+    assert streamed == whole
+    assert set(streamed["labels"]) == {"cycle", "condition"}
+    assert streamed["outlier_fraction"] > 0.01
 
 
 def test_cli_info_json_and_table(shared_data):
