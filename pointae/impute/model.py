@@ -47,10 +47,10 @@ def torch_threads(n: int = 1) -> Iterator[None]:
 class ImputerConfig:
     """Architecture hyper-parameters (stored next to the weights)."""
 
-    channels: int = 32
-    dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 1, 2, 4)
+    channels: int = 16
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2)
     prior_eps: float = 1e-3
-    correction: float = 0.25
+    correction: float = 0.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -162,8 +162,10 @@ class Imputer(nn.Module):
     ------
     ``forward(coords (B, L, 3), scale) -> dict`` with ``coords`` ``(B, L, 3)`` (observed loci
     bit-for-bit, missing ones placed), ``weights`` ``(B, L, L)`` (rows sum to one over observed
-    loci) and ``spread`` ``(B, L)`` (weighted RMS distance of the used loci from the placed
-    position, in data units: an uncertainty length).
+    loci), ``spread`` ``(B, L)`` (weighted RMS distance of the used loci from the placed
+    position, in data units: an uncertainty length) and ``map`` ``(B, L, L)``: the predicted
+    distance map (data units), whose pairs with a placed locus are the placed structure's
+    distances times a learned factor (the network's raw distance prediction).
     """
 
     def __init__(self, config: ImputerConfig | None = None):
@@ -172,19 +174,21 @@ class Imputer(nn.Module):
         c = self.config.channels
         self.stem = nn.Conv2d(N_FEATURES, c, 1)
         self.blocks = nn.ModuleList([_Block(c, d) for d in self.config.dilations])
-        self.head = nn.Sequential(nn.GroupNorm(4, c), nn.GELU(), nn.Conv2d(c, 2, 1))
+        # head channels: placement logits, affine correction, log-factor of the predicted map
+        self.head = nn.Sequential(nn.GroupNorm(4, c), nn.GELU(), nn.Conv2d(c, 3, 1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def weights(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Placement weights ``(B, L, L)`` from :func:`pair_features` output."""
+    def weights(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Placement weights ``(B, L, L)`` and map log-factors ``(B, L, L)`` (symmetric)."""
         h = self.stem(feats["x"])  # (B, C, L, L)
         for blk in self.blocks:
             h = blk(h)
-        out = self.head(h)  # (B, 2, L, L)
+        out = self.head(h)  # (B, 3, L, L)
+        log_factor = 0.5 * (out[:, 2] + out[:, 2].transpose(1, 2))  # (B, L, L) symmetric
         mask = feats["mask"]
         col = mask[:, None, :]  # (B, 1, L) observed columns
         logits = out[:, 0] + torch.log(feats["w_lin"] + self.config.prior_eps)
@@ -192,13 +196,21 @@ class Imputer(nn.Module):
         soft = torch.softmax(logits, dim=-1)  # (B, L, L)
         soft = torch.nan_to_num(soft, nan=0.0)
         corr = self.config.correction * torch.tanh(out[:, 1]) * col  # (B, L, L)
-        return soft + corr - soft * corr.sum(-1, keepdim=True)
+        return soft + corr - soft * corr.sum(-1, keepdim=True), log_factor
 
     def forward(self, coords: torch.Tensor, scale: float | torch.Tensor) -> dict[str, torch.Tensor]:
         feats = pair_features(coords, scale)
-        w = self.weights(feats)  # (B, L, L)
+        w, log_factor = self.weights(feats)  # (B, L, L) each
         placed = w @ feats["pos"]  # (B, L, 3) scaled, centred
         mask = feats["mask"]
+        full = torch.where(mask[..., None], feats["pos"], placed)  # (B, L, 3)
+        base = torch.cdist(full, full)  # (B, L, L) distances of the placed structure
+        known = mask[:, :, None] & mask[:, None, :]
+        # predicted map: observed distances where both loci are observed, otherwise the placed
+        # structure's distances times a learned symmetric factor (symmetric, zero diagonal and
+        # non-negative by construction); ``map_detached`` trains the factor without moving loci
+        map_detached = torch.where(known, base, base.detach() * torch.exp(log_factor))
+        pred_map = torch.where(known, base, base * torch.exp(log_factor))
         diff = feats["pos"][:, None, :, :] - placed[:, :, None, :]  # (B, L, L, 3)
         spread = torch.sqrt((w.abs() * (diff**2).sum(-1)).sum(-1) + 1e-12)  # (B, L)
         out = placed * feats["scale"] + feats["centre"]
@@ -210,6 +222,8 @@ class Imputer(nn.Module):
             "weights": w,
             "spread": spread * feats["scale"][:, 0],
             "mask": mask,
+            "map": pred_map * feats["scale"],
+            "map_detached": map_detached * feats["scale"],
         }
 
 

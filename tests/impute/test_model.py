@@ -9,7 +9,7 @@ import torch
 from pointae.baselines import interpolate_missing
 from pointae.impute.fit import FitConfig, fit_imputer, hidden_pair_loss
 from pointae.impute.model import Imputer, ImputerConfig, linear_weights, pair_features
-from pointae.testing import random_rigid, tiny_traces
+from pointae.testing import assert_valid_map, random_rigid, tiny_traces
 
 SMALL = ImputerConfig(channels=8, dilations=(1, 2, 4))
 
@@ -49,6 +49,11 @@ def test_any_number_of_loci_keeps_observed_exactly(trained_like, n_loci):
     w = out["weights"].detach()
     torch.testing.assert_close(w.sum(-1), torch.ones(3, n_loci), atol=1e-5, rtol=0)
     assert (w[~torch.from_numpy(obs)[:, None, :].expand_as(w)] == 0).all()  # only observed loci used
+    pred_map = out["map"].detach().numpy()
+    assert_valid_map(pred_map)  # symmetric, zero diagonal, non-negative by construction
+    known = obs[:, :, None] & obs[:, None, :]
+    true = np.linalg.norm(c[:, :, None] - c[:, None, :], axis=-1)
+    np.testing.assert_allclose(pred_map[known], true[known], rtol=1e-4, atol=1e-2)
 
 
 def test_placement_is_equivariant_to_rigid_motions(trained_like, rng):
