@@ -190,3 +190,14 @@ def test_reconstruct_traces_aligns_onto_input():
     assert np.all(report["rmsd"] < 1e-2), report["rmsd"]  # nm
     assert out.attrs["reconstruction"]["method"] == "smacof"
     assert list(out.trace_ids) == list(t.trace_ids)
+
+
+def test_benchmark_reconstruction_smacof_beats_mds_on_hidden_pairs():
+    from pointae.recon import benchmark_reconstruction
+
+    t = tiny_traces(n=6, n_loci=24, seed=9, missing=0.05)
+    rep = benchmark_reconstruction(t, hide=0.3, n_traces=None, seed=1)
+    assert rep["n_traces"] == 6
+    assert rep["smacof"]["mae_hidden"] < 0.5 * rep["mds"]["mae_hidden"]
+    assert rep["smacof"]["median_rmsd"] < rep["mds"]["median_rmsd"]
+    assert rep["shortest_path_mae_hidden"] > rep["smacof"]["mae_hidden"]
