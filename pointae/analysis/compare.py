@@ -533,33 +533,48 @@ def compare(
 
 
 # ------------------------------------------------------------------------------------ summary + verdicts
+def _knn_se(acc: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on ``n`` points."""
+    return float(np.sqrt(max(acc * (1 - acc), 0.0) / max(n, 1)))
+
+
 def _verdicts(per_label: dict[str, dict], reprs: Sequence[str]) -> dict[str, str]:
+    """One sentence per label: who beats PCA on kNN accuracy, beyond two standard errors or not."""
     out = {}
     for lab, row in per_label.items():
         base = row["pca_dist"]
         acc = {r: row[r]["knn_accuracy"] for r in reprs}
         ari = {r: row[r]["ari"] for r in reprs}
-        if min([*acc.values(), base["knn_accuracy"]]) >= 0.99:
+        b_acc = base["knn_accuracy"]
+        if min([*acc.values(), b_acc]) >= 0.99:
             out[lab] = (
                 f"{lab}: separated perfectly by every representation and by PCA "
                 f"(kNN accuracy >= 0.99 for all); this label does not discriminate between them."
             )
             continue
-        winners = [r for r in reprs if acc[r] > base["knn_accuracy"]]
+        n = base["n_points"]
         parts = [f"{r} {acc[r]:.3f} (ARI {ari[r]:.3f})" for r in sorted(reprs, key=lambda r: -acc[r])]
-        head = (
-            f"{lab}: kNN accuracy {', '.join(parts)}; PCA of distances {base['knn_accuracy']:.3f} "
+        text = (
+            f"{lab}: kNN accuracy {', '.join(parts)}; PCA of distances {b_acc:.3f} "
             f"(ARI {base['ari']:.3f}); chance {base['chance_accuracy']:.3f}. "
         )
-        if winners:
-            best = max(winners, key=lambda r: acc[r])
-            head += (
-                f"Beating PCA: {', '.join(winners)}; best {best} "
-                f"(+{acc[best] - base['knn_accuracy']:.3f} kNN accuracy)."
+        margin = {r: 2 * np.hypot(_knn_se(acc[r], n), _knn_se(b_acc, n)) for r in reprs}
+        clear = [r for r in reprs if acc[r] - b_acc > margin[r]]
+        slight = [r for r in reprs if 0 < acc[r] - b_acc <= margin[r]]
+        if clear:
+            best = max(clear, key=lambda r: acc[r])
+            text += (
+                f"Beating PCA by more than two standard errors: {', '.join(clear)}; best {best} "
+                f"(+{acc[best] - b_acc:.3f} kNN accuracy, 2 SE = {margin[best]:.3f})."
+            )
+        elif slight:
+            text += (
+                f"{', '.join(slight)} score above PCA but within two standard errors ({n} points): "
+                "no clear winner over PCA."
             )
         else:
-            head += "No representation beats PCA of distances on this label."
-        out[lab] = head
+            text += "No representation beats PCA of distances on this label."
+        out[lab] = text
     return out
 
 
@@ -606,16 +621,33 @@ def _summary_table_dict(metrics: dict, reprs, tasks, cols, lat_task) -> dict:
 
 
 def summary_text(metrics: dict) -> str:
-    """The summary table as plain text (for the terminal)."""
-    cols = metrics["summary"]["columns"]
-    rows = metrics["summary"]["rows"]
+    """The summary table for the terminal, transposed: one line per metric, one column per method."""
     from pointae.analysis.report import format_value
 
-    head = ["", *[c["label"] for c in cols]]
-    body = [[r["name"], *[format_value(r.get(c["key"])) for c in cols]] for r in rows]
-    widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
+    cols = metrics["summary"]["columns"]
+    rows = metrics["summary"]["rows"]
+    short = {
+        "PCA (distances)": "PCA",
+        "linear interpolation": "interp",
+        "neighbour rule": "nbr-rule",
+        "corrupted input (no correction)": "no-fix",
+    }
+    head = ["", *[short.get(r["name"], r["name"]) for r in rows]]
+    body = []
+    for c in cols:
+        vals = [r.get(c["key"]) for r in rows]
+        cells = [format_value(v) for v in vals]
+        finite = [v for v in vals if isinstance(v, (int, float)) and v == v]
+        if c.get("better") in ("min", "max") and len(finite) > 1:
+            best = (min if c["better"] == "min" else max)(finite)
+            cells = [f"*{s}" if v == best else s for s, v in zip(cells, vals)]
+        arrow = {"min": " (lower better)", "max": " (higher better)"}.get(c.get("better"), "")
+        body.append([c["label"] + arrow, *cells])
+    widths = [max(len(str(line[i])) for line in [head, *body]) for i in range(len(head))]
     lines = [
-        "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(line, widths)))
+        "  ".join(
+            str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(line, widths))
+        )
         for line in [head, *body]
     ]
-    return "\n".join(lines)
+    return "\n".join([*lines, "(* = best in row; PCA/interp/nbr-rule/no-fix are baselines)"])

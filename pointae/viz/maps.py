@@ -130,7 +130,7 @@ def example_maps_figure(rows: dict[str, dict[str, np.ndarray]], unit: str = "", 
     errs = [np.abs(m) for r in rows.values() for c, m in r.items() if c.startswith("error")]
     emax = _map_limits(np.stack(errs), None) if errs else 1.0
     nr, nc = len(row_labels), len(col_labels)
-    fig, axes = plt.subplots(nr, nc, figsize=(1.7 * nc + 1.0, 1.7 * nr + 0.3), squeeze=False)
+    fig, axes = plt.subplots(nr, nc, figsize=(1.7 * nc + 1.8, 1.7 * nr + 0.3), squeeze=False)
     im_map = im_err = None
     for i, rl in enumerate(row_labels):
         for j, cl in enumerate(col_labels):
@@ -153,10 +153,13 @@ def example_maps_figure(rows: dict[str, dict[str, np.ndarray]], unit: str = "", 
                 ax.set_title(cl, fontsize=8)
             if j == 0:
                 ax.set_ylabel(rl, fontsize=8)
+    fig.subplots_adjust(right=0.84, wspace=0.05, hspace=0.08)
     if im_map is not None:
-        fig.colorbar(im_map, ax=axes[:, -1].tolist() if im_err is None else axes[:, -2].tolist(), shrink=0.6)
+        cax = fig.add_axes([0.86, 0.15, 0.015, 0.7])
+        fig.colorbar(im_map, cax=cax, label=f"distance {unit}".strip())
     if im_err is not None:
-        fig.colorbar(im_err, ax=axes[:, -1].tolist(), shrink=0.6, label=f"error {unit}".strip())
+        cax = fig.add_axes([0.93, 0.15, 0.015, 0.7])
+        fig.colorbar(im_err, cax=cax, label=f"error {unit}".strip())
     return fig
 
 
