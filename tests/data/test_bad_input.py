@@ -49,8 +49,20 @@ CASES = {
     "fofct_truncated": (FOFCT[: len(FOFCT) - 30], "truncated", FOFCT.count("\n"), None),
     "h5_truncated": (lambda tmp: _h5_bytes(tmp)[:3000], "truncated or damaged HDF5 file", None, None),
     "bintu_missing_column": (BINTU.replace("Z,X,Y,", "Z,X,W,"), "missing column(s) Y", 2, None),
-    "fofct_missing_column": (FOFCT.replace("chrom_end, ", ""), "missing column(s) Chrom_End", 7, None),
+    "fofct_missing_column": (
+        FOF_HEAD.replace(", Chrom_End", "") + "1,a,1,2,3,chr1,0\n",
+        "missing column(s) Chrom_End",
+        4,
+        None,
+    ),
     "csv_missing_column": ("trace_id,locus,x,y\nt,0,1,2\n", "missing column(s) z", 1, None),
+    "fofct_extra_field_every_row": (
+        FOF_HEAD + "1,a,1,2,3,chr1,0,10,x\n2,a,1,2,3,chr1,10,20,y\n",
+        "this row has 9 fields but the header names 8 columns",
+        5,
+        None,
+    ),
+    "csv_extra_field_every_row": (CSV_HEAD + "t,0,1,2,3,9\n", "has 6 fields", 2, None),
     "wrong_columns": ("a,b,c\n1,2,3\n", "cannot detect the format", 1, None),
     "too_many_fields": (CSV_HEAD + "t,0,1,2,3\nt,1,1,2,3,4\n", "malformed table", 3, None),
     "bintu_non_numeric": (

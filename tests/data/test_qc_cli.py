@@ -111,6 +111,14 @@ def test_cli_convert_fofct_h5_fofct(tmp_path, shared_data):
     assert prov["parameters"]["command"] == "convert" and prov["source"] == str(src)
 
 
+def test_cli_convert_real_bintu_h5_bintu(tmp_path, shared_data):
+    src = shared_data / "IMR90_chr21-18-20Mb.csv"
+    h5, out = tmp_path / "b.h5", tmp_path / "b.bintu.csv"
+    assert runner.invoke(app, ["convert", str(src), str(h5)]).exit_code == 0
+    assert runner.invoke(app, ["convert", str(h5), str(out)]).exit_code == 0
+    assert out.read_bytes() == src.read_bytes()
+
+
 def test_cli_convert_bintu_h5_bintu(tmp_path):
     src = FILES / "bintu_small.csv"
     h5 = tmp_path / "x.h5"

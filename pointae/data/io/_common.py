@@ -7,6 +7,7 @@ Every problem is reported as :class:`~pointae.errors.InputError` naming the file
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -122,6 +123,7 @@ def parse_table(
         if cols is None:
             head = pd.read_csv(io.StringIO(text), sep=sep, skiprows=skiprows, nrows=0)
             cols = list(head.columns)
+        _check_first_row_width(path, text, first_line, len(cols), sep)
         dtype = {c: str for c in cols if str(c).lower() in lower}
         df = pd.read_csv(
             io.StringIO(text),
@@ -133,6 +135,7 @@ def parse_table(
             skip_blank_lines=False,
             skipinitialspace=True,
             low_memory=False,
+            index_col=False,
         )
     except pd.errors.EmptyDataError:
         raise InputError(path, "no table found (file has only header lines?)", line=skiprows + 1) from None
@@ -152,6 +155,20 @@ def parse_table(
     if df.empty:
         raise InputError(path, "the table has a header but no rows", line=first_line - 1)
     return df, first_line
+
+
+def _check_first_row_width(path, text: str, first_line: int, n_cols: int, sep: str) -> None:
+    """pandas silently shifts or drops data when *every* row has more fields than the header."""
+    lines = text.split("\n", first_line + 200)
+    for ln in range(first_line, min(len(lines), first_line + 200) + 1):
+        raw = lines[ln - 1] if ln - 1 < len(lines) else ""
+        if raw.strip():
+            k = len(next(csv.reader([raw], delimiter=sep)))
+            if k > n_cols:
+                raise InputError(
+                    path, f"this row has {k} fields but the header names {n_cols} columns", line=ln
+                )
+            return
 
 
 def find_columns(path, df: pd.DataFrame, required: dict[str, str], line: int | None) -> dict[str, str]:
