@@ -415,3 +415,43 @@ def test_format_override(tmp_path):
     write_traces(t, p, format="csv")
     assert detect_format(p) == "csv"
     assert_same_traces(t, read_traces(p, format="csv"))
+
+
+# ---------------------------------------------------------------- tolerated variations
+def test_tolerated_variations(tmp_path):
+    ref = read_traces(BINTU_SMALL)
+    text = BINTU_SMALL.read_text()
+    body = text.split("\n", 1)[1]
+    variants = {
+        "no_description.csv": body,
+        "crlf.csv": text.replace("\n", "\r\n"),
+        "bom.csv": "\ufeff" + text,
+        "trailing_blank.csv": text + "\n\n",
+    }
+    for name, content in variants.items():
+        p = tmp_path / name
+        p.write_bytes(content.encode())
+        assert detect_format(p) == "bintu", name
+        t = read_traces(p)
+        np.testing.assert_array_equal(t.coords, ref.coords)
+        assert t.meta["Cell cycle"].tolist() == ref.meta["Cell cycle"].tolist()
+
+
+def test_blank_line_keeps_line_numbers(tmp_path):
+    p = tmp_path / "b.csv"
+    p.write_text("trace_id,locus,x,y,z\nt,0,1,2,3\n\nt,1,1,2,3\nt,1,4,5,6\n")
+    with pytest.raises(PointaeError, match=r"b\.csv:5 \(trace t\): duplicated"):
+        read_traces(p)
+
+
+def test_fofct_repeated_header_row(tmp_path):
+    p = tmp_path / "h.fofct.csv"
+    p.write_text(
+        "##FOF-CT_version=v0.1\n##Table_namespace=4dn_FOF-CT_core\n##XYZ_unit=um\n"
+        "##columns=(Spot_ID, Trace_ID, X, Y, Z, Chrom, Chrom_Start, Chrom_End)\n"
+        "Spot_ID,Trace_ID,X,Y,Z,Chrom,Chrom_Start,Chrom_End\n"
+        "1,a,0.5,1,2,chr1,0,10\n2,a,1.5,1,2,chr1,10,20\n"
+    )
+    t = read_traces(p)
+    assert t.unit == "micron" and t.n_loci == 2
+    np.testing.assert_array_equal(t.coords[0, :, 0], [0.5, 1.5])
