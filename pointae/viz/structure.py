@@ -44,6 +44,7 @@ CORRECTED_RGB = (0.85, 0.1, 0.1)
 GAP_RGB = (0.8, 0.8, 0.8)
 COMPARE_RGB = (0.89, 0.34, 0.18)
 BACKGROUND = (1.0, 1.0, 1.0)
+SUPERSAMPLE = 2  # frames are rendered at this multiple of their size on the PNG
 RADIUS_FACTOR = 0.15  # sphere radius / median neighbour distance
 
 
@@ -463,7 +464,8 @@ def render_trace(
     frame_w = w // len(panels)
     frame_h = max(int(h * (1 - cb_h - top_h)), 16)
     fig = _figure((w, h))
-    frames = _crop([render_frame(g, size=(frame_w, frame_h), bounds=bounds) for g, _, _ in panels])
+    ss = SUPERSAMPLE  # render larger, let matplotlib downsample: smooth edges
+    frames = _crop([render_frame(g, size=(ss * frame_w, ss * frame_h), bounds=bounds) for g, _, _ in panels])
     for j, ((_, label, _), img) in enumerate(zip(panels, frames)):
         ax = fig.add_axes([j / len(panels), cb_h, 1 / len(panels), 1 - cb_h - top_h])
         ax.imshow(img)
@@ -541,13 +543,21 @@ def render_gallery(
         x = traces.coords[k].astype(np.float64)
         x = (x - np.nanmean(x, 0)) @ _view_rotation(x).T
         geoms = trace_geometries(x, _status_of(traces, k), resolution=8)
-        (img,) = _crop([render_frame(geoms, size=(3 * cell_w // 2, 3 * cell_h // 2))], margin=6)
+        (img,) = _crop([render_frame(geoms, size=(SUPERSAMPLE * cell_w, SUPERSAMPLE * cell_h))], margin=6)
         r, c = divmod(j, cols)
         top = 1 - top_h - (r + 1) * (1 - cb_h - top_h) / rows
         ax = fig.add_axes([c / cols, top, 1 / cols, (1 - cb_h - top_h) / rows])
         ax.imshow(img)
         ax.set_axis_off()
-        ax.text(0.02, 0.97, str(traces.trace_ids[k]), transform=ax.transAxes, fontsize=7, va="top")
+        ax.text(
+            0.02,
+            0.97,
+            str(traces.trace_ids[k]),
+            transform=ax.transAxes,
+            fontsize=7,
+            va="top",
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1},
+        )
     fig.text(0.5, 1 - 5 / h, f"{m} traces", ha="center", va="top", fontsize=10)
     if cb_h:
         _colorbar(fig, [0.2, 45 / h, 0.6, 14 / h], traces.loci, traces.n_loci)
