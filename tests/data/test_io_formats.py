@@ -401,6 +401,15 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("fmt", ["bintu", "fofct", "csv"])
+def test_column_collisions_are_errors(tmp_path, fmt):
+    t = rich_traces(unit="nm")
+    t.meta["Chrom"] = "x"  # would shadow the loci column
+    with pytest.raises(PointaeError, match="collides"):
+        write_traces(t, tmp_path / "o.txt", format=fmt)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unknown_format_name(tmp_path):
     with pytest.raises(PointaeError, match="unknown format"):
         read_traces(BINTU_SMALL, format="xlsx")

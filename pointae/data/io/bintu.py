@@ -168,17 +168,20 @@ def write_bintu(traces: Traces, path, description: str | None = None) -> None:
         cols[name] = format_coords(flat[:, axis])
     if not int_ids:
         cols["trace_id"] = np.repeat(ids, n_loci)
-    for c in t.meta.columns:
-        if c != "trace_id":
-            cols[c] = np.repeat(t.meta[c].to_numpy(), n_loci)
+    extra: list[tuple[str, object]] = [
+        (str(c), np.repeat(t.meta[c].to_numpy(), n_loci)) for c in t.meta.columns if c != "trace_id"
+    ]
     if t.loci is not None:
-        cols["Chrom"] = np.tile(t.loci["chrom"].to_numpy(), n)
-        cols["Chrom_Start"] = np.tile(t.loci["start"].to_numpy(), n)
-        cols["Chrom_End"] = np.tile(t.loci["end"].to_numpy(), n)
-    for k, v in t.layers.items():
-        if k in cols:
-            raise PointaeError(f"layer {k!r} collides with a column of the Bintu table")
-        cols[k] = np.asarray(v).reshape(-1)
+        extra.append(("Chrom", np.tile(t.loci["chrom"].to_numpy(), n)))
+        extra.append(("Chrom_Start", np.tile(t.loci["start"].to_numpy(), n)))
+        extra.append(("Chrom_End", np.tile(t.loci["end"].to_numpy(), n)))
+    extra += [(str(k), np.asarray(v).reshape(-1)) for k, v in t.layers.items()]
+    taken = {c.lower() for c in cols}
+    for name, v in extra:
+        if name.lower() in taken:
+            raise PointaeError(f"column {name!r} (meta, loci or layer) collides with another Bintu column")
+        taken.add(name.lower())
+        cols[name] = v
     df = pd.DataFrame(cols)
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
