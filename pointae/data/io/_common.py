@@ -389,11 +389,6 @@ def format_coords(values: np.ndarray) -> pd.Series | np.ndarray:
     return v
 
 
-def layer_column(values: np.ndarray) -> np.ndarray:
-    """A layer flattened for writing; float32 layers keep float32 repr precision."""
-    return np.asarray(values).reshape(-1)
-
-
 def jsonable(obj):
     """Recursively convert numpy scalars/arrays so ``json.dumps`` accepts them."""
     try:
@@ -410,8 +405,3 @@ def _default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
-
-
-def meta_for_writing(meta: pd.DataFrame) -> pd.DataFrame:
-    """Meta columns without ``trace_id``."""
-    return meta.drop(columns=["trace_id"])
