@@ -45,18 +45,33 @@ _CHUNK = 2048  # traces per chunk in batched SMACOF: bounds temporaries to chunk
 
 
 # ---------------------------------------------------------------------------------------- helpers
+_BLAS = {"controller": None, "depth": 0}
+
+
 def _single_blas(fn):
     """Run ``fn`` with one BLAS thread: the matrices here are small (L x L), and a multi-threaded
-    BLAS on busy cores is 10-40x slower on them (measured: eigh of 65 x 65, 58 ms vs 1.6 ms)."""
+    BLAS on busy cores is 10-40x slower on them (measured: eigh of 65 x 65, 58 ms vs 1.6 ms).
+    The threadpoolctl controller is built once (the limit then costs ~10 us per call)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if _BLAS["depth"] > 0:  # already limited by an outer call
+            return fn(*args, **kwargs)
+        if _BLAS["controller"] is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                _BLAS["controller"] = ThreadpoolController()
+            except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+                _BLAS["controller"] = False
+        if not _BLAS["controller"]:
+            return fn(*args, **kwargs)
+        _BLAS["depth"] += 1
         try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-            return fn(*args, **kwargs)
-        with threadpool_limits(limits=1, user_api="blas"):
-            return fn(*args, **kwargs)
+            with _BLAS["controller"].limit(limits=1, user_api="blas"):
+                return fn(*args, **kwargs)
+        finally:
+            _BLAS["depth"] -= 1
 
     return wrapper
 
