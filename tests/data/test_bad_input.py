@@ -160,6 +160,19 @@ def test_directory_and_missing_file(tmp_path):
         read_traces(FILES / "bintu_small.csv", format="csv", unit="lightyear")
 
 
+def test_h5_with_unknown_unit(tmp_path):
+    import h5py
+
+    p = tmp_path / "u.h5"
+    write_traces(tiny_traces(n=3, n_loci=4), p)
+    with h5py.File(p, "a") as f:
+        f.attrs["unit"] = "furlong"
+    with pytest.raises(InputError, match=r"u\.h5: unknown unit 'furlong'"):
+        read_traces(p)
+    with pytest.raises(InputError, match="unknown unit"):
+        read_traces(FILES / "bintu_small.csv", unit="furlong")
+
+
 def _assert_clean_failure(result, path) -> None:
     assert result.exit_code != 0
     err = result.stderr.strip()

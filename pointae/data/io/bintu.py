@@ -26,6 +26,7 @@ from pointae.data.io._common import (
     format_coords,
     numeric,
     parse_table,
+    parse_unit,
     read_text,
     text_ids,
 )
@@ -60,6 +61,7 @@ def read_bintu(path, unit: str = "nm") -> Traces:
         and per-trace extra columns, ``layers`` with per-spot extras.
     """
     path = check_input_path(path)
+    unit = parse_unit(path, unit)
     text = read_text(path)
     first = text.split("\n", 1)[0]
     if first.strip().lower().replace(", ", ",").startswith(HEADER_START):
