@@ -61,8 +61,17 @@ _BASE_WIDTH = 32
 
 
 # ============================================================================ data
-def load_traces(cfg: RunConfig):
-    """The run's traces: ``cfg.data.path`` when set, else the default simulated mixture."""
+def cache_dir() -> Path:
+    """Where simulated default datasets are cached: ``$POINTAE_CACHE`` or ``~/.cache/pointae``."""
+    return Path(os.environ.get("POINTAE_CACHE") or Path.home() / ".cache" / "pointae")
+
+
+def load_traces(cfg: RunConfig, cache: bool = True):
+    """The run's traces: ``cfg.data.path`` when set, else the default simulated mixture.
+
+    A simulated dataset is cached (HDF5, keyed by mixture, size, loci, seed and pointae version)
+    under :func:`cache_dir`, so later runs with the same data settings skip the simulation.
+    """
     if cfg.data.path:
         from pointae.data.io import read_traces
 
@@ -71,8 +80,27 @@ def load_traces(cfg: RunConfig):
         from pointae.sim import simulate_mixture
     except ImportError as e:  # pragma: no cover - the simulator ships with pointae
         raise PointaeError(f"no --data given and the simulator is unavailable ({e})") from None
+    import hashlib
+
     d = cfg.data
-    return simulate_mixture(dict(d.mixture), n=d.n_traces, n_loci=d.n_loci, seed=d.sim_seed)
+    key = json.dumps([dict(d.mixture), d.n_traces, d.n_loci, d.sim_seed, _version()], sort_keys=True)
+    path = cache_dir() / "sim" / f"mixture-{hashlib.sha256(key.encode()).hexdigest()[:16]}.h5"
+    if cache and path.is_file():
+        from pointae.data.io import read_traces
+
+        try:
+            return read_traces(path)
+        except PointaeError:
+            pass  # a damaged cache entry is simply regenerated
+    traces = simulate_mixture(dict(d.mixture), n=d.n_traces, n_loci=d.n_loci, seed=d.sim_seed)
+    if cache and _launcher_rank() == 0:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                traces.save(tmp, format="h5")
+        except OSError:
+            pass  # caching is an optimisation only
+    return traces
 
 
 def make_split(traces, cfg: RunConfig) -> dict[str, np.ndarray]:

@@ -216,3 +216,26 @@ def test_malicious_pickle_checkpoint_is_refused(tmp_path, small_traces):
 def test_missing_resume_checkpoint(tmp_path, small_traces):
     with pytest.raises(PointaeError, match="no checkpoint"):
         fit(_cfg(tmp_path, name="nothing"), small_traces, resume=True)
+
+
+def test_default_data_is_simulated_once_and_cached(tmp_path, monkeypatch):
+    import pointae.sim
+    from pointae.testing import tiny_traces
+    from pointae.train import load_traces
+
+    calls = []
+
+    def fake_mixture(mixture, n, n_loci, seed):
+        calls.append((dict(mixture), n, n_loci, seed))
+        return tiny_traces(n=n, n_loci=n_loci, seed=seed)
+
+    monkeypatch.setattr(pointae.sim, "simulate_mixture", fake_mixture)
+    monkeypatch.setenv("POINTAE_CACHE", str(tmp_path / "cache"))
+    cfg = load_config(overrides=["data.n_traces=12", "data.n_loci=10"])
+    a = load_traces(cfg)
+    b = load_traces(cfg)
+    assert calls == [({"wt": 0.5, "no-cohesin": 0.5}, 12, 10, 0)]
+    np.testing.assert_array_equal(a.coords, b.coords)
+    assert list(a.trace_ids) == list(b.trace_ids)
+    load_traces(load_config(overrides=["data.n_traces=12", "data.n_loci=10", "data.sim_seed=1"]))
+    assert len(calls) == 2  # other settings, other cache entry
