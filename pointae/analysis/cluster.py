@@ -17,9 +17,9 @@ import numpy as np
 
 from pointae.errors import PointaeError
 
-Layout = Literal["phate", "umap", "tsne"]
+Layout = Literal["phate", "umap", "tsne", "pca"]
 Clustering = Literal["kmeans", "leiden", "agglomerative"]
-LAYOUTS: tuple[str, ...] = ("phate", "umap", "tsne")
+LAYOUTS: tuple[str, ...] = ("phate", "umap", "tsne", "pca")
 CLUSTERINGS: tuple[str, ...] = ("kmeans", "leiden", "agglomerative")
 
 __all__ = [
@@ -55,8 +55,9 @@ def compute_layout(z: np.ndarray, method: str = "phate", seed: int = 0, n_jobs: 
     z
         ``(N, d)`` points.
     method
-        ``"phate"`` (PHATE, landmark-based so it scales to 10^6 points), ``"umap"`` or ``"tsne"``
-        (scikit-learn; slow beyond ~10^5 points).
+        ``"phate"`` (PHATE, landmark-based so it scales to 10^6 points), ``"umap"``, ``"tsne"``
+        (scikit-learn; exact below 1000 points, Barnes-Hut above; slow beyond ~10^5 points) or
+        ``"pca"`` (the first two principal components: linear, instant).
     seed
         Random state of the layout.
 
@@ -91,9 +92,17 @@ def compute_layout(z: np.ndarray, method: str = "phate", seed: int = 0, n_jobs: 
     elif method == "tsne":
         from sklearn.manifold import TSNE
 
-        xy = TSNE(
-            n_components=2, perplexity=min(30.0, (n - 1) / 3.0), random_state=seed, init="pca"
-        ).fit_transform(z)
+        method_ = "exact" if n <= 1000 else "barnes_hut"
+        tsne = TSNE(
+            n_components=2, perplexity=min(30.0, (n - 1) / 3.0), random_state=seed, init="pca", method=method_
+        )
+        xy = tsne.fit_transform(z)
+    elif method == "pca":
+        from sklearn.decomposition import PCA
+
+        xy = PCA(n_components=min(2, z.shape[1]), random_state=seed).fit_transform(z)
+        if xy.shape[1] < 2:
+            xy = np.concatenate([xy, np.zeros((n, 2 - xy.shape[1]))], 1)
     else:
         raise PointaeError(f"unknown layout {method!r}; expected one of {', '.join(LAYOUTS)}")
     return np.asarray(xy, dtype=np.float32)

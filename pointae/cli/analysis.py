@@ -15,6 +15,7 @@ class LayoutName(str, Enum):
     phate = "phate"
     umap = "umap"
     tsne = "tsne"
+    pca = "pca"
 
 
 class ClusterMethod(str, Enum):

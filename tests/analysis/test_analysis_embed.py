@@ -24,7 +24,7 @@ def test_embed_writes_documented_anndata_fields(tmp_path, traces):
     model = PCAModel(traces, d=4)
     out = tmp_path / "emb.h5ad"
     res = embed(
-        model, traces, out=[out, tmp_path / "emb.csv", tmp_path / "emb.npy"], batch_size=50, layouts=("tsne",)
+        model, traces, out=[out, tmp_path / "emb.csv", tmp_path / "emb.npy"], batch_size=50, layouts=("pca",)
     )
     assert [p.name for p in res.paths] == ["emb.h5ad", "emb.csv", "emb.npy"]
     a = ad.read_h5ad(out)
@@ -34,7 +34,7 @@ def test_embed_writes_documented_anndata_fields(tmp_path, traces):
         assert col in a.obs.columns
     np.testing.assert_allclose(a.obs["missing_fraction"].to_numpy(), 1 - traces.mask.mean(1))
     np.testing.assert_allclose(a.obsm["X_pointae"], model.pca.transform(traces.coords), rtol=1e-5, atol=1e-5)
-    assert a.obsm["X_tsne"].shape == (120, 2)
+    assert a.obsm["X_pca"].shape == (120, 2)
     assert a.obsm["X_pca_dist"].shape == (120, 4)
     u = a.uns["pointae"]
     for key in (
@@ -57,7 +57,7 @@ def test_embed_writes_documented_anndata_fields(tmp_path, traces):
     # chunks never exceed the batch size (streaming)
     assert max(model.calls) <= 50 and sum(model.calls) == 120
     csv = pd.read_csv(tmp_path / "emb.csv")
-    assert {"trace_id", "condition", "z0", "z3", "tsne1", "tsne2"} <= set(csv.columns)
+    assert {"trace_id", "condition", "z0", "z3", "pca1", "pca2"} <= set(csv.columns)
     npy = np.load(tmp_path / "emb.npy")
     assert npy.shape == (120, 4) and npy.dtype == np.float32
     np.testing.assert_array_equal(npy, a.obsm["X_pointae"])
@@ -96,8 +96,8 @@ def test_cluster_embedding_metrics_figures_and_write_back(tmp_path, traces):
     ad = pytest.importorskip("anndata")
     model = PCAModel(traces, d=4)
     emb = tmp_path / "emb.h5ad"
-    embed(model, traces, out=emb, batch_size=64, layouts=("tsne",))
-    m = cluster_embedding(emb, out=tmp_path / "cl", layout="tsne", k=2, data=traces, model=model)
+    embed(model, traces, out=emb, batch_size=64, layouts=("pca",))
+    m = cluster_embedding(emb, out=tmp_path / "cl", layout="pca", k=2, data=traces, model=model)
     assert {"condition", "loop_state"} <= set(m["labels"])
     for lab in ("condition", "loop_state"):
         assert set(m["labels"][lab]) == {"pointae", "pca_dist"}
@@ -118,11 +118,11 @@ def test_cluster_embedding_metrics_figures_and_write_back(tmp_path, traces):
 def test_cluster_embedding_without_model_uses_measured_maps(tmp_path, traces):
     model = PCAModel(traces, d=3)
     emb = tmp_path / "emb.h5ad"
-    embed(model, traces, out=emb, layouts=("tsne",))
-    m = cluster_embedding(emb, out=tmp_path / "c2", layout="tsne", clusters="agglomerative", data=traces)
+    embed(model, traces, out=emb, layouts=("pca",))
+    m = cluster_embedding(emb, out=tmp_path / "c2", layout="pca", clusters="agglomerative", data=traces)
     assert m["thumbnails"] == "the traces' measured maps"
     assert m["k"] == 2  # default: classes of the first label column
     with pytest.raises(PointaeError, match="not found"):
-        cluster_embedding(emb, out=tmp_path / "c3", layout="tsne", labels=["nope"])
+        cluster_embedding(emb, out=tmp_path / "c3", layout="pca", labels=["nope"])
     with pytest.raises(PointaeError, match="no such embedding"):
         cluster_embedding(tmp_path / "missing.h5ad")

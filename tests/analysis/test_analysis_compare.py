@@ -1,0 +1,136 @@
+"""compare(): identical evaluation of every repr x task, baselines, verdicts, report files.
+
+The fast tests use a stand-in trainer/loader (PCA "models" written as run directories); the slow
+test trains real models with pointae.train.fit.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from analysis_helpers import labelled_traces, standin_loader_for, standin_trainer
+
+from pointae.analysis.compare import compare, evaluate_maps, summary_text
+from pointae.errors import PointaeError
+
+
+@pytest.fixture(scope="module")
+def traces():
+    return labelled_traces(n=160, n_loci=12, seed=3)
+
+
+def test_evaluate_maps_on_pairs():
+    truth = np.zeros((1, 3, 3))
+    pred = np.array([[[0, 1, 2], [1, 0, 4], [2, 4, 0]]], float)
+    pairs = np.zeros((1, 3, 3), bool)
+    pairs[0, 0, 2] = pairs[0, 1, 2] = True
+    e = evaluate_maps(pred, truth, pairs)
+    assert e["n_pairs"] == 2 and e["mae"] == 3.0 and np.isclose(e["rmse"], np.sqrt(10))
+    assert evaluate_maps(pred, truth)["n_pairs"] == 3
+
+
+def test_compare_with_standin_models(tmp_path, traces):
+    res = compare(
+        traces,
+        reprs=["map", "graph"],
+        tasks=["autoencode", "denoise", "inpaint"],
+        out=tmp_path / "rep",
+        overrides=["train.max_epochs=3"],
+        latent_dim=4,
+        layout="pca",
+        trainer=standin_trainer,
+        loader=standin_loader_for(traces, d=4),
+    )
+    m = res.metrics
+    for f in ("report.html", "report.md", "metrics.json"):
+        assert (tmp_path / "rep" / f).is_file()
+    saved = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert saved["schema"] == "pointae.compare/1" and "keys" in saved
+    assert set(saved["runs"]) == {"map", "graph"} and set(saved["runs"]["map"]) == {
+        "autoencode",
+        "denoise",
+        "inpaint",
+    }
+    assert saved["runs"]["map"]["autoencode"]["epochs"] == 3
+    # every model and baseline is scored on the same pairs
+    for t, bases in (
+        ("autoencode", {"pca_dist"}),
+        ("denoise", {"neighbour_rule", "corrupted_input"}),
+        ("inpaint", {"linear_interp"}),
+    ):
+        res_t = m["tasks"][t]
+        assert set(res_t["baselines"]) == bases
+        n_pairs = {v["n_pairs"] for v in [*res_t["models"].values(), *res_t["baselines"].values()]}
+        assert len(n_pairs) == 1 and n_pairs.pop() > 0
+    # the stand-in model IS a PCA of distances fitted on all traces: close to the PCA baseline
+    ae = m["tasks"]["autoencode"]
+    assert ae["models"]["map"]["mae"] == pytest.approx(ae["baselines"]["pca_dist"]["mae"], rel=0.2)
+    # denoise: the corrupted input is worse at the outliers than the neighbour rule
+    dn = m["tasks"]["denoise"]["baselines"]
+    assert dn["corrupted_input"]["mae_changed"] > dn["neighbour_rule"]["mae_changed"]
+    # clustering for both labels, models and PCA; a verdict per label
+    for lab in ("condition", "loop_state"):
+        assert set(m["clustering"]["autoencode"][lab]) == {"map", "graph", "pca_dist"}
+        assert lab in m["verdict"]
+    assert m["clustering"]["autoencode"]["condition"]["pca_dist"]["knn_accuracy"] > 0.8
+    # sweeps: one curve per model and baseline, one point per level
+    assert set(m["sweeps"]["hide_fraction"]) == {"map", "graph", "linear_interp"}
+    assert len(m["sweeps"]["outlier_rate"]["neighbour_rule"]) == 4
+    # summary table: models first, then baselines
+    kinds = [r["kind"] for r in m["summary"]["rows"]]
+    assert kinds[:2] == ["model", "model"] and set(kinds[2:]) == {"baseline"}
+    html = res.report.read_text()
+    assert html.count("data:image/png;base64,") >= 6  # examples x3, clustering, sweeps, curves
+    assert "loop_state" in html and "PCA (distances)" in html
+    text = summary_text(m)
+    assert "condition kNN acc" in text and "PCA" in text.splitlines()[0]
+
+
+def test_compare_reuses_runs(tmp_path, traces):
+    kw = dict(
+        reprs=["map"],
+        tasks=["autoencode"],
+        latent_dim=3,
+        layout="pca",
+        sweeps=False,
+        loader=standin_loader_for(traces, 3),
+    )
+    compare(traces, out=tmp_path / "a", trainer=standin_trainer, **kw)
+    run = tmp_path / "a" / "runs" / "map-autoencode"
+    (run / "model.safetensors").write_bytes(b"")  # marks the run as finished
+
+    def must_not_train(cfg, t):
+        raise AssertionError("should reuse the run")
+
+    res = compare(traces, out=tmp_path / "b", runs=tmp_path / "a" / "runs", trainer=must_not_train, **kw)
+    assert res.metrics["runs"]["map"]["autoencode"]["reused"] is True
+
+
+def test_compare_rejects_bad_arguments(tmp_path, traces):
+    with pytest.raises(PointaeError, match="unknown representation"):
+        compare(traces, reprs=["pixels"], out=tmp_path)
+    with pytest.raises(PointaeError, match="unknown task"):
+        compare(traces, tasks=["fold"], out=tmp_path)
+    with pytest.raises(PointaeError, match="at least 20 traces"):
+        compare(traces[:5], out=tmp_path, trainer=standin_trainer)
+
+
+@pytest.mark.slow
+def test_compare_trains_real_models(tmp_path):
+    t = labelled_traces(n=80, n_loci=12, seed=4)
+    res = compare(
+        t,
+        reprs=["map", "graph", "voxel"],
+        tasks=["autoencode", "inpaint"],
+        out=tmp_path / "real",
+        overrides=["train.max_epochs=1", "train.progress=false", "train.threads=2", "train.batch_size=16"],
+        latent_dim=4,
+        layout="pca",
+    )
+    m = res.metrics
+    for r in ("map", "graph", "voxel"):
+        assert m["runs"][r]["autoencode"]["param_count"] > 0
+        assert np.isfinite(m["tasks"]["inpaint"]["models"][r]["mae"])
+    assert (tmp_path / "real" / "runs" / "voxel-inpaint" / "model.safetensors").is_file()
