@@ -30,7 +30,9 @@ class DenseGraph:
         observed loci.
     edge_attr
         ``(B, L, L, E)`` features of *every* pair (use ``adj`` to select edges): RBF expansion
-        of the distance, a distance-known flag, chain-separation features.
+        and raw value of the distance (for pairs with a missing locus: the distance after
+        linear interpolation along the chain, flagged as such), a distance-known flag,
+        chain-separation features.
     node_mask
         ``(B, L)`` bool, True where the locus is observed.
     """
@@ -84,8 +86,9 @@ class GraphRepr:
     Notes
     -----
     ``node_features = 2 * n_freq + 6`` (observed flag, encodings, ``i/(L-1)``, distance to the
-    previous/next locus and their known flags); ``edge_features = n_rbf + 4`` (RBFs, distance
-    known, ``|i-j|/(L-1)``, ``1/|i-j|``, chain-neighbour flag).
+    previous/next locus and their known flags); ``edge_features = n_rbf + 5`` (RBFs of the
+    distance, the distance, distance known, ``|i-j|/(L-1)``, ``1/|i-j|``, chain-neighbour flag);
+    on pairs with a missing locus the distance is the chain-interpolated estimate.
     """
 
     name = "graph"
@@ -93,12 +96,12 @@ class GraphRepr:
     def __init__(self, k: int = 8, n_rbf: int = 16, rbf_max: float = 8.0, n_freq: int = 4):
         self.k, self.n_rbf, self.rbf_max, self.n_freq = k, n_rbf, rbf_max, n_freq
         self.node_features = 2 * n_freq + 6
-        self.edge_features = n_rbf + 4
+        self.edge_features = n_rbf + 5
 
     def __call__(
         self, coords, *, train: bool = False, generator: torch.Generator | None = None
     ) -> DenseGraph:
-        from pointae.data.reprs import as_coords
+        from pointae.data.reprs import as_coords, filled_distance_maps
 
         c = as_coords(coords)
         b, n, _ = c.shape
@@ -107,6 +110,7 @@ class GraphRepr:
         known = ~torch.isnan(d)  # (B, L, L)
         mask = known.diagonal(dim1=1, dim2=2)  # (B, L) observed loci
         d0 = torch.nan_to_num(d, nan=0.0)
+        filled = filled_distance_maps(c, d)  # (B, L, L): interpolated estimate on missing pairs
 
         # --- adjacency: chain neighbours (all loci) + kNN among observed loci
         idx = torch.arange(n, device=dev)
@@ -125,12 +129,12 @@ class GraphRepr:
         # --- edge features for every pair
         centres = torch.linspace(0.0, self.rbf_max, self.n_rbf, device=dev, dtype=dt)
         width = self.rbf_max / max(self.n_rbf - 1, 1)
-        rbf = torch.exp(-(((d0[..., None] - centres) / width) ** 2)) * known[..., None]  # (B, L, L, R)
+        rbf = torch.exp(-(((filled[..., None] - centres) / width) ** 2))  # (B, L, L, R)
         sepf = sep.to(dt)
         pair = torch.stack(
             [sepf / max(n - 1, 1), torch.where(sep > 0, 1.0 / sepf.clamp(min=1), 0.0), (sep == 1).to(dt)], -1
         ).expand(b, n, n, 3)  # (B, L, L, 3)
-        edge_attr = torch.cat([rbf, known[..., None].to(dt), pair], dim=-1)  # (B, L, L, E)
+        edge_attr = torch.cat([rbf, filled[..., None], known[..., None].to(dt), pair], dim=-1)  # (B, L, L, E)
 
         # --- node features: observed flag, chain position, bond lengths to chain neighbours
         nxt = torch.diagonal(d, offset=1, dim1=1, dim2=2)  # (B, L-1)

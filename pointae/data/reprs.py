@@ -5,7 +5,7 @@ Every representation is a callable ``rep(coords, *, train=False, generator=None)
 see :class:`~pointae.data.transforms.MapScaler`), NaN for missing or hidden loci. Corruptions
 are applied to coordinates *before* the representation, so all encoders see the same inputs.
 
-- ``"map"`` (:class:`MapRepr`): ``(B, 3, L, L)`` tensor.
+- ``"map"`` (:class:`MapRepr`): ``(B, 4, L, L)`` tensor.
 - ``"graph"`` (:class:`~pointae.data.graph.GraphRepr`): a :class:`~pointae.data.graph.DenseGraph`.
 - ``"voxel"`` (:class:`~pointae.data.voxel.VoxelRepr`): ``(B, C, G, G, G)`` tensor.
 
@@ -14,7 +14,7 @@ Examples
 >>> import torch
 >>> rep = build_repr("map")
 >>> rep(torch.zeros(2, 5, 3)).shape
-torch.Size([2, 3, 5, 5])
+torch.Size([2, 4, 5, 5])
 """
 
 from __future__ import annotations
@@ -38,15 +38,17 @@ def as_coords(coords) -> torch.Tensor:
 
 
 class MapRepr:
-    """Distance-map representation ``(B, L, 3) -> (B, 3, L, L)``.
+    """Distance-map representation ``(B, L, 3) -> (B, 4, L, L)``.
 
     Channels: 0 distance (missing pairs -> 0), 1 pair mask (1 where both loci observed, so the
-    model knows which loci are missing), 2 chain separation ``|i - j| / (L - 1)``.
-    Invariant to rotations, reflections and translations of the coordinates.
+    model knows which loci are missing), 2 chain separation ``|i - j| / (L - 1)``, 3 the
+    distance after filling missing loci by linear interpolation along the chain (equal to
+    channel 0 on observed pairs; a baseline estimate on missing ones, a skip path for
+    inpainting). Invariant to rotations, reflections and translations of the coordinates.
     """
 
     name = "map"
-    in_channels = 3
+    in_channels = 4
 
     def __call__(self, coords, *, train: bool = False, generator: torch.Generator | None = None):
         c = as_coords(coords)
@@ -55,12 +57,27 @@ class MapRepr:
         n = c.shape[1]
         idx = torch.arange(n, device=c.device, dtype=c.dtype)
         sep = (idx[:, None] - idx[None, :]).abs() / max(n - 1, 1)  # (L, L)
+        filled = filled_distance_maps(c, d)  # (B, L, L)
         return torch.stack(
-            [torch.nan_to_num(d, nan=0.0), known.to(c.dtype), sep.expand_as(d)], dim=1
-        )  # (B, 3, L, L)
+            [torch.nan_to_num(d, nan=0.0), known.to(c.dtype), sep.expand_as(d), filled], dim=1
+        )  # (B, 4, L, L)
 
     def __repr__(self) -> str:
-        return "MapRepr(channels=[distance, pair_mask, chain_separation])"
+        return "MapRepr(channels=[distance, pair_mask, chain_separation, interpolated_distance])"
+
+
+def filled_distance_maps(coords: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
+    """Distances ``(B, L, L)`` after filling missing loci by linear interpolation along the chain.
+
+    Observed pairs keep their exact distance (``maps`` if given); rigid-motion invariant, since
+    interpolation commutes with rigid motions. Traces with no observed locus give zeros.
+    """
+    from pointae.data.voxel import interpolate_along_chain
+
+    filled = distance_maps_torch(interpolate_along_chain(coords))  # (B, L, L), no NaN
+    if maps is not None:
+        filled = torch.where(torch.isnan(maps), filled, maps)
+    return filled
 
 
 def _registry() -> dict[str, type]:

@@ -40,7 +40,7 @@ class MapUNet(nn.Module):
         self,
         n_loci: int,
         latent_dim: int,
-        in_channels: int = 3,
+        in_channels: int = 4,
         widths: Sequence[int] = (32, 64, 128),
         channels_last: bool = True,
     ):
@@ -109,7 +109,7 @@ class GraphPairNet(nn.Module):
         n_loci: int,
         latent_dim: int,
         node_features: int = 14,
-        edge_features: int = 20,
+        edge_features: int = 21,
         hidden: int = 64,
         layers: int = 4,
         bases: int = 8,

@@ -42,12 +42,22 @@ def test_registry_and_errors():
 def test_map_channels(tiny_traces):
     c = torch.from_numpy(tiny_traces.coords / 150.0)
     x = build_repr("map")(c)
-    assert x.shape == (8, 3, 16, 16) and x.dtype == torch.float32
+    assert x.shape == (8, 4, 16, 16) and x.dtype == torch.float32
     known = torch.from_numpy(tiny_traces.mask)
     pair = known[:, :, None] & known[:, None, :]
     assert torch.equal(x[:, 1].bool(), pair)
     assert (x[:, 0][~pair] == 0).all() and torch.isfinite(x).all()
     assert x[0, 2, 0, 15] == 1.0 and x[0, 2, 3, 3] == 0.0
+    # channel 3: exact distance on observed pairs, chain-interpolated estimate elsewhere
+    assert torch.equal(x[:, 3][pair], x[:, 0][pair])
+    assert (x[:, 3][~pair] > 0).any() and torch.isfinite(x[:, 3]).all()
+
+
+def test_interpolated_distance_channel_is_the_linear_baseline():
+    c = torch.tensor([[[0.0, 0, 0], [np.nan] * 3, [2.0, 0, 0], [2.0, 3.0, 0]]])
+    x = build_repr("map")(c)
+    assert x[0, 1, 1].sum() == 0  # locus 1 missing
+    torch.testing.assert_close(x[0, 3, 1], torch.tensor([1.0, 0.0, 1.0, float(np.hypot(1.0, 3.0))]))
 
 
 @settings(max_examples=15, deadline=None)

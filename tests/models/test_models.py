@@ -218,7 +218,7 @@ def test_registry_errors_and_extension():
     class MapMLP(torch.nn.Module):
         repr = "map"
 
-        def __init__(self, n_loci, latent_dim, in_channels=3):
+        def __init__(self, n_loci, latent_dim, in_channels=4):
             super().__init__()
             self.latent_dim = latent_dim
             self.lin = torch.nn.Linear(in_channels * n_loci * n_loci, latent_dim)

@@ -75,7 +75,7 @@ class GraphGNN(nn.Module):
         n_loci: int,
         latent_dim: int,
         node_features: int = 14,
-        edge_features: int = 20,
+        edge_features: int = 21,
         hidden: int = 64,
         layers: int = 4,
         bases: int = 8,

@@ -27,7 +27,7 @@ class MapCNN(nn.Module):
     latent_dim
         d.
     in_channels
-        Channels of the map representation (3: distance, pair mask, chain separation).
+        Channels of the map representation (4, see :class:`~pointae.data.reprs.MapRepr`).
     widths
         Channels of the 4 conv layers.
     pool_to
@@ -49,7 +49,7 @@ class MapCNN(nn.Module):
         self,
         n_loci: int,
         latent_dim: int,
-        in_channels: int = 3,
+        in_channels: int = 4,
         widths: Sequence[int] = (32, 64, 128, 128),
         pool_to: int = 4,
         channels_last: bool = True,
