@@ -394,31 +394,36 @@ def _smacof_chunk(d, w, x, fixed, n_iter, tol):
     else:
         solve = np.linalg.pinv(v)  # V is singular (translations): the pseudo-inverse centres X
     wd = w * d
-    active = np.arange(b)  # traces still iterating
+    out = x.copy()
+    active = np.arange(b)  # original index of each working row; converged rows leave the set
     dx = _pdist(x)
     prev = 0.5 * (w * (d - dx) ** 2).sum((1, 2))
     scale = 0.5 * (w * d**2).sum((1, 2))  # stress of the all-zero configuration
+    pin = (fixed[:, :, None], pinned) if fixed is not None else None
     for _ in range(n_iter):
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(dx > 1e-12, wd[active] / dx, 0.0)
-        bz = -ratio
-        bz[:, np.arange(n_loci), np.arange(n_loci)] = ratio.sum(2)
-        rhs = bz @ x[active]  # (B, L, k)
-        if fixed is not None:
-            rhs = np.where(fixed[active][:, :, None], pinned[active], rhs)
-        x_new = solve[active] @ rhs
-        if fixed is not None:
-            x_new = np.where(fixed[active][:, :, None], pinned[active], x_new)
-        x[active] = x_new
-        dx = _pdist(x_new)
-        cur = 0.5 * (w[active] * (d[active] - dx) ** 2).sum((1, 2))
+            ratio = np.where(dx > 1e-12, wd / dx, 0.0)
+        rhs = ratio.sum(2)[:, :, None] * x - ratio @ x  # B(Z) Z, (B, L, k)
+        if pin is not None:
+            rhs = np.where(pin[0], pin[1], rhs)
+        x = solve @ rhs
+        if pin is not None:
+            x = np.where(pin[0], pin[1], x)
+        dx = _pdist(x)
+        cur = 0.5 * (w * (d - dx) ** 2).sum((1, 2))
         # stop on a small relative decrease, or once the fit is exact to rounding
-        go = ((prev - cur) > tol * np.maximum(prev, 1e-300)) & (cur > 1e-13 * scale[active])
+        go = ((prev - cur) > tol * np.maximum(prev, 1e-300)) & (cur > 1e-13 * scale)
         if not go.all():
-            active, dx, cur = active[go], dx[go], cur[go]
+            out[active[~go]] = x[~go]
+            active, x, dx, cur = active[go], x[go], dx[go], cur[go]
+            w, d, wd, solve, scale = w[go], d[go], wd[go], solve[go], scale[go]
+            if pin is not None:
+                pin = (pin[0][go], pin[1][go])
             if active.size == 0:
                 break
         prev = cur
+    out[active] = x
+    x = out
     if fixed is not None:
         x[fixed] = pinned[fixed]  # bit-identical pins
     return x
