@@ -108,3 +108,11 @@ def test_export_pdb_cli(shared_data, synthetic83, tmp_path):
     assert len(list(tmp_path.glob("s_*.pdb"))) == 12
     res = runner.invoke(app, ["export-pdb", str(synthetic83), str(tmp_path / "x.pdb"), "-t", "nope"])
     assert res.exit_code == 1 and "nope" in res.output and "syn83" in res.output
+
+
+@pytest.mark.slow
+def test_reconstruct_bintu_file_smacof(shared_data, tmp_path):
+    out = tmp_path / "rec.npy"
+    res = runner.invoke(app, ["reconstruct", str(shared_data / BINTU), "-o", str(out), "--json"])
+    rep = json.loads(_ok(res))
+    assert rep["n_traces"] == 1277 and rep["median_rmsd"] < 0.01 and rep["median_pearson"] > 0.99999
