@@ -63,6 +63,7 @@ def test_round_trip(tmp_path):
     back = read_pdb(p)
     assert back.unit == "nm" and list(back.trace_ids) == list(t.trace_ids)
     assert np.array_equal(back.mask, t.mask)
+    assert back.loci is not None and back.loci.equals(t.loci)
     # 3 decimals of nm/10 (0.01 nm) plus float32 rounding of the absolute position
     np.testing.assert_allclose(back.coords, t.coords, atol=0.02, equal_nan=True)
     np.testing.assert_array_equal(back.layers["pointae_status"][t.mask], t.layers["pointae_status"][t.mask])

@@ -15,8 +15,8 @@ Layout of a file written by :func:`write_pdb`:
 - ``CONECT`` records join consecutive loci ``i, i+1`` (not across missing loci, so gaps show);
 - coordinates are centred per trace and multiplied by ``scale`` to fit PDB's fixed ``%8.3f``
   columns: by default 1 PDB unit ("angstrom") = 10 nm (nm x 0.1, micron x 100, bead x 1).
-  ``REMARK 900`` lines record the scale, the unit and each trace's id and centre, which
-  :func:`read_pdb` uses to restore the original coordinates.
+  ``REMARK 900`` lines record the scale, the unit, the loci (chrom, start, end) and each trace's
+  id and centre, which :func:`read_pdb` uses to restore the original traces.
 """
 
 from __future__ import annotations
@@ -129,6 +129,8 @@ def pdb_lines(
         lc = traces.loci
         region = f"{lc['chrom'].iloc[0]}:{int(lc['start'].iloc[0])}-{int(lc['end'].iloc[-1])}"
         out.append(f"REMARK 900 POINTAE REGION {region}")
+        for i, (c, b0, b1) in enumerate(zip(lc["chrom"], lc["start"], lc["end"])):
+            out.append(f"REMARK 900 POINTAE LOCUS {i + 1} {c} {int(b0)} {int(b1)}")
     for k in range(n):
         cx, cy, cz = centre[k]
         out.append(
@@ -232,6 +234,7 @@ def read_pdb(path) -> Traces:
         raise InputError(p, "no such file")
     scale, unit, n_loci, bsource = 1.0, "nm", None, None
     centres: dict[int, np.ndarray] = {}
+    loci_rows: dict[int, tuple[str, int, int]] = {}
     ids: dict[int, str] = {}
     models: list[dict[int, tuple]] = []
     current: dict[int, tuple] | None = None
@@ -248,6 +251,8 @@ def read_pdb(path) -> Traces:
                         scale, unit = float(rest[0]), rest[2]
                     elif key == "LOCI":
                         n_loci, bsource = int(rest[0]), rest[4] if len(rest) > 4 else None
+                    elif key == "LOCUS":
+                        loci_rows[int(rest[0])] = (rest[1], int(rest[2]), int(rest[3]))
                     elif key == "MODEL":
                         k = int(rest[0])
                         centres[k] = np.array([float(v) for v in rest[2:5]])
@@ -298,10 +303,15 @@ def read_pdb(path) -> Traces:
     if bsource == "confidence":
         conf = np.where(status == "missing", np.nan, bfac / 100.0)
         layers["pointae_confidence"] = conf.astype(np.float32)
+    loci = None
+    if len(loci_rows) == n_loci and set(loci_rows) == set(range(1, n_loci + 1)):
+        rows = [loci_rows[i + 1] for i in range(n_loci)]
+        loci = pd.DataFrame(rows, columns=["chrom", "start", "end"])
     return Traces(
         coords.astype(np.float32),
         unit=unit if unit in DEFAULT_SCALE else "nm",
         meta=meta,
+        loci=loci,
         attrs={"source": str(p), "format": "pdb", "pdb": {"scale": scale, "bfactor": bsource}},
         layers=layers,
     )
