@@ -116,3 +116,18 @@ def test_reconstruct_bintu_file_smacof(shared_data, tmp_path):
     res = runner.invoke(app, ["reconstruct", str(shared_data / BINTU), "-o", str(out), "--json"])
     rep = json.loads(_ok(res))
     assert rep["n_traces"] == 1277 and rep["median_rmsd"] < 0.01 and rep["median_pearson"] > 0.99999
+
+
+def test_export_pdb_fofct_keeps_loci(shared_data, tmp_path):
+    fof = shared_data / "IMR90_chr21-18-20Mb_first300.fofct.csv"
+    if not fof.exists():
+        pytest.skip("FOF-CT excerpt not found")
+    out = tmp_path / "t7.pdb"
+    _ok(runner.invoke(app, ["export-pdb", str(fof), str(out), "--trace", "7"]))
+    from pointae import read_traces
+
+    src = read_traces(fof)
+    back = read_pdb(out)
+    assert back.loci.equals(src.loci)
+    k = list(src.trace_ids).index("7")
+    np.testing.assert_allclose(back.coords[0], src.coords[k], atol=0.02, equal_nan=True)
