@@ -52,7 +52,7 @@ def load_model(run_or_model):
     ``run_or_model`` is a run directory (loaded as :class:`pointae.analysis._model.RunModel`, from
     ``model.json`` + ``model.safetensors``) or an object that already has ``encode``.
     """
-    if hasattr(run_or_model, "encode"):
+    if not isinstance(run_or_model, (str, os.PathLike)) and hasattr(run_or_model, "encode"):
         return run_or_model
     path = Path(run_or_model)
     if not path.is_dir():
@@ -322,7 +322,7 @@ def embed(
 
     lay = {name: compute_layout(latents, name, seed=seed, n_jobs=n_jobs) for name in layouts}
     cfg = _model_config(model)
-    run_path = getattr(model, "run_dir", None) or (None if hasattr(run_dir, "encode") else run_dir)
+    run_path = getattr(model, "run_dir", None)
     uns = {
         "version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
