@@ -475,8 +475,13 @@ def render_trace(
     head = title or f"trace {traces.trace_ids[k]}"
     n_obs = int(np.isfinite(x).all(1).sum())
     head += f"  ({n_obs}/{len(x)} loci"
+    for s_ in (st, st2):
+        if s_ is not None:
+            for key in ("imputed", "corrected"):
+                if (s_ == key).any():
+                    head += f"; {int((s_ == key).sum())} {key}"
     if y is not None:
-        head += f"; RMSD to {compare_label} {rmsd(y, x):.1f} {traces.unit}"
+        head += f"; RMSD to {compare_label} over common loci {rmsd(y, x):.1f} {traces.unit}"
     head += ")"
     fig.text(0.5, 1 - 8 / h, head, ha="center", va="top", fontsize=11)
     _colorbar(fig, [0.06, 52 / h, 0.5, 14 / h], traces.loci, traces.n_loci)
