@@ -205,6 +205,8 @@ class Imputer(nn.Module):
         mask = feats["mask"]
         full = torch.where(mask[..., None], feats["pos"], placed)  # (B, L, 3)
         base = torch.cdist(full, full)  # (B, L, L) distances of the placed structure
+        eye = torch.eye(base.shape[-1], dtype=torch.bool, device=base.device)
+        base = (0.5 * (base + base.transpose(1, 2))).masked_fill(eye, 0.0)  # exact symmetry, zero diagonal
         known = mask[:, :, None] & mask[:, None, :]
         # predicted map: observed distances where both loci are observed, otherwise the placed
         # structure's distances times a learned symmetric factor (symmetric, zero diagonal and

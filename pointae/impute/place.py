@@ -30,6 +30,7 @@ def place_loci(
     n_iter: int = 150,
     lr: float = 0.05,
     power: float = 1.0,
+    loss: str = "l2",
 ) -> np.ndarray:
     """Place free loci by weighted stress minimisation against target distances.
 
@@ -52,6 +53,9 @@ def place_loci(
         Adam iterations and step size (in units of the median neighbour distance).
     power
         Exponent of the default distance weighting.
+    loss
+        ``"l2"`` (stress) or ``"l1"`` (sum of weighted absolute distance errors, robust; matches
+        the MAE the protocol scores).
 
     Returns
     -------
@@ -77,36 +81,43 @@ def place_loci(
     d_nb = np.linalg.norm(np.diff(coords[rows], axis=1), axis=-1)
     unit = float(np.nanmedian(d_nb)) if np.isfinite(d_nb).any() else 1.0
     unit = unit if unit > 0 else 1.0
-    x0 = torch.from_numpy(np.nan_to_num(start[rows]) / unit).double()  # (n, L, 3)
-    fr = torch.from_numpy(free[rows])
-    d = torch.from_numpy(np.array(target[rows], np.float64) / unit)
-    ok = torch.isfinite(d)
-    pair = (fr[:, :, None] | fr[:, None, :]) & ok
-    pair &= ~torch.eye(n_loci, dtype=torch.bool)[None]
-    pair &= (
-        (torch.from_numpy(fixed[rows] | free[rows])[:, :, None])
-        & (torch.from_numpy(fixed[rows] | free[rows])[:, None, :])
+    fr_np = free[rows]
+    n_free = fr_np.sum(1)
+    f_max = int(n_free.max())
+    # indices of the free loci of each trace, padded to f_max (padding rows get zero weight)
+    order = np.argsort(~fr_np, axis=1, kind="stable")[:, :f_max]  # (n, F)
+    valid = np.arange(f_max)[None, :] < n_free[:, None]  # (n, F)
+    idx = torch.from_numpy(order)
+    x0 = torch.from_numpy(np.nan_to_num(start[rows]) / unit).float()  # (n, L, 3)
+    d = torch.from_numpy(
+        np.take_along_axis(np.asarray(target[rows], np.float32), order[:, :, None], 1) / unit
     )
+    ok = torch.isfinite(d)  # (n, F, L) rows of the free loci
+    usable = torch.from_numpy(fixed[rows] | fr_np)[:, None, :]  # columns with a position
+    pair = ok & usable & torch.from_numpy(valid)[:, :, None]
+    pair &= idx[:, :, None] != torch.arange(n_loci)[None, None, :]
     d = torch.nan_to_num(d, nan=1.0).clamp(min=1e-3)
     if weights is None:
         w = d.pow(-power)
     else:
-        w = torch.nan_to_num(torch.from_numpy(np.asarray(weights, np.float64)[rows]), nan=0.0)
+        wf = np.take_along_axis(np.asarray(weights, np.float32)[rows], order[:, :, None], 1)
+        w = torch.nan_to_num(torch.from_numpy(wf), nan=0.0)
     w = w * pair
     w = w / w.sum((1, 2), keepdim=True).clamp(min=1e-12)
-    var = x0.clone().requires_grad_(True)
+    gather = idx[..., None].expand(-1, -1, 3)  # (n, F, 3)
+    var = torch.gather(x0, 1, gather).clone().requires_grad_(True)  # (n, F, 3)
     opt = torch.optim.Adam([var], lr=lr)
-    frf = fr[..., None].double()
     with torch_threads(1):
         for _ in range(n_iter):
-            x = frf * var + (1 - frf) * x0
-            diff = x[:, :, None, :] - x[:, None, :, :]
-            dist = torch.sqrt((diff**2).sum(-1) + 1e-9)
-            loss = (w * (dist - d) ** 2).sum()
+            x = x0.scatter(1, gather, var)  # (n, L, 3) free loci at their current positions
+            dist = torch.sqrt(((var[:, :, None, :] - x[:, None, :, :]) ** 2).sum(-1) + 1e-9)  # (n, F, L)
+            resid = dist - d
+            obj = (w * (resid**2 if loss == "l2" else torch.sqrt(resid**2 + 1e-4))).sum()
             opt.zero_grad()
-            loss.backward()
+            obj.backward()
             opt.step()
-    placed = (var.detach().numpy() * unit).astype(np.float32)
+    final = x0.scatter(1, gather, var.detach()).numpy()
+    placed = (final.astype(np.float64) * unit).astype(np.float32)
     sub = out[rows]
     sub[free[rows]] = placed[free[rows]]
     out[rows] = sub
