@@ -41,7 +41,7 @@ class MapUNet(nn.Module):
         n_loci: int,
         latent_dim: int,
         in_channels: int = 4,
-        widths: Sequence[int] = (32, 64, 128),
+        widths: Sequence[int] = (16, 32, 64),
         channels_last: bool = True,
     ):
         super().__init__()
