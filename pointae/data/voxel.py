@@ -128,7 +128,8 @@ class VoxelRepr:
         # continuous voxel coordinates in [0, G-1]
         u = ((x / self.extent).clamp(-1.0, 1.0) + 1.0) * 0.5 * (g - 1)  # (B, L, 3)
         centres = torch.arange(g, dtype=c.dtype, device=c.device)
-        wts = torch.exp(-0.5 * ((u[..., None] - centres) / self.sigma) ** 2)  # (B, L, 3, G)
+        z = (u[..., None] - centres) * (1.0 / self.sigma)  # (B, L, 3, G)
+        wts = torch.exp(-0.5 * (z * z).clamp_(max=60.0))  # clamped: no denormals
         wts = wts / wts.sum(-1, keepdim=True)  # each axis sums to 1: mass conserved
         enc = torch.cat(
             [
