@@ -34,15 +34,19 @@ class DemoSize:
     latent_dim: int = 16
     tasks: tuple[str, ...] = ("autoencode", "denoise", "inpaint")
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    sim: tuple[tuple[str, object], ...] = ()  # simulator parameter overrides (pointae.sim DEFAULTS keys)
 
 
 SIZES: dict[str, DemoSize] = {
+    # CPU: one frame per independent chain after a fixed 300-step burn-in (the automatic burn-in,
+    # 10x the measured decorrelation time, is what "large" uses and costs minutes per condition)
     "small": DemoSize(
-        n_traces=600,
+        n_traces=450,
         n_loci=32,
         max_epochs=6,
         batch_size=32,
         overrides=("train.patience=3", "train.warmup_steps=20"),
+        sim=(("burn_in", 300), ("interval", 30), ("chains", 150)),
     ),
     "large": DemoSize(n_traces=20_000, n_loci=64, max_epochs=40, batch_size=128),
 }
@@ -52,7 +56,13 @@ def _simulate(path: Path, size: DemoSize, seed: int, device: str | None, say) ->
     from pointae.data.io import read_traces
     from pointae.sim import simulate_mixture
 
-    want = {"n": size.n_traces, "n_loci": size.n_loci, "seed": seed, "mixture": sorted(MIXTURE)}
+    want = {
+        "n": size.n_traces,
+        "n_loci": size.n_loci,
+        "seed": seed,
+        "mixture": sorted(MIXTURE),
+        "sim": {k: v for k, v in size.sim},
+    }
     if path.is_file():
         t = read_traces(path)
         demo_attrs = t.attrs.get("demo", {})
@@ -60,7 +70,7 @@ def _simulate(path: Path, size: DemoSize, seed: int, device: str | None, say) ->
             say(f"reusing simulated traces {path}")
             return t
     say(f"simulating {size.n_traces} traces x {size.n_loci} loci ({', '.join(MIXTURE)}) -> {path}")
-    kw = {}
+    kw = dict(size.sim)
     if device in ("cuda", "gpu"):
         kw["device"] = "cuda"
     t0 = time.perf_counter()
