@@ -139,15 +139,16 @@ def _curves_section(histories: dict, reprs, tasks) -> Section:
     plt = _plt()
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.3), squeeze=False)
     for ax, t in zip(axes[0], tasks):
-        for r in reprs:
+        for k, r in enumerate(reprs):
             h = histories.get((r, t))
             if h is None or "epoch" not in h:
                 continue
-            for col, style in (("val_loss", "-"), ("train_loss", "--")):
-                if col in h and h[col].notna().any():
+            train_col = next((c for c in ("train_loss_epoch", "train_loss") if c in h), None)
+            for col, style, what in (("val_loss", "-", "val"), (train_col, "--", "train")):
+                if col is not None and col in h and h[col].notna().any():
                     hh = h[["epoch", col]].dropna().groupby("epoch").last()
                     ax.plot(
-                        hh.index + 1, hh[col], style, marker="o", ms=2.5, label=f"{r} {col.split('_')[0]}"
+                        hh.index + 1, hh[col], style, color=f"C{k}", marker="o", ms=2.5, label=f"{r} {what}"
                     )
         ax.set_title(t, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
