@@ -86,9 +86,9 @@ class GraphRepr:
     Notes
     -----
     ``node_features = 2 * n_freq + 6`` (observed flag, encodings, ``i/(L-1)``, distance to the
-    previous/next locus and their known flags); ``edge_features = n_rbf + 5`` (RBFs of the
-    distance, the distance, distance known, ``|i-j|/(L-1)``, ``1/|i-j|``, chain-neighbour flag);
-    on pairs with a missing locus the distance is the chain-interpolated estimate.
+    previous/next locus and their known flags); ``edge_features = n_rbf + 5``: channel 0 the
+    distance (on pairs with a missing locus: the chain-interpolated estimate), 1 distance
+    known, then the RBFs of the distance, ``|i-j|/(L-1)``, ``1/|i-j|``, chain-neighbour flag.
     """
 
     name = "graph"
@@ -136,7 +136,8 @@ class GraphRepr:
         pair = torch.stack(
             [sepf / max(n - 1, 1), torch.where(sep > 0, 1.0 / sepf.clamp(min=1), 0.0), (sep == 1).to(dt)], -1
         ).expand(b, n, n, 3)  # (B, L, L, 3)
-        edge_attr = torch.cat([rbf, filled[..., None], known[..., None].to(dt), pair], dim=-1)  # (B, L, L, E)
+        # channel 0 is the (filled) distance itself: task models use it as a residual skip path
+        edge_attr = torch.cat([filled[..., None], known[..., None].to(dt), rbf, pair], dim=-1)  # (B, L, L, E)
 
         # --- node features: observed flag, chain position, bond lengths to chain neighbours
         nxt = torch.diagonal(d, offset=1, dim1=1, dim2=2)  # (B, L-1)

@@ -22,6 +22,12 @@ def valid_map(raw: torch.Tensor) -> torch.Tensor:
     return sym * (1.0 - eye)  # (B, L, L) zero diagonal
 
 
+def inverse_softplus(y: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:
+    """``softplus^-1(max(y, floor))``: the raw value :func:`valid_map` turns back into ``y``."""
+    y = y.clamp(min=floor)
+    return y + torch.log(-torch.expm1(-y))
+
+
 class ValidMap(nn.Module):
     """Module form of :func:`valid_map`: ``(B, L, L) -> (B, L, L)`` symmetric, >= 0, zero diagonal."""
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from pointae.models.autoencoder import AEOutput
 from pointae.models.encoders.graph_gnn import GraphGNN
-from pointae.models.layers import MLP, ConvBlock2d, valid_map
+from pointae.models.layers import MLP, ConvBlock2d, inverse_softplus, valid_map
 
 
 class MapUNet(nn.Module):
@@ -30,7 +30,10 @@ class MapUNet(nn.Module):
     The input is zero-padded to a multiple of ``2^(len(widths) - 1)``; each level is two
     ``Conv-BN-ReLU`` blocks, down by 2x2 max pooling, up by nearest upsampling + concatenation
     with the skip; a 1x1 conv gives the raw map, cropped to L and made valid. The latent is a
-    dense projection of the globally averaged bottleneck.
+    dense projection of the globally averaged bottleneck. With ``residual`` (default) the raw
+    output is added to ``softplus^-1`` of input channel 3 (the distance map with missing loci
+    interpolated along the chain, see :class:`~pointae.data.reprs.MapRepr`): the network starts
+    from the input/baseline map and learns corrections.
     """
 
     repr: ClassVar[str] = "map"
@@ -43,9 +46,11 @@ class MapUNet(nn.Module):
         in_channels: int = 4,
         widths: Sequence[int] = (16, 32, 64),
         channels_last: bool = True,
+        residual: bool = True,
     ):
         super().__init__()
         self.n_loci, self.latent_dim, self.channels_last = n_loci, latent_dim, channels_last
+        self.residual = residual and in_channels >= 4
         self.factor = 2 ** (len(widths) - 1)
         self.down = nn.ModuleList()
         c = in_channels
@@ -57,6 +62,9 @@ class MapUNet(nn.Module):
             self.up.append(nn.Sequential(ConvBlock2d(c + w_skip, w_skip), ConvBlock2d(w_skip, w_skip)))
             c = w_skip
         self.out = nn.Conv2d(c, 1, 1)
+        if self.residual:  # start exactly at the input/baseline map
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
         self.fc = nn.Linear(widths[-1], latent_dim)
         if channels_last:
             self.to(memory_format=torch.channels_last)
@@ -78,6 +86,8 @@ class MapUNet(nn.Module):
             h = F.interpolate(h, scale_factor=2, mode="nearest")
             h = block(torch.cat([h, skip], dim=1))
         raw = self.out(h)[:, 0, :n, :n]  # (B, L, L)
+        if self.residual:  # start from the input map (chain-interpolated where missing)
+            raw = raw + inverse_softplus(x[:, 3])
         return AEOutput(latent=latent, recon=valid_map(raw))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,7 +104,10 @@ class GraphPairNet(nn.Module):
     ``a = W h`` (B, L, P); for each pair the features ``[a_i * a_j, |a_i - a_j|, e_ij]`` (symmetric
     in i, j; ``e_ij`` the pair's input edge features, a skip path carrying the observed
     distance) go through an MLP to one raw value, made valid by
-    :func:`~pointae.models.layers.valid_map`. Invariant to rigid motions like the encoder.
+    :func:`~pointae.models.layers.valid_map`. With ``residual`` (default) the raw value is
+    added to ``softplus^-1`` of edge channel 0 (the input distance, chain-interpolated where a
+    locus is missing), so the model starts from the input/baseline map and learns corrections.
+    Invariant to rigid motions like the encoder.
 
     Shapes
     ------
@@ -115,12 +128,16 @@ class GraphPairNet(nn.Module):
         bases: int = 8,
         pair_dim: int = 32,
         pair_hidden: int = 64,
+        residual: bool = True,
     ):
         super().__init__()
-        self.n_loci, self.latent_dim = n_loci, latent_dim
+        self.n_loci, self.latent_dim, self.residual = n_loci, latent_dim, residual
         self.gnn = GraphGNN(n_loci, latent_dim, node_features, edge_features, hidden, layers, bases)
         self.proj = nn.Linear(hidden, pair_dim)
         self.pair = MLP([2 * pair_dim + edge_features, pair_hidden, pair_hidden, 1])
+        if residual:  # start exactly at the input/baseline map
+            nn.init.zeros_(self.pair[-1].weight)
+            nn.init.zeros_(self.pair[-1].bias)
 
     def forward(self, g) -> AEOutput:
         h = self.gnn.node_embeddings(g)  # (B, L, H)
@@ -129,6 +146,8 @@ class GraphPairNet(nn.Module):
         ai, aj = a[:, :, None, :], a[:, None, :, :]
         feats = torch.cat([ai * aj, (ai - aj).abs(), g.edge_attr], dim=-1)  # (B, L, L, 2P + E)
         raw = self.pair(feats)[..., 0]  # (B, L, L)
+        if self.residual:  # edge channel 0: input distance (chain-interpolated where missing)
+            raw = raw + inverse_softplus(g.edge_attr[..., 0])
         return AEOutput(latent=latent, recon=valid_map(raw))
 
     def encode(self, g) -> torch.Tensor:

@@ -267,3 +267,19 @@ def test_map_autoencoder_overfits_a_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0], losses[::10]
+
+
+@pytest.mark.parametrize("rep", sorted(TASK_MODELS))
+def test_residual_task_models_start_at_the_interpolation_baseline(rep):
+    """With the residual skip path an untrained model returns the input map, with hidden loci
+    filled by linear interpolation along the chain (the inpainting baseline)."""
+    from pointae.baselines import interpolate_missing
+    from pointae.data.transforms import distance_maps_torch
+
+    n = 16
+    c = walk(2, n, seed=7, missing=0.25)
+    model = tiny_task_model(rep, "inpaint", n).eval()
+    with torch.no_grad():
+        recon = model(build_repr(rep)(c)).recon
+    base = distance_maps_torch(torch.from_numpy(interpolate_missing(c.numpy())))
+    torch.testing.assert_close(recon, base, atol=2e-3, rtol=1e-4)
