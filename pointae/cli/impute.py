@@ -166,6 +166,9 @@ def train_imputer_cmd(
     split_seed: Annotated[int, typer.Option(help="Seed of the train/test split by trace.")] = 0,
     seed: Annotated[int, typer.Option(help="Training seed (masks, batches, initialisation).")] = 0,
     channels: Annotated[int, typer.Option(help="CNN width.")] = 16,
+    ensemble: Annotated[
+        int, typer.Option(help="Train this many members (seeds seed, seed+1, ...) and average them.", min=1)
+    ] = 1,
     init: Annotated[
         Optional[Path], typer.Option(help="Fine-tune from this imputer (e.g. pretrained).")
     ] = None,
@@ -190,6 +193,7 @@ def train_imputer_cmd(
         init=init,
         fit_config=FitConfig(seed=seed),
         model_config=ImputerConfig(channels=channels),
+        ensemble=ensemble,
         log=lambda s: console.print(s, highlight=False),
     )
     if "test" in metrics:

@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
+import copy
 import csv
+import dataclasses
 import hashlib
 import json
 import time
@@ -32,7 +34,7 @@ from pointae.data.traces import Traces
 from pointae.errors import PointaeError, atomic_path
 from pointae.impute.baselines import fill_maps, knn_maps, population_median_map
 from pointae.impute.fit import FitConfig, config_dict, fit_imputer, predict
-from pointae.impute.model import Imputer, ImputerConfig, describe
+from pointae.impute.model import Imputer, ImputerConfig, ImputerEnsemble, describe
 from pointae.impute.place import place_loci
 from pointae.impute.protocol import bootstrap, make_held_out, score
 
@@ -114,7 +116,9 @@ def load_imputer(path=None) -> LoadedImputer:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as e:
         raise PointaeError(f"{meta_path}: not valid JSON ({e.msg}, line {e.lineno})") from None
-    model = Imputer(ImputerConfig.from_dict(meta.get("model", {})))
+    cfg = ImputerConfig.from_dict(meta.get("model", {}))
+    k = int(meta.get("ensemble", 1))
+    model = Imputer(cfg) if k == 1 else ImputerEnsemble([Imputer(cfg) for _ in range(k)])
     try:
         state = load_file(str(weights))
         model.load_state_dict(state)
@@ -299,6 +303,7 @@ def train_imputer(
     fit_config: FitConfig | None = None,
     model_config: ImputerConfig | None = None,
     log=print,
+    ensemble: int = 1,
 ) -> dict:
     """Self-supervised training on ``traces``, split by trace; writes a run directory.
 
@@ -319,6 +324,9 @@ def train_imputer(
         e.g. one pretrained on simulations.
     fit_config, model_config
         Full settings (``epochs``/``max_minutes`` override the fit config's).
+    ensemble
+        Train this many members with seeds ``seed, seed + 1, ...`` (same split) and average them
+        (:class:`~pointae.impute.model.ImputerEnsemble`).
 
     Returns
     -------
@@ -333,15 +341,21 @@ def train_imputer(
     train_idx = split["train"] if split is not None else np.arange(len(traces))
     train = traces[train_idx]
     scale = _scale(train)
-    start = load_imputer(init).model if init is not None else None
-    model, history = fit_imputer(
-        train.coords, scale, fc, model_config if start is None else start.config, log=log, model=start
-    )
+    members, history = [], []
+    for i in range(max(1, int(ensemble))):
+        fc_i = dataclasses.replace(fc, seed=fc.seed + i)
+        start = copy.deepcopy(load_imputer(init).model) if init is not None else None
+        cfg = model_config if start is None else start.config
+        m, hist = fit_imputer(train.coords, scale, fc_i, cfg, log=log, model=start)
+        members.append(m)
+        history += [dict(row, member=i) for row in hist]
+    model = members[0] if len(members) == 1 else ImputerEnsemble(members)
     src = str(traces.attrs.get("source", ""))
     meta = {
         "data": {"source": src, "unit": traces.unit, "n_traces": len(traces), "n_loci": traces.n_loci},
         "calibration": {"method": "median neighbour distance", "train_scale": scale, "unit": traces.unit},
         "fit": config_dict(fc),
+        "ensemble": len(members),
         "split": {"test_fraction": test_fraction, "seed": split_seed, "n_train": int(len(train_idx))},
         "init": None if init is None else str(init),
         "train_fingerprints": trace_fingerprints(train.coords),
@@ -363,6 +377,51 @@ def train_imputer(
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=1, default=float))
     return metrics
+
+
+def combine_imputers(runs: list, out_dir) -> Path:
+    """Average trained single imputers (same architecture and training split) into one ensemble run.
+
+    ``combine_imputers([run_seed0, run_seed1], out)`` gives the same model as
+    ``train_imputer(..., ensemble=2)`` with the same settings.
+    """
+    loaded = [load_imputer(r) for r in runs]
+    fps = [lo.meta.get("train_fingerprints", []) for lo in loaded]
+    if any(set(f) != set(fps[0]) for f in fps):
+        raise PointaeError("imputers trained on different traces cannot be combined")
+    members = [
+        m
+        for lo in loaded
+        for m in (lo.model.members if isinstance(lo.model, ImputerEnsemble) else [lo.model])
+    ]
+    model = ImputerEnsemble(members)
+    meta = {k: v for k, v in loaded[0].meta.items() if k not in ("model", "weights_sha1", "pointae_version")}
+    meta.update(
+        ensemble=len(members),
+        members_from=[str(r) for r in runs],
+        member_seeds=[lo.meta.get("fit", {}).get("seed") for lo in loaded],
+        description=describe(model),
+    )
+    out = Path(out_dir)
+    save_imputer(model, out, meta)
+    _record_weights_hash(out)
+    rows = []
+    for i, r in enumerate(runs):
+        h = Path(r) / "history.csv"
+        if h.exists():
+            with open(h, newline="") as f:
+                rows += [dict(row, member=i) for row in csv.DictReader(f)]
+    if rows:
+        with atomic_path(out / "history.csv") as tmp, open(tmp, "w", newline="") as f:
+            keys = list(dict.fromkeys(k for row in rows for k in row))
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+    split = Path(runs[0]) / "split.json"
+    if split.exists():
+        with atomic_path(out / "split.json") as tmp:
+            tmp.write_text(split.read_text())
+    return out
 
 
 def _record_weights_hash(run_dir: Path) -> None:

@@ -229,7 +229,42 @@ class Imputer(nn.Module):
         }
 
 
-def describe(model: Imputer) -> str:
-    """One line: parameter count and receptive field."""
+def describe(model: Imputer | ImputerEnsemble) -> str:
+    """One line: parameter count, receptive field and ensemble size."""
     rf = 1 + 2 * sum(model.config.dilations)
-    return f"Imputer({model.n_parameters():,} parameters, receptive field {rf} loci)"
+    k = len(model.members) if isinstance(model, ImputerEnsemble) else 1
+    what = f"ensemble of {k} " if k > 1 else ""
+    return f"Imputer({what}{model.n_parameters():,} parameters, receptive field {rf} loci)"
+
+
+class ImputerEnsemble(nn.Module):
+    """Several :class:`Imputer` members whose outputs are averaged.
+
+    Placements, weights, spreads and predicted maps are arithmetic means of the members' (so the
+    map stays symmetric, zero-diagonal and non-negative, and observed loci stay exact).
+
+    Parameters
+    ----------
+    members
+        Trained imputers with the same architecture.
+    """
+
+    def __init__(self, members: list[Imputer]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    @property
+    def config(self) -> ImputerConfig:
+        return self.members[0].config
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, coords: torch.Tensor, scale: float | torch.Tensor) -> dict[str, torch.Tensor]:
+        outs = [m(coords, scale) for m in self.members]
+        avg = {k: torch.stack([o[k] for o in outs]).mean(0) for k in outs[0] if k != "mask"}
+        avg["mask"] = outs[0]["mask"]
+        avg["coords"] = torch.where(avg["mask"][..., None], coords, avg["coords"])
+        return avg

@@ -127,7 +127,8 @@ def test_train_imputer_writes_a_loadable_run(tmp_path):
     metrics = train_imputer(
         t,
         tmp_path / "run",
-        epochs=2,
+        epochs=1,
+        ensemble=2,
         fit_config=FitConfig(batch_size=16),
         model_config=ImputerConfig(channels=8, dilations=(1, 2)),
         log=None,
@@ -137,6 +138,7 @@ def test_train_imputer_writes_a_loadable_run(tmp_path):
     assert "test" in metrics and metrics["test"]["protocol"]["excluded_training_traces"] == 0
     loaded = load_imputer(tmp_path / "run")
     assert loaded.meta["split"]["n_train"] == 48 and len(loaded.train_fingerprints) == 48
+    assert loaded.meta["ensemble"] == 2 and len(loaded.model.members) == 2
     res = impute_traces(t, model=tmp_path / "run")
     assert np.isfinite(res.coords).all()
 
