@@ -75,6 +75,12 @@ def _simulate(path: Path, size: DemoSize, seed: int, device: str | None, say) ->
         kw["device"] = "cuda"
     t0 = time.perf_counter()
     t = simulate_mixture(MIXTURE, n=size.n_traces, n_loci=size.n_loci, seed=seed, **kw)
+    bad = float(1.0 - t.mask.mean()) if len(t) else 1.0
+    if bad > 0.5:
+        raise PointaeError(
+            f"the simulator returned {bad:.0%} missing coordinates (numerical blow-up?); "
+            "not training on it. Try --seed, or check 'pointae simulate' on its own"
+        )
     t.attrs["demo"] = want
     t.save(path)
     say(f"simulated in {time.perf_counter() - t0:.0f} s")

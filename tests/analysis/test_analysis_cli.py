@@ -137,3 +137,23 @@ def test_demo_wiring(tmp_path, monkeypatch):
     r = runner.invoke(app, ["demo", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert len(calls) == 1 and "reusing simulated traces" in r.output
+
+
+def test_demo_refuses_broken_simulations(tmp_path, monkeypatch):
+    import numpy as np
+
+    import pointae.analysis.demo as demo_mod
+    import pointae.sim as sim
+
+    def broken(mixture, n, n_loci, seed, **kw):
+        t = labelled_traces(n=n, n_loci=n_loci, seed=seed)
+        return t.with_coords(np.full_like(t.coords, np.nan))
+
+    monkeypatch.setattr(sim, "simulate_mixture", broken)
+    monkeypatch.setitem(
+        demo_mod.SIZES, "small", demo_mod.DemoSize(n_traces=30, n_loci=8, max_epochs=1, batch_size=8)
+    )
+    r = runner.invoke(app, ["demo", "--out", str(tmp_path / "d")])
+    assert r.exit_code == 1
+    assert "simulator returned 100% missing coordinates" in r.output
+    assert not (tmp_path / "d" / "data.h5").exists()
