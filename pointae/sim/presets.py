@@ -1,0 +1,106 @@
+"""Simulation parameters: defaults and the named presets (experimental conditions).
+
+Every key of :data:`DEFAULTS` can be overridden per call (``simulate(..., dt=0.1)``) or on the
+command line (``--set dt=0.1``). Lengths are in monomer bond lengths ``b`` and energies in kT unless
+the key says ``_bp`` (base pairs) or ``nm``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pointae.errors import PointaeError
+
+#: Parameters shared by all presets (see docs/simulate.md for the meaning and effect of each).
+DEFAULTS: dict[str, Any] = {
+    # resolution / geometry
+    "locus_bp": 30_000,  # locus size when no region is given (a region sets it to length / n_loci)
+    "monomers_per_locus": 1,  # coarse default: 30 kb monomers for 30 kb loci (anchor work: 600 bp)
+    "extension_loci": 8,  # simulated flanks on both sides, trimmed before output
+    "nm_per_bead": 150.0,  # output scale: nm per monomer bond length b
+    # force field
+    "bond_k": 3.0,
+    "angle_k": 0.0,
+    "ev_strength": 3.0,
+    "ev_radius": 1.05,
+    "ev_potential": "quadratic",  # or "polychrom"
+    "confine_density": 0.1,
+    "confine_k": 1.0,
+    "attract_strength": 0.0,
+    "attract_radius": 1.6,
+    # loop extrusion (Fudenberg et al. 2016 values expressed in bp, scaled to the monomer size)
+    "lefs": True,
+    "lef_separation_bp": 120_000,  # 200 monomers x 600 bp
+    "lef_lifetime_bp": 180_000,  # lifetime 300 steps x 600 bp per step and leg
+    "lef_k": 12.0,  # LEF leg-leg bond stiffness (rms 0.5 b)
+    "steps_per_lef": 10,  # 3D steps per LEF step (each rebuilds the per-chain LEF operator)
+    "barriers": True,
+    "ctcf_mu": 3.0,  # occupancy = logistic((strength - mu) / divide)
+    "ctcf_divide": 20.0,
+    "synthetic_occupancy": 0.9,
+    "release": 0.0,  # per-step release of a captured leg
+    "blocks": False,  # block attraction on synthetic domains (tads preset)
+    # integrator
+    "dt": 0.15,
+    "lambda_c": 0.1,  # confined/looped chains; free chains (ideal, swollen) use 0.02
+    "metropolis": False,  # Metropolis-adjusted (MALA) proposals: exact at any dt, but see docs
+    "chains": 128,  # chains integrated at once (memory vs burn-in amortisation)
+    "burn_in": "auto",  # 3D steps, or "auto": burn_factor x measured decorrelation time
+    "interval": "auto",  # 3D steps between saved frames of one chain, or "auto"
+    "burn_factor": 5.0,
+    "interval_factor": 3.0,
+    "pilot_steps": 100,  # initial window for measuring the decorrelation time (doubles as needed)
+    "max_states": 12,  # loop_state keeps the most frequent states, the rest become "other"
+}
+
+#: Named conditions: overrides of :data:`DEFAULTS`.
+PRESETS: dict[str, dict[str, Any]] = {
+    "wt": {},
+    "no-cohesin": {"lefs": False},
+    "no-ctcf": {"barriers": False},
+    "tads": {"lefs": False, "blocks": True, "attract_strength": 0.45},
+    "ideal": {"lefs": False, "ev_strength": 0.0, "confine_density": None, "lambda_c": 0.02},
+    "swollen": {"lefs": False, "ev_strength": 3.0, "confine_density": None, "lambda_c": 0.02},
+    "globule": {"lefs": False, "confine_density": 0.5},
+}
+
+PRESET_HELP: dict[str, str] = {
+    "wt": "loop extrusion (LEFs) stopped by directional CTCF barriers, soft excluded volume, confinement",
+    "no-cohesin": "as wt without LEFs (cohesin/RAD21 degradation)",
+    "no-ctcf": "as wt with LEFs but no barriers (CTCF degradation)",
+    "tads": "no LEFs; block copolymer with attraction inside synthetic domains",
+    "ideal": "ideal Gaussian chain: bonds only, free space",
+    "swollen": "self-avoiding chain in good solvent (soft excluded volume), free space",
+    "globule": "compact confined chain (density 0.5)",
+}
+
+
+def resolve_params(preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Parameters for ``preset`` with ``overrides`` applied; unknown names raise PointaeError."""
+    if preset not in PRESETS:
+        raise PointaeError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    params = dict(DEFAULTS)
+    params.update(PRESETS[preset])
+    for k, v in (overrides or {}).items():
+        if k not in DEFAULTS:
+            raise PointaeError(f"unknown simulation parameter {k!r}; known: {', '.join(sorted(DEFAULTS))}")
+        params[k] = v
+    return params
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set`` value: int, float, bool (true/false), none, or the string itself."""
+    t = text.strip()
+    low = t.lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    for conv in (int, float):
+        try:
+            return conv(t.replace("_", ""))
+        except ValueError:
+            pass
+    return t
