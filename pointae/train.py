@@ -637,6 +637,8 @@ def fit(
 
     _quiet_lightning()
     threads = cfg.train.threads or os.cpu_count() or 1
+    if not cfg.train.threads and "ddp" in cfg.train.strategy and isinstance(cfg.train.devices, int):
+        threads = max(1, threads // max(1, cfg.train.devices))  # CPU processes share the cores
     torch.set_num_threads(threads)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
 
