@@ -25,6 +25,8 @@ _LAZY: dict[str, str] = {
     "hide_loci": "pointae.data.corrupt",
     "summarize": "pointae.data.qc",
     "PointAE": "pointae.api",
+    "embed": "pointae.analysis.embed",
+    "compare": "pointae.analysis.compare",
     "load_config": "pointae.config",
     "RunConfig": "pointae.config",
     "PointaeError": "pointae.errors",
