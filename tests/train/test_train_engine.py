@@ -34,8 +34,11 @@ def _cfg(tmp_path, *extra, name="run"):
 def smoke_run(tmp_path_factory, small_traces):
     """One 2-epoch denoise run on the map encoder, shared by several tests."""
     out = tmp_path_factory.mktemp("smoke")
-    cfg = _cfg(out, "train.max_epochs=2", "task.name=denoise")
-    return fit(cfg, small_traces)
+    ae = PointAE({"task": {"name": "denoise"}}, out=out / "run", overrides=[*FAST, "train.max_epochs=2"])
+    assert "untrained" in repr(ae)
+    ae.fit(small_traces)
+    assert ae.task == "denoise" and ae.latent_dim == 4 and ae.metrics["task"] == "denoise"
+    return ae.run_dir
 
 
 def test_run_directory_contents(smoke_run, small_traces):
