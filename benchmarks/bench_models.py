@@ -151,7 +151,7 @@ def quality(repr_name: str, task: str, epochs: int, path: str = BINTU, seed: int
         pred = torch.cat(
             [model(rep(torch.from_numpy(cc[s : s + 128]))).recon for s in range(0, len(cc), 128)]
         )
-    fixed = interpolate_missing(cc) if task == "inpaint" else clean_neighbour_rule(cc)
+    fixed = interpolate_missing(cc) if task == "inpaint" else clean_neighbour_rule(cc)[0]
     base = distance_maps_torch(torch.from_numpy(np.asarray(fixed, dtype=np.float32)))
     upper = torch.ones(pred.shape[-1], pred.shape[-1], dtype=torch.bool).triu(1)
 
