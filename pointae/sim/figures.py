@@ -52,3 +52,17 @@ def average_map_figure(traces_by_name: dict, path: str | Path, barriers: dict | 
         fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
+
+
+def wt_vs_no_cohesin_figure(path: str | Path, n: int = 256, n_loci: int = 48, seed: int = 0, **kw) -> Path:
+    """Simulate ``wt`` and ``no-cohesin`` with the same settings and save their mean distance maps.
+
+    Example: ``python -c "from pointae.sim.figures import wt_vs_no_cohesin_figure as f;
+    f('docs/img/sim_wt_vs_nocohesin.png')"``.
+    """
+    from pointae.sim.run import simulate
+
+    wt = simulate("wt", n=n, n_loci=n_loci, seed=seed, **kw)
+    nc = simulate("no-cohesin", n=n, n_loci=n_loci, seed=seed, **kw)
+    barriers = {"forward": wt.attrs["barrier_loci_forward"], "reverse": wt.attrs["barrier_loci_reverse"]}
+    return average_map_figure({"wt": wt, "no-cohesin": nc}, path, barriers=barriers)
