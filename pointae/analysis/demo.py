@@ -38,15 +38,16 @@ class DemoSize:
 
 
 SIZES: dict[str, DemoSize] = {
-    # CPU: one frame per independent chain after a fixed 300-step burn-in (the automatic burn-in,
-    # 10x the measured decorrelation time, is what "large" uses and costs minutes per condition)
+    # CPU: 150 traces per condition, each from its own independent chain (chains = traces per
+    # condition, so no within-chain sampling interval), automatic burn-in (the simulator's default:
+    # burn_factor x the measured decorrelation time)
     "small": DemoSize(
         n_traces=450,
         n_loci=32,
         max_epochs=6,
         batch_size=32,
         overrides=("train.patience=3", "train.warmup_steps=20"),
-        sim=(("burn_in", 300), ("interval", 30), ("chains", 150)),
+        sim=(("chains", 150),),
     ),
     "large": DemoSize(n_traces=20_000, n_loci=64, max_epochs=40, batch_size=128),
 }
