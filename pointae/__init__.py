@@ -23,6 +23,8 @@ _LAZY: dict[str, str] = {
     "MapScaler": "pointae.data.transforms",
     "add_outliers": "pointae.data.corrupt",
     "hide_loci": "pointae.data.corrupt",
+    "simulate": "pointae.sim",
+    "simulate_mixture": "pointae.sim",
     "summarize": "pointae.data.qc",
     "PointAE": "pointae.api",
     "embed": "pointae.analysis.embed",

@@ -266,8 +266,9 @@ class ChainBatch:
         kmat.index_put_((rows, ri, ri), val, accumulate=True)
         kmat.index_put_((rows, li, ri), -val, accumulate=True)
         kmat.index_put_((rows, ri, li), -val, accumulate=True)
-        kappa, q = torch.linalg.eigh(kmat)  # ascending; kappa[:, 0] ~ 0 is the centre of mass
-        kappa = kappa.clamp(min=0.0)
+        kappa, q = torch.linalg.eigh(kmat.to(self.dtype))  # ascending; kappa[:, 0] ~ 0: centre of mass
+        kappa = kappa.double().clamp(min=0.0)
+        q = q.double()
         floor = k * self.lambda_c
         mu = 1.0 / torch.clamp(kappa, min=floor)
         mu[:, 0] = 1.0 / torch.clamp(kappa[:, 1], min=floor)
