@@ -52,7 +52,7 @@ def impute(
     ] = False,
     threshold: Annotated[
         float, typer.Option(help="Denoising threshold, in median neighbour distances.", min=0.1)
-    ] = 2.0,
+    ] = 3.0,
     format: Annotated[
         Optional[_InFormat], typer.Option("--format", "-f", help="Input format (default: detected).")
     ] = None,

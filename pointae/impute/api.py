@@ -43,7 +43,7 @@ WEIGHTS_FILE = "model.safetensors"
 META_FILE = "imputer.json"
 # default denoising threshold: a spot is an outlier when it lies farther than this many median
 # neighbour distances from where the model places it with the spot hidden (see docs/impute.md)
-DENOISE_THRESHOLD = 2.0
+DENOISE_THRESHOLD = 3.0
 _DENOISE_PASSES = 8
 # refinement of the placement against the predicted map (unweighted stress, Adam iterations)
 REFINE_POWER = 0.0

@@ -114,7 +114,7 @@ def predict(model: Imputer, coords: np.ndarray, scale: float, batch_size: int = 
         "spread": np.zeros((n, n_loci), np.float32),
         "map": np.zeros((n, n_loci, n_loci), np.float32),
     }
-    with torch_threads(2):
+    with torch_threads(1):
         for s in range(0, n, batch_size):
             c = torch.from_numpy(np.ascontiguousarray(coords[s : s + batch_size]))
             r = model(c, scale)
