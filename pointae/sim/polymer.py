@@ -414,7 +414,10 @@ class ChainBatch:
         return fp if fc is None else fp.add_(fc)
 
     def energy(self, x: torch.Tensor | None = None) -> torch.Tensor:
-        """Total potential energy per chain ``(C,)`` (float64, kT), bonds included."""
+        """Total potential energy per chain ``(C,)`` (float64, kT), backbone bonds included.
+
+        LEF bonds are included only when they are integrated as forces (``set_lefs(..., exact=False)``).
+        """
         x = self.positions() if x is None else x
         b = x[:, :, 1:] - x[:, :, :-1]
         e = 0.5 * self.ff.bond_k * (b * b).sum((1, 2), dtype=torch.float64)
