@@ -109,8 +109,10 @@ def evaluate_imputation_cmd(
     """Held-out masking protocol: hide observed loci, impute, score only them, against the baselines.
 
     Scores MAE / relative MAE / Pearson r of hidden-to-observed distances and the 3D position error,
-    for the model, linear interpolation, the population median map and kNN across traces, with
-    bootstrap 95% intervals over traces. Traces the model was trained on are skipped automatically.
+    for the model (pointae: the imputed 3D coordinates; pointae_direct: the network placement before
+    refinement; pointae_map: its raw predicted distances, not a 3D structure), linear interpolation,
+    the population median map and kNN across traces, with bootstrap 95% intervals over traces.
+    Traces the model was trained on are skipped automatically.
     """
     from pointae.data.io import read_traces
     from pointae.errors import atomic_path
@@ -127,8 +129,10 @@ def evaluate_imputation_cmd(
         f"seeds {p['seeds']}, unit {p['unit']}",
         highlight=False,
     )
-    console.print(f"{'method':<18}{'MAE':>9}{'95% CI':>20}{'rel':>7}{'r':>7}{'pos':>9}{'vs linear':>22}")
-    for name in ("pointae", "linear", "knn", "population_median"):
+    console.print(
+        f"{'method':<18}{'MAE':>9}{'95% CI':>20}{'rel':>7}{'r':>7}{'pos':>9}{'vs linear':>22}", soft_wrap=True
+    )
+    for name in ("pointae", "pointae_direct", "pointae_map", "linear", "knn", "population_median"):
         for run in res["runs"]:
             s = run[name]
             ci = f"[{s['mae_lo']:.1f}, {s['mae_hi']:.1f}]"
@@ -137,6 +141,7 @@ def evaluate_imputation_cmd(
                 f"{name:<18}{s['mae']:>9.1f}{ci:>20}{s['rel_mae']:>7.3f}{s['pearson']:>7.3f}"
                 f"{s['pos_err']:>9.1f}{ratio:>22}",
                 highlight=False,
+                soft_wrap=True,
             )
     if runs > 1:
         m = res["mean"]["pointae"]
