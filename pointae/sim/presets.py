@@ -58,7 +58,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "wt": {},
     "no-cohesin": {"lefs": False},
     "no-ctcf": {"barriers": False},
-    "tads": {"lefs": False, "blocks": True, "attract_strength": 0.45},
+    "tads": {"lefs": False, "blocks": True, "attract_strength": 0.8},
     "ideal": {"lefs": False, "ev_strength": 0.0, "confine_density": None, "lambda_c": 0.02},
     "swollen": {"lefs": False, "ev_strength": 3.0, "confine_density": None, "lambda_c": 0.02},
     "globule": {"lefs": False, "confine_density": 0.5},
