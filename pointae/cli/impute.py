@@ -76,7 +76,15 @@ def impute(
     res = impute_traces(t, model=model, denoise=denoise, threshold=threshold)
     info = res.attrs["pointae_impute"]
     res.attrs["pointae_impute"] = dict(info, input=str(src))
-    write_traces(res, out, format=fmt)
+    kw = {}
+    if fmt == "bintu":  # the free-text first line is the Bintu format's only header: add provenance
+        base = str(res.attrs.get("description") or "").strip()
+        kw["description"] = (
+            f"{base} [pointae {info['pointae_version']} impute: model {info['model']}, "
+            f"scale {info['scale']:.4g} {info['scale_unit']}, {info['n_imputed']} imputed, "
+            f"{info['n_corrected']} corrected; see columns pointae_status, pointae_confidence]"
+        ).strip()
+    write_traces(res, out, format=fmt, **kw)
     console.print(
         f"wrote {len(res):,} traces x {res.n_loci} loci to {out} ({fmt}): {info['n_imputed']:,} imputed, "
         f"{info['n_corrected']:,} corrected, {info['n_missing_left']:,} left missing; "
