@@ -69,5 +69,5 @@ def test_non_euclidean_map_is_penalised_and_gradient_reduces_it():
         opt.zero_grad()
         euclidean_consistency(0.5 * (x + x.transpose(1, 2))).backward()
         opt.step()
-    assert float(euclidean_consistency(0.5 * (x + x.transpose(1, 2)))) < p0
+    assert euclidean_consistency(0.5 * (x + x.transpose(1, 2))).item() < p0
     assert euclidean_consistency(torch.stack([maps[0], bad[0]]), reduction="none").shape == (2,)
