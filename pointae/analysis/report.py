@@ -102,6 +102,7 @@ td.name,th.name{text-align:left;font-weight:600}
 tr.baseline td{background:#f7f7fb;color:#444;font-style:italic}
 td.best{background:#d9f2d9;font-weight:700}
 tr.baseline td.best{background:#cfe8cf}
+.scroll{overflow-x:auto;max-width:100%}
 .note{font-size:0.82em;color:#555;margin:2px 0 10px 0}
 figure{display:inline-block;margin:8px 12px 8px 0;vertical-align:top}
 figure img{max-width:100%;border:1px solid #eee}
@@ -127,7 +128,8 @@ def _table_html(t: Table) -> str:
         body.append(f'<tr class="{kind}">' + "".join(cells) + "</tr>")
     note = f'<p class="note">{html.escape(t.note)}</p>' if t.note else ""
     title = f"<h3>{html.escape(t.title)}</h3>" if t.title else ""
-    return f"{title}<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'{title}<div class="scroll">{table}</div>{note}'
 
 
 def _inline(text: str) -> str:
