@@ -223,7 +223,9 @@ def test_missing_resume_checkpoint(tmp_path, small_traces):
 
 
 def test_default_data_is_simulated_once_and_cached(tmp_path, monkeypatch):
-    import pointae.sim
+    import sys
+    import types
+
     from pointae.testing import tiny_traces
     from pointae.train import load_traces
 
@@ -233,7 +235,8 @@ def test_default_data_is_simulated_once_and_cached(tmp_path, monkeypatch):
         calls.append((dict(mixture), n, n_loci, seed))
         return tiny_traces(n=n, n_loci=n_loci, seed=seed)
 
-    monkeypatch.setattr(pointae.sim, "simulate_mixture", fake_mixture)
+    # a stand-in simulator module (works whether or not pointae.sim is installed)
+    monkeypatch.setitem(sys.modules, "pointae.sim", types.SimpleNamespace(simulate_mixture=fake_mixture))
     monkeypatch.setenv("POINTAE_CACHE", str(tmp_path / "cache"))
     cfg = load_config(overrides=["data.n_traces=12", "data.n_loci=10"])
     a = load_traces(cfg)
