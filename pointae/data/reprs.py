@@ -7,7 +7,9 @@ are applied to coordinates *before* the representation, so all encoders see the 
 
 - ``"map"`` (:class:`MapRepr`): ``(B, 4, L, L)`` tensor.
 - ``"graph"`` (:class:`~pointae.data.graph.GraphRepr`): a :class:`~pointae.data.graph.DenseGraph`.
-- ``"voxel"`` (:class:`~pointae.data.voxel.VoxelRepr`): ``(B, C, G, G, G)`` tensor.
+- ``"voxel"`` (:class:`~pointae.data.voxel.VoxelRepr`): a :class:`~pointae.data.voxel.VoxelInput`
+  (grid ``(B, C, G, G, G)`` for the encoder, plus the chain-interpolated distance map and the
+  observed mask for the task models' skip path).
 
 Examples
 --------

@@ -11,13 +11,59 @@ uniformly random rotation (from the given ``torch.Generator``); otherwise a dete
 canonical orientation: principal axes (PCA of the observed loci, largest variance first) with
 each axis' sign chosen so that the coordinate increases along the chain (positive covariance
 with the locus index).
+
+The representation returns a :class:`VoxelInput`: the grid (all the encoder sees) plus side
+information for the skip path of the voxel denoise/inpaint model
+(:class:`~pointae.models.task_models.VoxelSkipNet`): the distance map with missing loci filled
+by linear interpolation along the chain, and the observed-locus mask.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import torch
 
 from pointae.models.layers import chain_encoding
+
+
+@dataclass
+class VoxelInput:
+    """A batch of voxel grids with the side information of the task models' skip path.
+
+    Attributes
+    ----------
+    grid
+        ``(B, C, G, G, G)`` the voxel grid; the only thing the voxel encoder reads.
+    skip_map
+        ``(B, L, L)`` distances after filling missing loci by linear interpolation along the
+        chain (exact on observed pairs; the inpainting baseline on the others). Rotation
+        invariant; read only by the skip/refinement path of
+        :class:`~pointae.models.task_models.VoxelSkipNet`.
+    observed
+        ``(B, L)`` bool, True where the locus is observed.
+    """
+
+    grid: torch.Tensor
+    skip_map: torch.Tensor
+    observed: torch.Tensor
+
+    def to(self, device, non_blocking: bool = False) -> VoxelInput:
+        """Move every tensor to ``device``."""
+        return VoxelInput(
+            **{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking) for f in fields(self)}
+        )
+
+    def __len__(self) -> int:
+        return self.grid.shape[0]
+
+    def __getitem__(self, idx) -> VoxelInput:
+        return VoxelInput(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    @property
+    def shape(self) -> torch.Size:
+        """Shape of the grid, ``(B, C, G, G, G)``."""
+        return self.grid.shape
 
 
 def random_rotations(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
@@ -79,7 +125,7 @@ def canonical_frame(coords: torch.Tensor) -> torch.Tensor:
 
 
 class VoxelRepr:
-    """Coordinates ``(B, L, 3)`` -> voxel grids ``(B, C, G, G, G)``.
+    """Coordinates ``(B, L, 3)`` -> :class:`VoxelInput` (grid ``(B, C, G, G, G)`` + skip map).
 
     Parameters
     ----------
@@ -116,8 +162,11 @@ class VoxelRepr:
             rot = random_rotations(coords.shape[0], generator, coords.dtype).to(coords.device) @ rot
         return (coords - mu[:, None]) @ rot.transpose(1, 2)  # (B, L, 3), NaN stays NaN
 
-    def __call__(self, coords, *, train: bool = False, generator: torch.Generator | None = None):
-        from pointae.data.reprs import as_coords
+    def __call__(
+        self, coords, *, train: bool = False, generator: torch.Generator | None = None
+    ) -> VoxelInput:
+        from pointae.data.reprs import as_coords, filled_distance_maps
+        from pointae.data.transforms import distance_maps_torch
 
         c = as_coords(coords)
         b, n, _ = c.shape
@@ -144,7 +193,9 @@ class VoxelRepr:
         fx = (feat[..., :, None] * wx[..., None, :]).reshape(b, n, -1)  # (B, L, C*G)
         yz = (wy[..., :, None] * wz[..., None, :]).reshape(b, n, g * g)  # (B, L, G*G)
         vox = torch.bmm(fx.transpose(1, 2), yz)  # (B, C*G, G*G)
-        return vox.view(b, self.in_channels, g, g, g)  # (B, C, G, G, G) axes (x, y, z)
+        grid = vox.view(b, self.in_channels, g, g, g)  # (B, C, G, G, G) axes (x, y, z)
+        skip = filled_distance_maps(c, distance_maps_torch(c))  # (B, L, L), pose-free
+        return VoxelInput(grid=grid, skip_map=skip, observed=obs)
 
     def __repr__(self) -> str:
         return (

@@ -60,8 +60,9 @@ def build_model(
     -----
     For ``denoise``/``inpaint`` with the map decoder, ``"map"`` builds a
     :class:`~pointae.models.task_models.MapUNet` and ``"graph"`` a
-    :class:`~pointae.models.task_models.GraphPairNet` (skip paths; hyperparameters are theirs);
-    other encoders (``"voxel"``) use the autoencoder. Every recon is valid by construction.
+    :class:`~pointae.models.task_models.GraphPairNet` and ``"voxel"`` a
+    :class:`~pointae.models.task_models.VoxelSkipNet` (skip paths; hyperparameters are theirs);
+    other encoders use the autoencoder. Every recon is valid by construction.
 
     Returns
     -------

@@ -134,7 +134,7 @@ def test_voxel_mass_and_channels():
     n = 24
     c = walk(3, n, seed=4, missing=0.25)
     rep = VoxelRepr(grid=12, extent=8.0)
-    v = rep(c)
+    v = rep(c).grid
     assert v.shape == (3, rep.in_channels, 12, 12, 12)
     n_obs = (~torch.isnan(c[..., 0])).sum(1).float()
     torch.testing.assert_close(v[:, 0].sum((1, 2, 3)), n_obs, rtol=1e-5, atol=1e-4)
@@ -148,9 +148,9 @@ def test_voxel_mass_and_channels():
 def test_voxel_canonical_orientation_is_deterministic_and_pose_free(seed, reflect):
     c = walk(2, 20, seed, missing=0.1)
     rep = VoxelRepr()
-    v = rep(c)
-    assert torch.equal(v, rep(c.clone()))
-    torch.testing.assert_close(rep(rigid(c, seed, reflect)), v, atol=2e-3, rtol=0)
+    v = rep(c).grid
+    assert torch.equal(v, rep(c.clone()).grid)
+    torch.testing.assert_close(rep(rigid(c, seed, reflect)).grid, v, atol=2e-3, rtol=0)
 
 
 def test_canonical_frame_is_orthonormal():
@@ -163,10 +163,26 @@ def test_canonical_frame_is_orthonormal():
 def test_voxel_train_rotation_uses_generator():
     c = walk(2, 20, seed=6)
     rep = VoxelRepr()
-    a = rep(c, train=True, generator=torch.Generator().manual_seed(1))
-    b = rep(c, train=True, generator=torch.Generator().manual_seed(1))
-    d = rep(c, train=True, generator=torch.Generator().manual_seed(2))
+    a = rep(c, train=True, generator=torch.Generator().manual_seed(1)).grid
+    b = rep(c, train=True, generator=torch.Generator().manual_seed(1)).grid
+    d = rep(c, train=True, generator=torch.Generator().manual_seed(2)).grid
     assert torch.equal(a, b) and not torch.allclose(a, d)
-    torch.testing.assert_close(a[:, 0].sum((1, 2, 3)), rep(c)[:, 0].sum((1, 2, 3)), atol=1e-3, rtol=0)
+    torch.testing.assert_close(a[:, 0].sum((1, 2, 3)), rep(c).grid[:, 0].sum((1, 2, 3)), atol=1e-3, rtol=0)
     r = random_rotations(16, torch.Generator().manual_seed(0))
     torch.testing.assert_close(torch.linalg.det(r), torch.ones(16), atol=1e-5, rtol=0)
+
+
+def test_voxel_input_side_information():
+    """The voxel input carries the chain-interpolated map (= map channel 3) and the observed mask,
+    both pose-free and identical with or without the training rotation; slicing and .to work."""
+    c = walk(3, 18, seed=8, missing=0.3)
+    v = VoxelRepr(grid=8)(c)
+    vt = VoxelRepr(grid=8)(c, train=True, generator=torch.Generator().manual_seed(0))
+    assert len(v) == 3 and v.shape == v.grid.shape
+    torch.testing.assert_close(v.skip_map, build_repr("map")(c)[:, 3])
+    torch.testing.assert_close(vt.skip_map, v.skip_map)
+    torch.testing.assert_close(VoxelRepr(grid=8)(rigid(c, 3, True)).skip_map, v.skip_map, atol=1e-4, rtol=0)
+    assert torch.equal(v.observed, ~torch.isnan(c[..., 0]))
+    assert torch.isfinite(v.skip_map).all()
+    sub = v[1:].to("cpu")
+    assert len(sub) == 2 and torch.equal(sub.skip_map, v.skip_map[1:]) and torch.equal(sub.grid, v.grid[1:])

@@ -269,17 +269,35 @@ def test_map_autoencoder_overfits_a_batch():
     assert losses[-1] < 0.3 * losses[0], losses[::10]
 
 
+@pytest.mark.parametrize("task", ["inpaint", "denoise"])
 @pytest.mark.parametrize("rep", sorted(TASK_MODELS))
-def test_residual_task_models_start_at_the_interpolation_baseline(rep):
+def test_residual_task_models_start_at_the_interpolation_baseline(rep, task):
     """With the residual skip path an untrained model returns the input map, with hidden loci
-    filled by linear interpolation along the chain (the inpainting baseline)."""
+    filled by linear interpolation along the chain (the inpainting baseline; for denoising the
+    input map itself)."""
     from pointae.baselines import interpolate_missing
     from pointae.data.transforms import distance_maps_torch
 
     n = 16
     c = walk(2, n, seed=7, missing=0.25)
-    model = tiny_task_model(rep, "inpaint", n).eval()
+    model = tiny_task_model(rep, task, n).eval()
     with torch.no_grad():
         recon = model(build_repr(rep)(c)).recon
     base = distance_maps_torch(torch.from_numpy(interpolate_missing(c.numpy())))
     torch.testing.assert_close(recon, base, atol=2e-3, rtol=1e-4)
+
+
+def test_voxel_task_model_reads_only_the_grid_in_its_encoder():
+    """The latent of the voxel task model depends on the grid only, not on the skip-path side
+    information."""
+    n = 16
+    torch.manual_seed(0)
+    model = tiny_task_model("voxel", "inpaint", n).eval()
+    assert type(model).__name__ == "VoxelSkipNet"
+    x = build_repr("voxel")(walk(2, n, seed=9, missing=0.25))
+    tampered = type(x)(grid=x.grid, skip_map=x.skip_map * 2.0, observed=~x.observed)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).latent, model(tampered).latent)
+        assert not torch.allclose(
+            model(x).latent, model(type(x)(x.grid * 2.0, x.skip_map, x.observed)).latent
+        )

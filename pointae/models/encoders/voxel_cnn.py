@@ -33,7 +33,8 @@ class VoxelCNN(nn.Module):
 
     Shapes
     ------
-    ``(B, in_channels, G, G, G) -> (B, latent_dim)``
+    ``(B, in_channels, G, G, G) -> (B, latent_dim)``; a
+    :class:`~pointae.data.voxel.VoxelInput` is accepted too (only its ``grid`` is read).
     """
 
     repr: ClassVar[str] = "voxel"
@@ -60,7 +61,8 @@ class VoxelCNN(nn.Module):
         self.pool = nn.AdaptiveAvgPool3d(pool_to)
         self.fc = nn.Linear(c * pool_to**3, latent_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x) -> torch.Tensor:
+        x = getattr(x, "grid", x)  # VoxelInput -> its grid; the side information is not used here
         h = self.pool(self.features(x))  # (B, C, p, p, p)
         return self.fc(h.flatten(1))  # (B, d)
 
