@@ -28,6 +28,7 @@ import numpy as np
 from pointae.data.corrupt import hide_loci
 from pointae.data.transforms import distance_maps
 from pointae.errors import PointaeError
+from pointae.recon import kabsch
 
 HideMode = Literal["mixed", "random", "runs"]
 _RUN_FRACTION = {"mixed": 0.5, "random": 0.0, "runs": 1.0}
@@ -164,34 +165,6 @@ class Scores:
 
 
 _STAT_FIELDS = ("n", "abs_err", "true_sum", "sx", "sy", "sxx", "syy", "sxy", "pos_err", "pos_n")
-
-
-def kabsch(moving: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None):
-    """Best rigid motion (rotation, no reflection) taking ``moving`` onto ``target``.
-
-    Parameters
-    ----------
-    moving, target
-        ``(K, 3)`` corresponding points.
-    weights
-        Optional ``(K,)`` non-negative weights.
-
-    Returns
-    -------
-    (rotation, translation)
-        ``(3, 3)`` and ``(3,)`` such that ``moving @ rotation.T + translation`` is closest to
-        ``target``.
-    """
-    a = np.asarray(moving, np.float64)
-    b = np.asarray(target, np.float64)
-    w = np.ones(len(a)) if weights is None else np.asarray(weights, np.float64)
-    w = w / max(w.sum(), 1e-12)
-    ca, cb = (w[:, None] * a).sum(0), (w[:, None] * b).sum(0)
-    h = ((a - ca) * w[:, None]).T @ (b - cb)
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
-    rot = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-    return rot, cb - ca @ rot.T
 
 
 def score(
