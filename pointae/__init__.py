@@ -3,7 +3,11 @@
 Public API (imported lazily, so ``import pointae`` and ``pointae --help`` stay fast):
 
 - :class:`Traces`, :func:`read_traces`, :func:`write_traces`, :func:`distance_maps`
-- corruptions :func:`add_outliers`, :func:`hide_loci`; :class:`MapScaler`
+- corruptions :func:`add_outliers`, :func:`hide_loci`; :class:`MapScaler`; :func:`summarize` (QC)
+- simulation :func:`simulate`, :func:`simulate_mixture`
+- models and training :func:`build_model`, :class:`PointAE`, :func:`load_config`, :class:`RunConfig`
+- analysis :func:`embed`, :func:`compare`; real data :func:`impute_traces`, :func:`evaluate_imputation`,
+  :func:`reconstruct`
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ _LAZY: dict[str, str] = {
     "compare": "pointae.analysis.compare",
     "load_config": "pointae.config",
     "RunConfig": "pointae.config",
+    "build_model": "pointae.models",
+    "impute_traces": "pointae.impute",
+    "evaluate_imputation": "pointae.impute",
+    "reconstruct": "pointae.recon",
     "PointaeError": "pointae.errors",
     "InputError": "pointae.errors",
 }
