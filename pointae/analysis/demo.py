@@ -44,9 +44,9 @@ SIZES: dict[str, DemoSize] = {
     "small": DemoSize(
         n_traces=450,
         n_loci=32,
-        max_epochs=6,
+        max_epochs=20,
         batch_size=32,
-        overrides=("train.patience=3", "train.warmup_steps=20"),
+        overrides=("train.patience=6", "train.warmup_steps=20"),
         sim=(("chains", 150),),
     ),
     "large": DemoSize(n_traces=20_000, n_loci=64, max_epochs=40, batch_size=128),
