@@ -123,7 +123,9 @@ def test_upper_triangle_features():
 def test_representative_points_spread(rng):
     xy = rng.uniform(size=(500, 2))
     idx = representative_points(xy, n=9, seed=0)
-    assert 1 < len(idx) <= 9 and len(np.unique(idx)) == len(idx)
+    assert len(idx) > 1
+    assert len(idx) <= 9
+    assert len(np.unique(idx)) == len(idx)
     # spread: the chosen points are far apart compared with random neighbours
     d = np.linalg.norm(xy[idx][:, None] - xy[idx][None], axis=-1)
     assert d[np.triu_indices(len(idx), 1)].min() > 0.05
