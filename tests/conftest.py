@@ -45,6 +45,21 @@ def _seed_everything():
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op torch thread for the test, restored afterwards.
+
+    On an oversubscribed 2-core machine two OpenMP threads spin-wait and run tiny models up to
+    40x slower than one. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)
 

@@ -10,15 +10,7 @@ from hypothesis import strategies as st
 from pointae.data.transforms import distance_maps_torch
 from pointae.losses import euclidean_consistency, masked_l1, masked_mse
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 OpenMP threads spin-wait and run these
-    tiny models up to 40x slower; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_masked_losses_match_manual_upper_triangle():

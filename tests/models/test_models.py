@@ -28,15 +28,7 @@ from pointae.models import (
 )
 from pointae.testing import assert_valid_map, random_rigid
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 OpenMP threads spin-wait and run these
-    tiny models up to 40x slower; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(cls) -> dict:

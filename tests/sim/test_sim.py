@@ -22,13 +22,7 @@ REGION = "chr21:29372390-31322258"
 FAST = dict(burn_in=40, interval=10, chains=16)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The shared CI box is oversubscribed: one intra-op thread is much faster than two there."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def scaling_exponent(coords: np.ndarray, lo: int, hi: int) -> float:

@@ -16,25 +16,22 @@ from pointae.config import load_config
 from pointae.errors import PointaeError
 from pointae.train import evaluate, fit, load_model, resume_config, safe_load_checkpoint
 
-FAST = [
-    "model.width=4",
-    "model.latent_dim=4",
-    "train.batch_size=16",
-    "train.progress=false",
-    "train.threads=2",
-    "train.warmup_steps=2",
-]
 
+@pytest.fixture
+def make_cfg(tmp_path, fast):
+    """Build a tiny run config writing to ``tmp_path / name``."""
 
-def _cfg(tmp_path, *extra, name="run"):
-    return load_config(overrides=[*FAST, f"out={tmp_path / name}", *extra])
+    def make(*extra, name="run"):
+        return load_config(overrides=[*fast, f"out={tmp_path / name}", *extra])
+
+    return make
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, small_traces):
+def smoke_run(tmp_path_factory, small_traces, fast):
     """One 2-epoch denoise run on the map encoder, shared by several tests."""
     out = tmp_path_factory.mktemp("smoke")
-    ae = PointAE({"task": {"name": "denoise"}}, out=out / "run", overrides=[*FAST, "train.max_epochs=2"])
+    ae = PointAE({"task": {"name": "denoise"}}, out=out / "run", overrides=[*fast, "train.max_epochs=2"])
     assert "untrained" in repr(ae)
     ae.fit(small_traces)
     assert ae.task == "denoise" and ae.latent_dim == 4 and ae.metrics["task"] == "denoise"
@@ -109,8 +106,8 @@ def test_evaluate_is_reproducible(smoke_run, small_traces):
     assert a["model"] == b["model"] and a["baselines"] == b["baselines"]
 
 
-def test_existing_run_is_not_overwritten(smoke_run, small_traces):
-    cfg = load_config(overrides=[*FAST, f"out={smoke_run}"])
+def test_existing_run_is_not_overwritten(smoke_run, small_traces, fast):
+    cfg = load_config(overrides=[*fast, f"out={smoke_run}"])
     with pytest.raises(PointaeError, match="already holds a run"):
         fit(cfg, small_traces)
 
@@ -172,10 +169,10 @@ def _last_state(run_dir):
     return safe_load_checkpoint(run_dir / "last.ckpt")["state_dict"]
 
 
-def test_resume_after_crash_matches_uninterrupted_run(tmp_path, small_traces):
+def test_resume_after_crash_matches_uninterrupted_run(tmp_path, small_traces, make_cfg):
     # 33 train traces / batch 16 = 3 steps per epoch; crash in the middle of epoch 3 (step 7)
-    ref = fit(_cfg(tmp_path, "train.max_epochs=3", "task.name=inpaint", name="ref"), small_traces)
-    cfg = _cfg(tmp_path, "train.max_epochs=3", "task.name=inpaint", name="crash")
+    ref = fit(make_cfg("train.max_epochs=3", "task.name=inpaint", name="ref"), small_traces)
+    cfg = make_cfg("train.max_epochs=3", "task.name=inpaint", name="crash")
     with pytest.raises(RuntimeError, match="simulated crash"):
         fit(cfg, small_traces, callbacks=[Boom(7)])
     run = tmp_path / "crash"
@@ -192,7 +189,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path, small_traces):
     assert m["training"]["global_step"] == 9 and m["training"]["resumed"] is True
 
 
-def test_malicious_pickle_checkpoint_is_refused(tmp_path, small_traces):
+def test_malicious_pickle_checkpoint_is_refused(tmp_path, small_traces, make_cfg):
     marker = tmp_path / "pwned"
 
     class Evil:
@@ -201,7 +198,7 @@ def test_malicious_pickle_checkpoint_is_refused(tmp_path, small_traces):
 
     run = tmp_path / "evil"
     run.mkdir()
-    cfg = _cfg(tmp_path, "train.max_epochs=1", name="evil")
+    cfg = make_cfg("train.max_epochs=1", name="evil")
     from pointae.config import save_config
 
     save_config(cfg, run / "config.yaml")
@@ -217,9 +214,9 @@ def test_malicious_pickle_checkpoint_is_refused(tmp_path, small_traces):
     assert not marker.exists()
 
 
-def test_missing_resume_checkpoint(tmp_path, small_traces):
+def test_missing_resume_checkpoint(tmp_path, small_traces, make_cfg):
     with pytest.raises(PointaeError, match="no checkpoint"):
-        fit(_cfg(tmp_path, name="nothing"), small_traces, resume=True)
+        fit(make_cfg(name="nothing"), small_traces, resume=True)
 
 
 def test_default_data_is_simulated_once_and_cached(tmp_path, monkeypatch):
