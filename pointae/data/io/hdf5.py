@@ -303,14 +303,19 @@ def read_h5(path, start: int | None = None, stop: int | None = None) -> Traces:
     """
     p, f = _open(path)
     with f:
-        try:
-            return _read_slice(p, f, start, stop)
-        except InputError:
-            raise
-        except PointaeError as e:
-            raise InputError(p, str(e)) from None
-        except (KeyError, OSError, ValueError, json.JSONDecodeError) as e:
-            raise InputError(p, f"damaged pointae HDF5 file ({type(e).__name__}: {e})") from None
+        return _read_checked(p, f, start, stop)
+
+
+def _read_checked(p, f, start, stop) -> Traces:
+    """:func:`_read_slice` with every failure reported as one located :class:`InputError`."""
+    try:
+        return _read_slice(p, f, start, stop)
+    except InputError:
+        raise
+    except PointaeError as e:
+        raise InputError(p, str(e)) from None
+    except (KeyError, OSError, ValueError, json.JSONDecodeError) as e:
+        raise InputError(p, f"damaged pointae HDF5 file ({type(e).__name__}: {e})") from None
 
 
 def _read_slice(p, f, start, stop) -> Traces:
@@ -355,15 +360,7 @@ def iter_h5(path, chunk_size: int = 65536) -> Iterator[Traces]:
     with f:
         n = int(f["coords"].shape[0])
         for s in range(0, n, chunk_size):
-            try:
-                part = _read_slice(p, f, s, min(n, s + chunk_size))
-            except InputError:
-                raise
-            except PointaeError as e:
-                raise InputError(p, str(e)) from None
-            except (KeyError, OSError, ValueError, json.JSONDecodeError) as e:
-                raise InputError(p, f"damaged pointae HDF5 file ({type(e).__name__}: {e})") from None
-            yield part
+            yield _read_checked(p, f, s, min(n, s + chunk_size))
 
 
 __all__ = ["H5TraceWriter", "read_h5", "write_h5", "iter_h5", "h5_length", "looks_like"]
