@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pointae.data.traces import median_neighbour_distance
 from pointae.errors import PointaeError
 
 
@@ -31,9 +32,8 @@ class Corruption:
 
 
 def _median_bond(coords: np.ndarray) -> float:
-    d = np.linalg.norm(np.diff(coords, axis=1), axis=-1)
-    d = d[np.isfinite(d)]
-    return float(np.median(d)) if d.size else 1.0
+    s = median_neighbour_distance(coords)
+    return s if np.isfinite(s) else 1.0
 
 
 def add_outliers(

@@ -16,6 +16,16 @@ _TO_NM = {"nm": 1.0, "micron": 1000.0}
 LOCUS_COLUMNS = ("chrom", "start", "end")
 
 
+def median_neighbour_distance(coords: np.ndarray) -> float:
+    """Median distance between consecutive loci of ``coords`` ``(N, L, 3)`` where both are observed.
+
+    NaN when no two consecutive loci are observed.
+    """
+    d = np.linalg.norm(np.diff(np.asarray(coords), axis=1), axis=-1)
+    d = d[np.isfinite(d)]
+    return float(np.median(d)) if d.size else float("nan")
+
+
 @dataclass
 class Traces:
     """A set of chromatin traces sharing one locus set.
@@ -261,9 +271,7 @@ class Traces:
 
     def median_neighbour_distance(self) -> float:
         """Median distance between consecutive observed loci (a robust length scale)."""
-        d = self.neighbour_distances()
-        d = d[np.isfinite(d)]
-        return float(np.median(d)) if d.size else float("nan")
+        return median_neighbour_distance(self.coords)
 
     def radius_of_gyration(self) -> np.ndarray:
         """Radius of gyration per trace over observed loci, ``(N,)``."""

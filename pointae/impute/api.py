@@ -31,6 +31,7 @@ from pointae._version import __version__
 from pointae.baselines import clean_neighbour_rule, interpolate_missing
 from pointae.data.corrupt import add_outliers
 from pointae.data.traces import Traces
+from pointae.data.transforms import MapScaler
 from pointae.errors import PointaeError, atomic_path
 from pointae.impute.baselines import fill_maps, knn_maps, population_median_map
 from pointae.impute.fit import FitConfig, config_dict, fit_imputer, predict
@@ -130,10 +131,7 @@ def load_imputer(path=None) -> LoadedImputer:
 
 def _scale(traces_or_coords) -> float:
     t = traces_or_coords if isinstance(traces_or_coords, Traces) else Traces(traces_or_coords)
-    s = t.median_neighbour_distance()
-    if not np.isfinite(s) or s <= 0:
-        raise PointaeError("cannot calibrate the length scale: no two consecutive loci are observed")
-    return float(s)
+    return MapScaler("dataset").fit(t).scale
 
 
 def _predict(model: Imputer, coords: np.ndarray, scale: float):
