@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     # integrator
     "dt": 0.15,
     "lambda_c": 0.05,  # confined/looped chains; free chains (ideal, swollen) use 0.02
+    "integrator": "lm",  # Leimkuhler-Matthews (bias O(dt^2)); "euler": exponential Euler (O(dt))
     "metropolis": False,  # Metropolis-adjusted (MALA) proposals: exact at any dt, but see docs
     "chains": 128,  # chains integrated at once (memory vs burn-in amortisation)
     "burn_in": "auto",  # 3D steps, or "auto": burn_factor x measured decorrelation time

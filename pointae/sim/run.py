@@ -270,6 +270,7 @@ def simulate(
         generator=gen,
         device=dev,
         metropolis=bool(params["metropolis"]),
+        integrator=str(params["integrator"]),
     )
     batch.init_ideal()
 
