@@ -338,18 +338,23 @@ class ChainBatch:
         self.x = x.contiguous()
 
     def _lef_step(self) -> None:
-        """One step with mobility ``G = K^-1`` (``K`` including the shift ``eps I``), exact for the
-        linear part (bonds and LEF bonds) at any ``dt``.
+        """One step with the mobility ``G = K^-1`` (``K`` including the shift ``eps I``), exact for the
+        linear part (backbone and LEF bonds) at any stable ``dt``.
 
-        ``x' = e x + G ((1 - e) (F + eps x) + u)`` with ``e = exp(-dt)``; ``F`` holds the non-linear
-        forces (excluded volume, confinement) and ``+eps x`` undoes the shift, both with an Euler step.
-        Every eigenmode of ``K`` with eigenvalue ``kappa`` (of the unshifted operator) then follows
-        ``x' = a x + noise`` with ``a = e + (1 - e) eps g`` and ``g = 1 / (kappa + eps)``. The noise
-        ``u`` has covariance ``(1 - e^2) K + (1 - e)^2 eps I`` (a bidiagonal factor times normals,
-        plus ``sqrt((1 - e^2) k_lef)`` normals along each LEF bond), so ``G u`` has per-mode variance
-        ``(1 - e^2) g + (1 - e)^2 eps g^2 = (1 - a^2) / kappa``: the stationary distribution of the
-        linear part is exactly Boltzmann. Modes stiffer than ``eps`` relax at rate ~1 per unit time,
-        softer ones at ``kappa / (kappa + eps)``.
+        ``F`` below holds the non-linear forces (excluded volume, confinement); ``+eps x`` undoes the
+        shift; both enter explicitly. Per eigenmode of the unshifted operator (eigenvalue ``kappa``,
+        ``g = 1 / (kappa + eps)``) the update is ``x' = a x + noise``:
+
+        - ``"lm"`` (Leimkuhler-Matthews): ``x' = (1 - h) x + G (h (F + eps x) + sqrt(h / 2) (z_n +
+          z_{n+1}))`` with ``z`` of covariance ``K`` (a bidiagonal factor of ``T`` times normals plus
+          ``sqrt(k_lef)`` normals along each LEF bond); consecutive steps share one draw. Then
+          ``a = 1 - h kappa g`` and the stationary variance is exactly ``1 / kappa`` for ``0 < h < 2``.
+        - ``"euler"``: ``x' = e x + G ((1 - e) (F + eps x) + u)`` with ``e = exp(-h)`` and ``u`` of
+          covariance ``(1 - e^2) K + (1 - e)^2 eps I``, so ``a = e + (1 - e) eps g`` and the per-mode
+          variance ``(1 - e^2) g + (1 - e)^2 eps g^2 = (1 - a^2) / kappa`` is exact too.
+
+        Modes stiffer than ``eps`` relax at rate ~1 per unit time, softer ones at
+        ``kappa / (kappa + eps)``. One batched product with ``G`` per step.
         """
         x = self.x
         c, m = self.C, self.M
@@ -373,12 +378,6 @@ class ChainBatch:
             g.add_(f, alpha=self._chol_phi)
         new = torch.bmm(g, self.kinv)  # G symmetric: rows of g times G
         self.x = new.add_(x, alpha=self._chol_e)
-
-    # Leimkuhler-Matthews variant (integrator "lm"), same cost per step:
-    #   x' = (1 - h) x + G (h (F + eps x) + sqrt(h / 2) (z_n + z_{n+1}))
-    # with z of covariance T + k_lef B^T B = K. For a mode of K with eigenvalue kappa the update is
-    # x' = a x + noise with a = 1 - h kappa g, g = 1 / (kappa + eps); the noise terms of consecutive
-    # steps share one draw, and the stationary variance is exactly 1 / kappa for any 0 < h < 2.
 
     # ------------------------------------------------------------------ forces and energies
     def _pair_terms(self, x: torch.Tensor, energy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:

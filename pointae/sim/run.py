@@ -365,6 +365,11 @@ def simulate(
             advance(interval)
         take = min(n_chains, n - done)
         x = batch.positions()[:take, :, lo:hi]  # (c, 3, L * mpl)
+        if not bool(torch.isfinite(x).all()):
+            raise PointaeError(
+                f"simulation of {preset!r} became unstable (non-finite coordinates at step "
+                f"{batch.n_steps}); use a smaller dt (now {params['dt']}) or a larger lambda_c"
+            )
         x = x.reshape(take, 3, n_loci, mpl).mean(-1).transpose(1, 2)  # (c, L, 3)
         x = x - x.mean(1, keepdim=True)
         coords.append((x.double() * nm).float().cpu().numpy())
