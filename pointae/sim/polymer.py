@@ -17,19 +17,25 @@ Model (units: kT = 1, bond length b = 1)
 
 Integrator
 ----------
-Overdamped Langevin dynamics in Rouse-mode space with a mode-dependent mobility (a constant,
-positive-definite mobility matrix, so the stationary distribution is exactly Boltzmann). The bond
-term is linear in Rouse modes and integrated *exactly* (exponential integrator); every other force is
-added with an Euler step projected onto the modes. The mobility of mode ``p`` is
-``mu_p = 1 / (k max(lambda_p, lambda_c))``: modes finer than the cross-over ``lambda_c`` all relax at
-rate 1, coarser modes at ``lambda_p / lambda_c`` (``lambda_c = 4`` is plain Rouse dynamics with
-uniform friction). This "Fourier acceleration" removes most of the ``N^2`` Rouse slowing-down, which
-is what makes independent conformations cheap. Dynamics are therefore *not* physical time; only the
+Preconditioned overdamped Langevin dynamics with a constant positive-definite mobility ``G`` (so the
+stationary distribution is exactly Boltzmann; ``G`` only sets how fast it is sampled):
+
+- without LEFs, ``G`` is diagonal in Rouse modes, ``mu_p = 1 / (k max(lambda_p, lambda_c))``: modes
+  finer than the cross-over ``lambda_c`` relax at rate 1, coarser ones at ``lambda_p / lambda_c``
+  (``lambda_c = 4`` is plain Rouse dynamics). This "Fourier acceleration" removes most of the ``N^2``
+  Rouse slowing-down;
+- with LEFs, ``G = K^-1`` per chain for ``K = k L + k_lef sum b b^T + eps I`` (backbone bonds, LEF
+  bonds, a shift ``eps = k lambda_c``), rebuilt after every LEF step by the Woodbury identity.
+
+Steps use the Leimkuhler-Matthews scheme by default (``integrator="lm"``): exact for the harmonic
+part at any stable step, O(dt^2) bias otherwise; ``"euler"`` is an exponential integrator for the
+linear part plus an Euler step for the rest. Dynamics are therefore *not* physical time; only the
 sampled equilibrium (given the instantaneous loops) is meaningful.
 
 Memory: pair forces never build a ``(C, M, M, 3)`` tensor. Per chunk of chains we build ``(c, M, M)``
-squared distances, turn them into pair weights ``w_ij`` (force ``F_i = sum_j w_ij (x_i - x_j)``) and
-reduce with one batched matmul: ``F = x * w.sum(-1) - x @ w``. Chunks are sized to stay in cache.
+pair weights ``w_ij`` (force ``F_i = sum_j w_ij (x_i - x_j)``) and reduce with one batched matmul:
+``F = x * w.sum(-1) - x @ w``; the default soft core takes three passes (see
+:meth:`ChainBatch._pair_soft_core`).
 """
 
 from __future__ import annotations
@@ -312,8 +318,7 @@ class ChainBatch:
         ``(n_lef, M)`` matrix of the ``b`` rows (zero for unbound LEFs),
         ``K^-1 = T^-1 - W S^-1 W^T`` with ``W = T^-1 B^T`` and ``S = I / k_lef + B T^-1 B^T`` (a
         small ``n_lef x n_lef`` system per chain), so the cost is a few batched products instead of a
-        per-chain eigendecomposition. The integrator (:meth:`step`) uses the mobility ``K^-1``, under
-        which every mode of the linear part relaxes at the same rate 1, exactly.
+        per-chain eigendecomposition. The integrator (:meth:`_lef_step`) uses the mobility ``K^-1``.
         """
         if not self.lef_exact:
             return
@@ -595,8 +600,9 @@ class ChainBatch:
         """Advance all chains by ``n`` steps.
 
         With ``metropolis`` every step is a Metropolis-adjusted Langevin proposal (per chain
-        accept/reject), so the sampled distribution is exactly Boltzmann at any ``dt`` (not combined
-        with exact LEF bonds); otherwise it is the plain exponential-Euler step (biased by O(dt)).
+        accept/reject, exponential-Euler proposals), so the sampled distribution is exactly Boltzmann
+        at any ``dt`` (not combined with exact LEF bonds); otherwise it is one step of the
+        ``integrator`` (see :meth:`_lm_step` and :meth:`_lef_step`).
         """
         for _ in range(n):
             if self.kinv is not None:

@@ -333,7 +333,7 @@ def simulate(
             if lef is not None:
                 tau_lef = decorrelation_time(autocorrelation(np.stack([r[2] for r in half]), max_lag))
             taus = [tau_ree, tau_rg] + ([tau_lef] if lef is not None else [])
-            if all(t is not None for t in taus) or window >= 16 * int(params["pilot_steps"]):
+            if all(t is not None for t in taus) or window >= 32 * int(params["pilot_steps"]):
                 tau = max((t if t is not None else max_lag) for t in taus)
                 break
             window *= 2
