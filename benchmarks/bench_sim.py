@@ -145,7 +145,7 @@ def main() -> None:
     else:
         print(
             f"OpenMM {omm['openmm']} CPU, {omm['threads']} thread(s), {omm['chains']} chains: "
-            f"{omm['chain_steps_per_s']:,.0f} chain-steps/s, tau {omm['tau_steps']} steps, "
+            f"{omm['chain_steps_per_s']:,.0f} chain-steps/s, tau {omm['tau_steps'] or 0:.0f} steps, "
             f"{omm['conf_per_s']} independent conformations/s (the 'x OpenMM' denominator); "
             f"<R_ee^2> {omm['mean_ree2']} b^2"
         )
