@@ -432,7 +432,11 @@ def simulate(
         "burn_in_steps": int(burn_in),
         "sampling_interval_steps": int(interval),
         "total_steps": int(batch.n_steps),
-        "integrator": "overdamped Langevin, exact Rouse-mode bond propagator, accelerated mobility",
+        "integrator": (
+            f"preconditioned overdamped Langevin ({params['integrator']}"
+            f"{', Metropolis' if params['metropolis'] else ''}); mobility "
+            + ("K^-1 per chain (bonds, LEF bonds, eps I)" if lef is not None else "Rouse modes, floor")
+        ),
         "elapsed_s": round(elapsed, 3),
         "sampling_s": round(time.perf_counter() - t_sample, 3),
         "conformations_per_s": round(n / max(elapsed, 1e-9), 1),
