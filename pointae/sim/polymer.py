@@ -141,7 +141,7 @@ class ChainBatch:
     device, dtype
         Where and in what precision to integrate.
     chunk
-        Chains per pair-force chunk; ``None`` picks one that keeps ``(chunk, M, M)`` near 256 k floats.
+        Chains per pair-force chunk; ``None`` picks one that keeps ``(chunk, M, M)`` near 1 M floats.
     metropolis
         Accept/reject each proposal (MALA) so the stationary distribution is exact at any ``dt``.
     integrator
