@@ -75,6 +75,23 @@ def run(preset: str, n: int, n_loci: int, **kw) -> dict:
     )
 
 
+def pair_kernel_flops(m: int, chains: int = 128, reps: int = 30) -> float:
+    """FLOP/s of the soft-core pair forces alone (``ChainBatch._pair``, ``pair_force_flops`` count)."""
+    from pointae.sim.polymer import ChainBatch, ForceField, pair_force_flops
+
+    b = ChainBatch(ForceField(m, ev_strength=3.0), chains, generator=torch.Generator().manual_seed(0))
+    b.init_ideal()
+    x = b.positions().contiguous()
+    b._pair(x, False)
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(reps):
+            b._pair(x, False)
+        best = min(best, (time.perf_counter() - t) / reps)
+    return pair_force_flops(m) * chains / best
+
+
 def openmm_python(arg: str | None) -> str | None:
     """An interpreter that can import openmm: ``arg``, else this one, else None."""
     for exe in ([arg] if arg else []) + [sys.executable]:
@@ -116,6 +133,9 @@ def main() -> None:
     peak = matmul_flops(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), load {os.getloadavg()}")
     print(f"measured float32 matmul: {peak / 1e9:.1f} GFLOP/s")
+    for m in (64, 80):
+        k = pair_kernel_flops(m)
+        print(f"pair-force kernel alone, M={m}, 128 chains: {k / 1e9:.1f} GFLOP/s ({100 * k / peak:.0f}%)")
     hdr = (
         f"{'preset':>11} {'M':>4} {'C':>4} {'dt':>5} {'lam_c':>5} {'tau':>7} {'burn':>6} {'intvl':>6} "
         f"{'time s':>7} {'chain-steps/s':>13} {'conf/s':>7} {'steady conf/s':>13} {'x OpenMM':>8} "
