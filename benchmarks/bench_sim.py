@@ -128,7 +128,16 @@ def main() -> None:
         print(f"OpenMM side-by-side ({exe}): {args.openmm_chains} chains x 64 monomers in one System ...")
         omm = run_openmm(exe, args.threads, args.openmm_chains, args.openmm_steps)
         print("openmm:", json.dumps(omm))
-    ref = omm["conf_per_s"] if omm and omm.get("conf_per_s") else OPENMM_REFERENCE
+    from pointae.sim.presets import DEFAULTS
+
+    invariant = bool(overrides.get("rotate", DEFAULTS["rotate"]))
+    key = "conf_per_s_invariant" if invariant else "conf_per_s"
+    ref = omm[key] if omm and omm.get(key) else OPENMM_REFERENCE
+    print(
+        "decorrelation criterion: "
+        + ("rotation-invariant (frames randomly rotated)" if invariant else "end-to-end vector")
+        + f"; 'x OpenMM' divides by {ref} conformations/s"
+    )
     torch.set_num_threads(args.threads)
     peak = matmul_flops(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), load {os.getloadavg()}")
@@ -165,8 +174,9 @@ def main() -> None:
     else:
         print(
             f"OpenMM {omm['openmm']} CPU, {omm['threads']} thread(s), {omm['chains']} chains: "
-            f"{omm['chain_steps_per_s']:,.0f} chain-steps/s, tau {omm['tau_steps'] or 0:.0f} steps, "
-            f"{omm['conf_per_s']} independent conformations/s (the 'x OpenMM' denominator); "
+            f"{omm['chain_steps_per_s']:,.0f} chain-steps/s; end-to-end vector criterion: tau "
+            f"{omm['tau_steps'] or 0:.0f} steps, {omm['conf_per_s']} conformations/s; rotation-invariant: "
+            f"tau {omm['tau_invariant_steps'] or 0:.0f} steps, {omm['conf_per_s_invariant']} conf/s; "
             f"<R_ee^2> {omm['mean_ree2']} b^2"
         )
     print(f"load after: {os.getloadavg()}")

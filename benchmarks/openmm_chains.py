@@ -13,7 +13,8 @@ on a per-particle chain id), free space. Integration as polychrom runs loop extr
 It prints one JSON line: chain-steps/s, the decorrelation time (steps until the autocorrelation of
 the end-to-end vector and of Rg^2 falls below 1/e, the larger; measured after a burn-in of a quarter
 of the run, as pointae measures its own), the interval (3 tau, pointae's default) and independent
-conformations/s = chain-steps/s / interval.
+conformations/s = chain-steps/s / interval; and the same with the rotation-invariant criterion
+(``|R_ee|^2`` instead of the vector: frames randomly rotated, as pointae does by default).
 """
 
 from __future__ import annotations
@@ -105,9 +106,13 @@ def main() -> None:
     wall = time.perf_counter() - t0
     burn = len(ree) // 4
     tau_ree = acf_time(np.stack(ree[burn:]), vector=True)
+    tau_ree2 = acf_time((np.stack(ree[burn:]) ** 2).sum(-1), vector=False)
     tau_rg = acf_time(np.stack(rg2[burn:]), vector=False)
     taus = [t for t in (tau_ree, tau_rg) if t is not None]
     tau = None if len(taus) < 2 else max(taus) * args.every
+    # rotation-invariant criterion (frames randomly rotated, as pointae does by default)
+    inv = [t for t in (tau_ree2, tau_rg) if t is not None]
+    tau_inv = None if len(inv) < 2 else max(inv) * args.every
     rate = c * args.steps / wall
     out = {
         "openmm": mm.__version__,
@@ -124,6 +129,9 @@ def main() -> None:
         "tau_steps": tau,
         "interval_steps": None if tau is None else int(np.ceil(3 * tau)),
         "conf_per_s": None if tau is None else round(rate / np.ceil(3 * tau), 2),
+        "tau_ree2_steps": None if tau_ree2 is None else round(tau_ree2 * args.every, 1),
+        "tau_invariant_steps": tau_inv,
+        "conf_per_s_invariant": None if tau_inv is None else round(rate / np.ceil(3 * tau_inv), 2),
         "mean_ree2": round(float((np.stack(ree[burn:]) ** 2).sum(-1).mean()), 2),
         "wall_s": round(wall, 1),
         "load": os.getloadavg(),

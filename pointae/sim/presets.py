@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "chains": 128,  # chains integrated at once (memory vs burn-in amortisation)
     "burn_in": "auto",  # 3D steps, or "auto": burn_factor x measured decorrelation time
     "interval": "auto",  # 3D steps between saved frames of one chain, or "auto"
+    "rotate": True,  # random rotation per saved frame (exact symmetry); tau from invariant series
     "burn_factor": 5.0,
     "interval_factor": 3.0,
     "pilot_steps": 100,  # initial window for measuring the decorrelation time (doubles, up to 32x)

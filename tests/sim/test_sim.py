@@ -304,6 +304,35 @@ def test_outputs_meta_attrs_and_determinism():
     assert n_loops == a.meta["n_loops"].tolist()
 
 
+def test_random_rotation_keeps_internal_structure():
+    """Rotating frames (default) leaves every pairwise distance as without it, but turns the frames."""
+    kw = dict(n=16, n_loci=16, seed=5, **FAST)
+    rot = simulate("wt", **kw)
+    plain = simulate("wt", rotate=False, **kw)
+
+    def dists(c):
+        return np.linalg.norm(c[:, :, None] - c[:, None], axis=-1)
+
+    np.testing.assert_allclose(dists(rot.coords), dists(plain.coords), atol=1e-3)
+    assert not np.allclose(rot.coords, plain.coords, atol=1.0)
+    cols = ["trace_id", "loop_state", "loops", "n_loops", "chain", "step"]
+    assert rot.meta[cols].equals(plain.meta[cols])  # same dynamics, same loops
+    np.testing.assert_allclose(rot.meta["rg_nm"], plain.meta["rg_nm"], rtol=1e-5)
+    assert "rotation-invariant" in rot.attrs["decorrelation_criterion"]
+    assert "vector" in plain.attrs["decorrelation_criterion"]
+
+
+def test_random_rotations_are_uniform():
+    from pointae.sim.run import random_rotations
+
+    r = random_rotations(4000, torch.Generator().manual_seed(0), "cpu", torch.float64)
+    eye = np.broadcast_to(np.eye(3), (4000, 3, 3))
+    np.testing.assert_allclose((r @ r.transpose(1, 2)).numpy(), eye, atol=1e-12)
+    assert torch.allclose(torch.linalg.det(r), torch.ones(4000, dtype=torch.float64))
+    axis = r[:, :, 2].numpy()  # image of z: uniform on the sphere
+    assert np.abs(axis.mean(0)).max() < 0.05 and abs((axis**2).mean(0) - 1 / 3).max() < 0.03
+
+
 def test_region_with_ctcf_file(shared_data):
     t = simulate(
         "wt",
