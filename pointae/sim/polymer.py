@@ -341,6 +341,10 @@ class ChainBatch:
         kinv = torch.baddbmm(tinv, wt.transpose(1, 2), v, alpha=-1.0)
         self.kinv = kinv.to(self.dtype)
         self.x = x.contiguous()
+        # per-LEF-step constants of the noise along the LEF bonds (see _lef_step)
+        self._lef_li = li[:, None, :].expand(c, 3, n).contiguous()
+        self._lef_ri = ri[:, None, :].expand(c, 3, n).contiguous()
+        self._lef_scale = (self._lef_noise * bound.to(self.dtype))[:, None, :]
 
     def _lef_step(self) -> None:
         """One step with the mobility ``G = K^-1`` (``K`` including the shift ``eps I``), exact for the
@@ -372,11 +376,9 @@ class ChainBatch:
         xi = r[:, :, :m]
         u = xi * self._tdiag
         u[:, :, 1:].addcmul_(xi[:, :, :-1], self._tsub)
-        left, right = self.lef_left, self.lef_right
-        bound = ((left >= 0) & (right > left)).to(self.dtype)
-        zeta = r[:, :, m:] * (self._lef_noise * bound)[:, None, :]
-        u.scatter_add_(2, left.clamp(min=0)[:, None, :].expand(-1, 3, -1), zeta)
-        u.scatter_add_(2, right.clamp(min=0)[:, None, :].expand(-1, 3, -1), -zeta)
+        zeta = r[:, :, m:] * self._lef_scale
+        u.scatter_add_(2, self._lef_li, zeta)
+        u.scatter_add_(2, self._lef_ri, zeta.neg_())
         f = self.forces(x)
         g = u.add_(x, alpha=self.eps * self._chol_phi)
         if f is not None:
