@@ -5,7 +5,8 @@ monomer lattice. Per LEF step:
 
 1. every bound LEF unloads with probability ``1 / lifetime`` (its legs leave the lattice);
 2. every unbound LEF tries to load at a uniformly random pair of free neighbouring monomers
-   ``(p, p + 1)`` (it retries on the next step when the pair is occupied);
+   ``(p, p + 1)`` (it retries on the next step when the pair is occupied, or when a lower-numbered
+   LEF of the same chain tries an overlapping pair in the same step);
 3. a leg sitting on a barrier that faces it (left legs: forward sites, right legs: reverse sites) is
    captured with the barrier's occupancy probability; a captured leg stays until its LEF unloads (or
    with probability ``release`` per step);
@@ -108,19 +109,25 @@ class LEFSystem:
             self.right[off] = -1
             self.cap_left[off] = False
             self.cap_right[off] = False
-        # 2. loading (one attempt per unbound LEF per step, sequential over LEF index: no clashes)
+        # 2. loading: every unbound LEF tries one random neighbouring pair; it loads when both monomers
+        # are free and no lower-numbered LEF of the chain tries an overlapping pair this step
         free = ~self.bound
         if bool(free.any()):
             pos = torch.floor(self._rand(C, n) * (self.M - 1)).long()  # left leg position 0..M-2
-            for j in torch.nonzero(free.any(0)).flatten().tolist():
-                p = pos[:, j]
-                ok = free[:, j] & ~self.occ[torch.arange(C), p + 1] & ~self.occ[torch.arange(C), p + 2]
-                if bool(ok.any()):
-                    r = torch.nonzero(ok).flatten()
-                    self.left[r, j] = p[r]
-                    self.right[r, j] = p[r] + 1
-                    self.occ[r, p[r] + 1] = True
-                    self.occ[r, p[r] + 2] = True
+            occ = self.occ
+            ok = free & ~occ.gather(1, pos + 1) & ~occ.gather(1, pos + 2)
+            if bool(ok.any()):
+                big = n + 1
+                lef_id = torch.arange(n, device=self.device).expand(C, n)
+                cand = torch.where(ok, lef_id, torch.full_like(lef_id, big))
+                owner = torch.full((C, self.M + 2), big, dtype=torch.long, device=self.device)
+                owner.scatter_reduce_(1, pos + 1, cand, reduce="amin")
+                owner.scatter_reduce_(1, pos + 2, cand, reduce="amin")
+                win = ok & (owner.gather(1, pos + 1) == lef_id) & (owner.gather(1, pos + 2) == lef_id)
+                self.left[win] = pos[win]
+                self.right[win] = pos[win] + 1
+                self._set_occ(self.left, win, True)
+                self._set_occ(self.right, win, True)
         bound = self.bound
         # 3. capture / release
         u = self._rand(2, C, n)

@@ -17,19 +17,25 @@ Model (units: kT = 1, bond length b = 1)
 
 Integrator
 ----------
-Overdamped Langevin dynamics in Rouse-mode space with a mode-dependent mobility (a constant,
-positive-definite mobility matrix, so the stationary distribution is exactly Boltzmann). The bond
-term is linear in Rouse modes and integrated *exactly* (exponential integrator); every other force is
-added with an Euler step projected onto the modes. The mobility of mode ``p`` is
-``mu_p = 1 / (k max(lambda_p, lambda_c))``: modes finer than the cross-over ``lambda_c`` all relax at
-rate 1, coarser modes at ``lambda_p / lambda_c`` (``lambda_c = 4`` is plain Rouse dynamics with
-uniform friction). This "Fourier acceleration" removes most of the ``N^2`` Rouse slowing-down, which
-is what makes independent conformations cheap. Dynamics are therefore *not* physical time; only the
+Preconditioned overdamped Langevin dynamics with a constant positive-definite mobility ``G`` (so the
+stationary distribution is exactly Boltzmann; ``G`` only sets how fast it is sampled):
+
+- without LEFs, ``G`` is diagonal in Rouse modes, ``mu_p = 1 / (k max(lambda_p, lambda_c))``: modes
+  finer than the cross-over ``lambda_c`` relax at rate 1, coarser ones at ``lambda_p / lambda_c``
+  (``lambda_c = 4`` is plain Rouse dynamics). This "Fourier acceleration" removes most of the ``N^2``
+  Rouse slowing-down;
+- with LEFs, ``G = K^-1`` per chain for ``K = k L + k_lef sum b b^T + eps I`` (backbone bonds, LEF
+  bonds, a shift ``eps = k lambda_c``), rebuilt after every LEF step by the Woodbury identity.
+
+Steps use the Leimkuhler-Matthews scheme by default (``integrator="lm"``): exact for the harmonic
+part at any stable step, O(dt^2) bias otherwise; ``"euler"`` is an exponential integrator for the
+linear part plus an Euler step for the rest. Dynamics are therefore *not* physical time; only the
 sampled equilibrium (given the instantaneous loops) is meaningful.
 
 Memory: pair forces never build a ``(C, M, M, 3)`` tensor. Per chunk of chains we build ``(c, M, M)``
-squared distances, turn them into pair weights ``w_ij`` (force ``F_i = sum_j w_ij (x_i - x_j)``) and
-reduce with one batched matmul: ``F = x * w.sum(-1) - x @ w``. Chunks are sized to stay in cache.
+pair weights ``w_ij`` (force ``F_i = sum_j w_ij (x_i - x_j)``) and reduce with one batched matmul:
+``F = x * w.sum(-1) - x @ w``; the default soft core takes three passes (see
+:meth:`ChainBatch._pair_soft_core`).
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from pointae.errors import PointaeError
 
 _EMIN12 = 46656.0 / 823543.0
 _UMAX = 6.0 / 7.0
@@ -133,9 +141,15 @@ class ChainBatch:
     device, dtype
         Where and in what precision to integrate.
     chunk
-        Chains per pair-force chunk; ``None`` picks one that keeps ``(chunk, M, M)`` near 256 k floats.
+        Chains per pair-force chunk; ``None`` picks one that keeps ``(chunk, M, M)`` near 1 M floats.
     metropolis
         Accept/reject each proposal (MALA) so the stationary distribution is exact at any ``dt``.
+    integrator
+        ``"lm"`` (default): the preconditioned Leimkuhler-Matthews scheme (each step's noise is the
+        mean of two consecutive normal draws). Exact for the linear part (bonds, LEF bonds) at any
+        stable ``dt < 2`` and second-order accurate (bias O(dt^2)) for the sampled averages otherwise.
+        ``"euler"``: exponential integrator for the linear part plus an Euler step for the rest
+        (bias O(dt)); Metropolis proposals always use it.
     """
 
     def __init__(
@@ -149,7 +163,12 @@ class ChainBatch:
         dtype: torch.dtype = torch.float32,
         chunk: int | None = None,
         metropolis: bool = True,
+        integrator: str = "lm",
     ):
+        if integrator not in ("lm", "euler"):
+            raise PointaeError(f"integrator must be 'lm' or 'euler', not {integrator!r}")
+        self.integrator = integrator
+        self._prev_noise: torch.Tensor | None = None  # the LM scheme's noise of the previous step
         self.ff = ff
         self.C = int(n_chains)
         self.M = m = int(ff.n_monomers)
@@ -158,7 +177,7 @@ class ChainBatch:
         self.gen = generator
         self.dt = float(dt)
         self.lambda_c = float(lambda_c)
-        self.chunk = chunk or max(1, min(self.C, 262_144 // (m * m)))
+        self.chunk = chunk or max(1, min(self.C, 1_048_576 // (m * m)))
         q, lam = rouse_modes(m)
         k = ff.bond_k
         lam_eff = torch.clamp(lam, min=self.lambda_c)
@@ -177,6 +196,10 @@ class ChainBatch:
         self.phi = phi.to(**kw)
         self.sig = sig.to(**kw)
         self.mode_rate = a  # float64, for reporting
+        # Leimkuhler-Matthews: modes' = (1 - h r) modes + h mu F + sqrt(h mu / 2) (xi_n + xi_{n+1})
+        self.lm_a = (1.0 - dt * a).to(**kw)
+        self.lm_b = (mu * dt).to(**kw)
+        self.lm_c = torch.sqrt(mu * dt / 2).to(**kw)
         # state in mode space, (3C, M)
         self.modes = torch.zeros(3 * self.C, m, **kw)
         self.lef_left: torch.Tensor | None = None  # (C, n_lef) long, -1 = unbound
@@ -191,7 +214,10 @@ class ChainBatch:
         else:
             self.attract_mask = None
         self.n_steps = 0
-        self.qc: torch.Tensor | None = None  # per-chain modes when LEF bonds are integrated exactly
+        # exact LEF bonds: per-chain inverse operator and positions stored directly (see set_lefs)
+        self.kinv: torch.Tensor | None = None  # (C, M, M)
+        self.x: torch.Tensor | None = None  # (C, 3, M) positions while kinv is in use
+        self._lef_dtype = dtype  # precision of the per-LEF-step Woodbury update (float32 is ample)
         self.lef_exact = False
         self.metropolis = bool(metropolis)
         self._cache = None  # pair forces/energies at the current state (Metropolis)
@@ -217,19 +243,21 @@ class ChainBatch:
 
     def positions(self) -> torch.Tensor:
         """Monomer positions, ``(C, 3, M)``."""
-        if self.qc is not None:
-            return torch.bmm(self.modes.view(self.C, 3, self.M), self.qc.transpose(1, 2))
+        if self.kinv is not None:
+            return self.x
         return (self.modes @ self.qt).view(self.C, 3, self.M)
 
     def _to_modes(self, f: torch.Tensor) -> torch.Tensor:
-        """Project ``(C, 3, M)`` onto the current modes, ``(3C, M)``."""
-        if self.qc is not None:
-            return torch.bmm(f, self.qc).view(3 * self.C, self.M)
+        """Project ``(C, 3, M)`` onto the Rouse modes, ``(3C, M)``."""
         return f.reshape(3 * self.C, self.M) @ self.q
 
     def set_positions(self, x: torch.Tensor) -> None:
         """Set positions ``(C, 3, M)``."""
-        self.modes = self._to_modes(x.to(self.device, self.dtype))
+        x = x.to(self.device, self.dtype)
+        if self.kinv is not None:
+            self.x = x.contiguous()
+        else:
+            self.modes = self._to_modes(x)
         self._cache = None
 
     def set_lefs(self, left: torch.Tensor | None, right: torch.Tensor | None, exact: bool = True) -> None:
@@ -244,46 +272,119 @@ class ChainBatch:
         if self.lef_exact:
             self.update_lef_operator()
 
+    def _backbone_inverse(self) -> torch.Tensor:
+        """``T^-1`` (``(M, M)``) for ``T = k L + eps I`` (backbone bonds plus the shift).
+
+        Also caches the step's coefficients and the two bands of the lower bidiagonal Cholesky
+        factor of the noise covariance (apart from the LEF bonds) of :meth:`_lef_step`: for
+        ``"euler"``, ``T' = (1 - e^2) k L + 2 (1 - e) eps I`` with ``e = exp(-dt)``; for ``"lm"``,
+        ``(h / 2) T`` with ``h = dt``.
+        """
+        if getattr(self, "_tinv", None) is None:
+            m, k, eps = self.M, self.ff.bond_k, self.eps
+            lap = torch.zeros(m, m, dtype=torch.float64)
+            i = torch.arange(m - 1)
+            lap[i, i] += k
+            lap[i + 1, i + 1] += k
+            lap[i, i + 1] -= k
+            lap[i + 1, i] -= k
+            eye = torch.eye(m, dtype=torch.float64)
+            kw = dict(device=self.device, dtype=self._lef_dtype)
+            self._tinv = torch.linalg.inv(lap + eps * eye).to(**kw)
+            h = self.dt
+            if self.integrator == "lm":
+                self._chol_e, self._chol_phi = 1.0 - h, h
+                cov = (h / 2) * (lap + eps * eye)
+                self._lef_noise = math.sqrt(h / 2 * self.ff.lef_k)
+            else:
+                e = math.exp(-h)
+                self._chol_e, self._chol_phi = e, 1.0 - e
+                cov = (1 - e * e) * lap + 2 * (1 - e) * eps * eye
+                self._lef_noise = math.sqrt((1.0 - e * e) * self.ff.lef_k)
+            chol = torch.linalg.cholesky(cov)
+            self._tdiag = torch.diagonal(chol).to(**kw)  # (M,)
+            self._tsub = torch.diagonal(chol, -1).to(**kw)  # (M-1,)
+        return self._tinv
+
+    @property
+    def eps(self) -> float:
+        """Diagonal shift ``k lambda_c`` that makes the per-chain operator invertible (exact LEF path)."""
+        return self.ff.bond_k * self.lambda_c
+
     def update_lef_operator(self) -> None:
-        """Rebuild per-chain modes of ``K = k L + k_lef sum_LEF (e_i - e_j)(e_i - e_j)^T`` (batched eigh)."""
+        """Rebuild each chain's ``K^-1`` for ``K = k L + k_lef sum_LEF b b^T + eps I`` (Woodbury).
+
+        ``b = e_left - e_right`` per bound LEF. With ``T = k L + eps I`` (constant) and ``B`` the
+        ``(n_lef, M)`` matrix of the ``b`` rows (zero for unbound LEFs),
+        ``K^-1 = T^-1 - W S^-1 W^T`` with ``W = T^-1 B^T`` and ``S = I / k_lef + B T^-1 B^T`` (a
+        small ``n_lef x n_lef`` system per chain), so the cost is a few batched products instead of a
+        per-chain eigendecomposition. The integrator (:meth:`_lef_step`) uses the mobility ``K^-1``.
+        """
         if not self.lef_exact:
             return
         x = self.positions()
-        m, c, k = self.M, self.C, self.ff.bond_k
-        lap = torch.zeros(m, m, dtype=torch.float64, device=self.device)
-        i = torch.arange(m - 1, device=self.device)
-        lap[i, i] += 1
-        lap[i + 1, i + 1] += 1
-        lap[i, i + 1] -= 1
-        lap[i + 1, i] -= 1
-        kmat = (k * lap).expand(c, m, m).clone()
+        dt = self._lef_dtype
+        tinv = self._backbone_inverse()  # (M, M), symmetric
         left, right = self.lef_left, self.lef_right
-        bound = (left >= 0) & (right > left)
-        rows = torch.arange(c, device=self.device)[:, None].expand_as(left)[bound]
-        li, ri = left[bound], right[bound]
-        val = torch.full(li.shape, self.ff.lef_k, dtype=torch.float64, device=self.device)
-        kmat.index_put_((rows, li, li), val, accumulate=True)
-        kmat.index_put_((rows, ri, ri), val, accumulate=True)
-        kmat.index_put_((rows, li, ri), -val, accumulate=True)
-        kmat.index_put_((rows, ri, li), -val, accumulate=True)
-        kappa, q = torch.linalg.eigh(kmat.to(self.dtype))  # ascending; kappa[:, 0] ~ 0: centre of mass
-        kappa = kappa.double().clamp(min=0.0)
-        q = q.double()
-        floor = k * self.lambda_c
-        mu = 1.0 / torch.clamp(kappa, min=floor)
-        mu[:, 0] = 1.0 / torch.clamp(kappa[:, 1], min=floor)
-        a = mu * kappa
-        a[:, 0] = 0.0
-        e = torch.exp(-a * self.dt)
-        safe = kappa.clamp(min=1e-12)
-        phi = torch.where(a > 0, (1 - e) / safe, mu * self.dt)
-        var = torch.where(a > 0, (1 - e * e) / safe, 2 * mu * self.dt)
-        kw = dict(device=self.device, dtype=self.dtype)
-        self.qc = q.to(**kw)  # (C, M, M), columns are modes
-        self.e = e.to(**kw)[:, None, :].expand(c, 3, m).reshape(3 * c, m)
-        self.phi = phi.to(**kw)[:, None, :].expand(c, 3, m).reshape(3 * c, m)
-        self.sig = var.sqrt().to(**kw)[:, None, :].expand(c, 3, m).reshape(3 * c, m)
-        self.modes = self._to_modes(x)
+        c, n = left.shape
+        bound = ((left >= 0) & (right > left)).to(dt)  # (C, n)
+        li, ri = left.clamp(min=0), right.clamp(min=0)
+        # W^T = B T^-1: rows T^-1[l] - T^-1[r], zero for unbound LEFs  -> (C, n, M)
+        wt = (tinv[li.reshape(-1)] - tinv[ri.reshape(-1)]).view(c, n, self.M) * bound[:, :, None]
+        # B T^-1 B^T = W^T B^T: columns l - r of W^T  -> (C, n, n)
+        bw = wt.gather(2, li[:, None, :].expand(c, n, n)) - wt.gather(2, ri[:, None, :].expand(c, n, n))
+        bw = bw * bound[:, None, :]
+        s_mat = bw + torch.eye(n, dtype=dt, device=self.device) / self.ff.lef_k
+        # S^-1 via Cholesky and cholesky_inverse (batched LAPACK solves with many right-hand sides
+        # are ~10x slower on the CPU than forming the small inverse and multiplying)
+        v = torch.bmm(torch.cholesky_inverse(torch.linalg.cholesky(s_mat)), wt)  # S^-1 W^T (C, n, M)
+        kinv = torch.baddbmm(tinv, wt.transpose(1, 2), v, alpha=-1.0)
+        self.kinv = kinv.to(self.dtype)
+        self.x = x.contiguous()
+        # per-LEF-step constants of the noise along the LEF bonds (see _lef_step)
+        self._lef_li = li[:, None, :].expand(c, 3, n).contiguous()
+        self._lef_ri = ri[:, None, :].expand(c, 3, n).contiguous()
+        self._lef_scale = (self._lef_noise * bound.to(self.dtype))[:, None, :]
+
+    def _lef_step(self) -> None:
+        """One step with the mobility ``G = K^-1`` (``K`` including the shift ``eps I``), exact for the
+        linear part (backbone and LEF bonds) at any stable ``dt``.
+
+        ``F`` below holds the non-linear forces (excluded volume, confinement); ``+eps x`` undoes the
+        shift; both enter explicitly. Per eigenmode of the unshifted operator (eigenvalue ``kappa``,
+        ``g = 1 / (kappa + eps)``) the update is ``x' = a x + noise``:
+
+        - ``"lm"`` (Leimkuhler-Matthews): ``x' = (1 - h) x + G (h (F + eps x) + sqrt(h / 2) (z_n +
+          z_{n+1}))`` with ``z`` of covariance ``K`` (a bidiagonal factor of ``T`` times normals plus
+          ``sqrt(k_lef)`` normals along each LEF bond); consecutive steps share one draw. Then
+          ``a = 1 - h kappa g`` and the stationary variance is exactly ``1 / kappa`` for ``0 < h < 2``.
+        - ``"euler"``: ``x' = e x + G ((1 - e) (F + eps x) + u)`` with ``e = exp(-h)`` and ``u`` of
+          covariance ``(1 - e^2) K + (1 - e)^2 eps I``, so ``a = e + (1 - e) eps g`` and the per-mode
+          variance ``(1 - e^2) g + (1 - e)^2 eps g^2 = (1 - a^2) / kappa`` is exact too.
+
+        Modes stiffer than ``eps`` relax at rate ~1 per unit time, softer ones at
+        ``kappa / (kappa + eps)``. One batched product with ``G`` per step.
+        """
+        x = self.x
+        c, m = self.C, self.M
+        n = self.lef_left.shape[1]
+        lm = self.integrator == "lm"
+        if lm:
+            r = self._noise_pair((c, 3, m + n))
+        else:
+            r = torch.randn(c, 3, m + n, generator=self.gen, device=self.device, dtype=self.dtype)
+        xi = r[:, :, :m]
+        u = xi * self._tdiag
+        u[:, :, 1:].addcmul_(xi[:, :, :-1], self._tsub)
+        zeta = r[:, :, m:] * self._lef_scale
+        u.scatter_add_(2, self._lef_li, zeta)
+        u.scatter_add_(2, self._lef_ri, zeta.neg_())
+        f = self.forces(x)
+        g = u.add_(x, alpha=self.eps * self._chol_phi)
+        if f is not None:
+            g.add_(f, alpha=self._chol_phi)
+        new = torch.bmm(g, self.kinv)  # G symmetric: rows of g times G
+        self.x = new.add_(x, alpha=self._chol_e)
 
     # ------------------------------------------------------------------ forces and energies
     def _pair_terms(self, x: torch.Tensor, energy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -329,11 +430,52 @@ class ChainBatch:
         f.sub_(torch.bmm(x, w))
         return f, en
 
+    def _pair_soft_core(self, x: torch.Tensor) -> torch.Tensor:
+        """Quadratic soft-core forces ``(c, 3, M)`` for ``x`` ``(c, 3, M)``, bonded pairs excluded.
+
+        Three passes over ``(c, M, M)`` instead of a dozen elementwise ones:
+
+        1. ``s_ij = 1 - d_ij^2 / sigma^2 + bias_ij`` from one batched product of augmented
+           coordinates, ``[2 x_i / sigma^2, a_i, 1] . [x_j, 1, a_j]`` with ``a_i = 1/2 - |x_i|^2 /
+           sigma^2`` (positions centred per chain first, so the expansion loses little precision);
+           ``bias`` is ``-4`` on the diagonal and for bonded neighbours, ``0`` elsewhere;
+        2. ``s = max(s, 0)`` in place;
+        3. ``[x; 1] @ s`` gives ``sum_j s_ij x_j`` and the row sums at once (``s`` is symmetric).
+
+        The force is ``F_i = 4 e / sigma^2 (x_i sum_j s_ij - sum_j s_ij x_j)``.
+        """
+        ff = self.ff
+        r2 = ff.ev_radius**2
+        xc = x - x.mean(-1, keepdim=True)
+        c, _, m = xc.shape
+        ones = torch.ones(c, 1, m, dtype=x.dtype, device=x.device)
+        a = (xc * xc).sum(1, keepdim=True).mul_(-1.0 / r2).add_(0.5)  # (c, 1, M)
+        lhs = torch.cat([xc * (2.0 / r2), a, ones], 1)  # (c, 5, M)
+        rhs = torch.cat([xc, ones, a], 1)
+        s = torch.baddbmm(self._exclusion_bias(), lhs.transpose(1, 2), rhs).clamp_(min=0.0)
+        t = torch.bmm(torch.cat([xc, ones], 1), s)  # (c, 4, M): x @ s and the row sums
+        f = xc * t[:, 3:]
+        f.sub_(t[:, :3])
+        return f.mul_(4.0 * ff.ev_strength / r2)
+
+    def _exclusion_bias(self) -> torch.Tensor:
+        """``(M, M)``: ``-4`` on the diagonal and the bonded neighbours (zeroed by the clamp), else 0."""
+        if getattr(self, "_bias", None) is None:
+            i = torch.arange(self.M, device=self.device)
+            near = (i[:, None] - i[None, :]).abs() <= 1
+            self._bias = torch.where(near, -4.0, 0.0).to(self.dtype)
+        return self._bias
+
     def _pair(self, x: torch.Tensor, energy: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Chunked pair forces ``(C, 3, M)`` and energies ``(C,)`` (bonded neighbours excluded)."""
         ff = self.ff
         if not (ff.ev_strength > 0 or self.attract_mask is not None):
             return None, None
+        if not energy and ff.ev_potential != "polychrom" and self.attract_mask is None:
+            if x.shape[0] <= self.chunk:
+                return self._pair_soft_core(x), None
+            parts = [self._pair_soft_core(x[s : s + self.chunk]) for s in range(0, x.shape[0], self.chunk)]
+            return torch.cat(parts), None
         f = torch.empty_like(x)
         en = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device) if energy else None
         for s in range(0, x.shape[0], self.chunk):
@@ -384,7 +526,7 @@ class ChainBatch:
             if energy:
                 en += k * (1.0 - cos[:, 0]).sum(1, dtype=torch.float64)
         if self.confine_radius is not None:
-            r = torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_(min=1e-6)  # (C, 1, M)
+            r = (x * x).sum(1, keepdim=True).sqrt_().clamp_(min=1e-6)  # (C, 1, M)
             over = (r - self.confine_radius).clamp_(min=0.0)
             fc = x * (-ff.confine_k * over / r)
             f = fc if f is None else f.add_(fc)
@@ -431,19 +573,53 @@ class ChainBatch:
         return e.view(self.C, 3).sum(-1)
 
     # ------------------------------------------------------------------ dynamics
+    def _noise_pair(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """``xi_n + xi_{n+1}``: the previous step's normals plus fresh ones (Leimkuhler-Matthews)."""
+        fresh = torch.randn(shape, generator=self.gen, device=self.device, dtype=self.dtype)
+        prev = self._prev_noise
+        if prev is None or prev.shape != fresh.shape:
+            prev = torch.randn(shape, generator=self.gen, device=self.device, dtype=self.dtype)
+        self._prev_noise = fresh
+        return fresh + prev
+
+    def _lm_step(self) -> None:
+        """One preconditioned Leimkuhler-Matthews step in Rouse-mode space.
+
+        ``X' = X + h mu F(X) + sqrt(h mu / 2) (xi_n + xi_{n+1})`` per mode, with the bond force
+        ``-k lambda X`` taken exactly as part of ``F``. For a harmonic mode this leaves the
+        stationary variance exact at any stable ``h``; for the rest the bias of sampled averages is
+        O(h^2) (Leimkuhler & Matthews 2013), against O(h) for Euler.
+        """
+        noise = self._noise_pair(tuple(self.modes.shape))
+        f = self.forces(self.positions())
+        new = self.modes * self.lm_a
+        new.addcmul_(noise, self.lm_c)
+        if f is not None:
+            new.addcmul_(self._to_modes(f), self.lm_b)
+        self.modes = new
+
     def step(self, n: int = 1) -> None:
         """Advance all chains by ``n`` steps.
 
         With ``metropolis`` every step is a Metropolis-adjusted Langevin proposal (per chain
-        accept/reject), so the sampled distribution is exactly Boltzmann at any ``dt`` (not combined
-        with exact LEF bonds); otherwise it is the plain exponential-Euler step (biased by O(dt)).
+        accept/reject, exponential-Euler proposals), so the sampled distribution is exactly Boltzmann
+        at any ``dt`` (not combined with exact LEF bonds); otherwise it is one step of the
+        ``integrator`` (see :meth:`_lm_step` and :meth:`_lef_step`).
         """
         for _ in range(n):
+            if self.kinv is not None:
+                self._lef_step()
+                self.n_steps += 1
+                continue
+            if self.integrator == "lm" and not self.metropolis:
+                self._lm_step()
+                self.n_steps += 1
+                continue
             x = self.positions()
             nonlinear = self.ff.ev_strength > 0 or self.attract_mask is not None or self.ff.angle_k > 0
             nonlinear = nonlinear or self.confine_radius is not None or self.lef_left is not None
             noise = torch.randn(self.modes.shape, generator=self.gen, device=self.device, dtype=self.dtype)
-            if not self.metropolis or not nonlinear or self.qc is not None:
+            if not self.metropolis or not nonlinear:
                 f = self.forces(x)
                 new = self.modes * self.e
                 new.addcmul_(noise, self.sig.expand_as(noise))

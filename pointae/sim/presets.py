@@ -42,14 +42,16 @@ DEFAULTS: dict[str, Any] = {
     "blocks": False,  # block attraction on synthetic domains (tads preset)
     # integrator
     "dt": 0.15,
-    "lambda_c": 0.05,  # confined/looped chains; free chains (ideal, swollen) use 0.02
+    "lambda_c": 0.05,  # mobility floor (coarse-mode acceleration); ideal and swollen use 0.02
+    "integrator": "lm",  # Leimkuhler-Matthews (bias O(dt^2)); "euler": exponential Euler (O(dt))
     "metropolis": False,  # Metropolis-adjusted (MALA) proposals: exact at any dt, but see docs
     "chains": 128,  # chains integrated at once (memory vs burn-in amortisation)
     "burn_in": "auto",  # 3D steps, or "auto": burn_factor x measured decorrelation time
     "interval": "auto",  # 3D steps between saved frames of one chain, or "auto"
+    "rotate": True,  # random rotation per saved frame (exact symmetry); tau from invariant series
     "burn_factor": 5.0,
     "interval_factor": 3.0,
-    "pilot_steps": 100,  # initial window for measuring the decorrelation time (doubles as needed)
+    "pilot_steps": 100,  # initial window for measuring the decorrelation time (doubles, up to 32x)
     "max_states": 12,  # loop_state keeps the most frequent states, the rest become "other"
 }
 
@@ -59,8 +61,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "no-cohesin": {"lefs": False},
     "no-ctcf": {"barriers": False},
     "tads": {"lefs": False, "blocks": True, "attract_strength": 0.8},
-    "ideal": {"lefs": False, "ev_strength": 0.0, "confine_density": None, "lambda_c": 0.02},
-    "swollen": {"lefs": False, "ev_strength": 3.0, "confine_density": None, "lambda_c": 0.02},
+    # the ideal chain is sampled exactly at any dt < 2 (linear forces only): take large steps
+    "ideal": {"lefs": False, "ev_strength": 0.0, "confine_density": None, "lambda_c": 0.02, "dt": 1.0},
+    # free self-avoiding chains are the most dt-sensitive (docs/simulate.md): small steps
+    "swollen": {"lefs": False, "ev_strength": 3.0, "confine_density": None, "lambda_c": 0.02, "dt": 0.05},
     "globule": {"lefs": False, "confine_density": 0.5},
 }
 

@@ -104,6 +104,29 @@ class _Progress:
             self.bar.stop()
 
 
+def _series_tau(record: list, k: int, max_lag: int, vector: bool = False) -> float | None:
+    """Decorrelation time of recorded series ``k`` (the squared norm of a vector series unless ``vector``)."""
+    series = np.stack([r[k] for r in record])
+    if series.ndim == 3 and not vector:
+        series = (series**2).sum(-1)
+    return decorrelation_time(autocorrelation(series, max_lag, vector=vector))
+
+
+def random_rotations(n: int, generator: torch.Generator, device, dtype) -> torch.Tensor:
+    """``n`` independent, uniformly (Haar) distributed rotation matrices ``(n, 3, 3)``.
+
+    From normalised 4D normal vectors (uniform unit quaternions).
+    """
+    q = torch.randn(n, 4, generator=generator, device=device, dtype=torch.float64)
+    w, x, y, z = (q / torch.linalg.vector_norm(q, dim=1, keepdim=True)).unbind(1)
+    rows = [
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ]
+    return torch.stack([torch.stack(r, -1) for r in rows], -2).to(dtype)
+
+
 def _geometry(params: dict, n_loci: int, region, ctcf) -> dict[str, Any]:
     """Resolution, monomer count, loci table, barriers and blocks."""
     mpl = int(params["monomers_per_locus"])
@@ -270,6 +293,7 @@ def simulate(
         generator=gen,
         device=dev,
         metropolis=bool(params["metropolis"]),
+        integrator=str(params["integrator"]),
     )
     batch.init_ideal()
 
@@ -311,13 +335,24 @@ def simulate(
                 lef.step()
                 batch.update_lef_operator()
             if record is not None:
-                ree, rg2 = batch.observables(lo, hi)
+                x = batch.positions()[:, :, lo:hi]
+                centre = x.mean(-1, keepdim=True)
+                ree = x[:, :, -1] - x[:, :, 0]
+                rg2 = ((x - centre) ** 2).sum(1).mean(-1)
                 cov = lef.loop_sizes().sum(1).float() if lef is not None else rg2 * 0
-                record.append((ree.cpu().numpy(), rg2.cpu().numpy(), cov.cpu().numpy()))
+                com2 = (centre**2).sum((1, 2))  # region centre to the origin (the sphere's centre)
+                record.append(tuple(v.cpu().numpy() for v in (ree, rg2, cov, com2)))
 
     # ---- decorrelation time from a pilot window (the start of the run itself)
     auto = params["burn_in"] == "auto" or params["interval"] == "auto"
-    tau = tau_ree = tau_rg = tau_lef = None
+    # With `rotate` every saved frame is turned by an independent uniformly random rotation about the
+    # centre (an exact symmetry of every preset: free space or a sphere, rotation-invariant forces),
+    # so orientation is independent by construction and the decorrelation time is measured on
+    # rotation-invariant series: |R_ee|^2, Rg^2, |region centre|^2 (confined only; in free space it
+    # is a translation) and the LEF coverage. Without it, the end-to-end *vector* replaces |R_ee|^2.
+    rotate = bool(params["rotate"])
+    confined = batch.confine_radius is not None
+    tau = tau_ree = tau_ree2 = tau_rg = tau_lef = tau_com2 = None
     record: list = []
     if auto:
         window = int(params["pilot_steps"])
@@ -325,14 +360,15 @@ def simulate(
             advance(window - len(record), record)
             half = record[len(record) // 2 :]
             max_lag = len(half) // 2
-            ree = np.stack([r[0] for r in half])
-            rg2 = np.stack([r[1] for r in half])
-            tau_ree = decorrelation_time(autocorrelation(ree, max_lag, vector=True))
-            tau_rg = decorrelation_time(autocorrelation(rg2, max_lag))
-            if lef is not None:
-                tau_lef = decorrelation_time(autocorrelation(np.stack([r[2] for r in half]), max_lag))
-            taus = [tau_ree, tau_rg] + ([tau_lef] if lef is not None else [])
-            if all(t is not None for t in taus) or window >= 16 * int(params["pilot_steps"]):
+            tau_ree = _series_tau(half, 0, max_lag, vector=True)
+            tau_ree2, tau_rg = _series_tau(half, 0, max_lag), _series_tau(half, 1, max_lag)
+            tau_lef = _series_tau(half, 2, max_lag) if lef is not None else None
+            tau_com2 = _series_tau(half, 3, max_lag) if confined else None
+            if rotate:
+                taus = [tau_ree2, tau_rg] + ([tau_com2] if confined else []) + ([tau_lef] if lef else [])
+            else:
+                taus = [tau_ree, tau_rg] + ([tau_lef] if lef is not None else [])
+            if all(t is not None for t in taus) or window >= 32 * int(params["pilot_steps"]):
                 tau = max((t if t is not None else max_lag) for t in taus)
                 break
             window *= 2
@@ -359,13 +395,22 @@ def simulate(
     frame = 0
     nm = float(params["nm_per_bead"])
     mpl = geo["mpl"]
+    rot_gen = torch.Generator(device=dev)  # separate stream: rotating never changes the dynamics
+    rot_gen.manual_seed(int(seed) + 104_729)
     while done < n:
         if frame > 0:
             advance(interval)
         take = min(n_chains, n - done)
         x = batch.positions()[:take, :, lo:hi]  # (c, 3, L * mpl)
+        if not bool(torch.isfinite(x).all()):
+            raise PointaeError(
+                f"simulation of {preset!r} became unstable (non-finite coordinates at step "
+                f"{batch.n_steps}); use a smaller dt (now {params['dt']}) or a larger lambda_c"
+            )
         x = x.reshape(take, 3, n_loci, mpl).mean(-1).transpose(1, 2)  # (c, L, 3)
         x = x - x.mean(1, keepdim=True)
+        if rotate:
+            x = x @ random_rotations(take, rot_gen, dev, x.dtype).transpose(1, 2)
         coords.append((x.double() * nm).float().cpu().numpy())
         c_idx = np.arange(take)
         loops, counts, states = _loops_and_states(lef, geo, c_idx)
@@ -421,12 +466,23 @@ def simulate(
         "n_chains": n_chains,
         "decorrelation_time_steps": None if tau is None else float(tau),
         "decorrelation_time_ree": tau_ree,
+        "decorrelation_time_ree2": tau_ree2,
+        "decorrelation_time_com2": tau_com2,
+        "decorrelation_criterion": (
+            "rotation-invariant (|R_ee|^2, Rg^2, |centre|^2, LEF coverage); frames randomly rotated"
+            if rotate
+            else "end-to-end vector, Rg^2, LEF coverage"
+        ),
         "decorrelation_time_rg": tau_rg,
         "decorrelation_time_lef": tau_lef,
         "burn_in_steps": int(burn_in),
         "sampling_interval_steps": int(interval),
         "total_steps": int(batch.n_steps),
-        "integrator": "overdamped Langevin, exact Rouse-mode bond propagator, accelerated mobility",
+        "integrator": (
+            f"preconditioned overdamped Langevin ({params['integrator']}"
+            f"{', Metropolis' if params['metropolis'] else ''}); mobility "
+            + ("K^-1 per chain (bonds, LEF bonds, eps I)" if lef is not None else "Rouse modes, floor")
+        ),
         "elapsed_s": round(elapsed, 3),
         "sampling_s": round(time.perf_counter() - t_sample, 3),
         "conformations_per_s": round(n / max(elapsed, 1e-9), 1),

@@ -113,16 +113,17 @@ def test_lef_without_barriers_reach_ends():
 
 
 # ---------------------------------------------------------------------------------------- forces
-@pytest.mark.parametrize("potential", ["quadratic", "polychrom"])
+@pytest.mark.parametrize("potential", ["quadratic", "polychrom", "quadratic-fast"])
 def test_forces_are_minus_energy_gradient(potential):
+    fast = potential.endswith("-fast")  # no attraction: forces take the 3-pass soft-core kernel
     ff = ForceField(
         24,
         ev_strength=3.0,
-        ev_potential=potential,
+        ev_potential=potential.removesuffix("-fast"),
         angle_k=1.5,
         confine_density=0.3,
-        blocks=np.repeat([0, 1, 2], 8),
-        attract_strength=0.5,
+        blocks=None if fast else np.repeat([0, 1, 2], 8),
+        attract_strength=0.0 if fast else 0.5,
     )
     b = ChainBatch(ff, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     b.init_ideal()
@@ -141,6 +142,56 @@ def test_forces_are_minus_energy_gradient(potential):
             xm[:, d, i] -= h
             grad[:, d, i] = (b.energy(xp) - b.energy(xm)) / (2 * h)
     assert float((f + grad).abs().max()) < 1e-5 * max(1.0, float(f.abs().max()))
+
+
+def _gaussian_chain_covariance(m: int, loops: list[tuple[int, int]], lef_k: float = 12.0) -> np.ndarray:
+    """Exact positional covariance (one dimension, centred) of a Gaussian chain with extra LEF bonds."""
+    k = np.zeros((m, m))
+    for i in range(m - 1):
+        k[[i, i + 1], [i, i + 1]] += 3.0
+        k[[i, i + 1], [i + 1, i]] -= 3.0
+    for a, b in loops:
+        k[[a, b], [a, b]] += lef_k
+        k[[a, b], [b, a]] -= lef_k
+    p = np.eye(m) - 1.0 / m
+    return p @ np.linalg.pinv(k) @ p
+
+
+@pytest.mark.parametrize("integrator", ["lm", "euler"])
+def test_exact_lef_operator_and_gaussian_sampling(integrator):
+    """The Woodbury K^-1 equals the dense inverse; bonds + LEF bonds are sampled exactly at large dt."""
+    m, c = 12, 1500
+    ff = ForceField(m, ev_strength=0.0)
+    b = ChainBatch(
+        ff, c, dt=1.0, lambda_c=0.05, dtype=torch.float64, generator=torch.Generator().manual_seed(0),
+        metropolis=False, integrator=integrator,
+    )  # fmt: skip
+    b.init_ideal()
+    left = torch.tensor([[2, -1, 8]] * c)
+    right = torch.tensor([[7, -1, 9]] * c)  # one unbound LEF, one on neighbours
+    b.set_lefs(left, right)
+    kmat = np.linalg.pinv(_gaussian_chain_covariance(m, [(2, 7), (8, 9)])) + b.eps * np.eye(m)
+    np.testing.assert_allclose(b.kinv[0].numpy(), np.linalg.inv(kmat), atol=1e-10)
+    b.step(100)
+    acc = np.zeros((m, m))
+    for _ in range(60):
+        b.step(3)
+        x = b.positions().numpy()
+        x = x - x.mean(-1, keepdims=True)
+        acc += np.einsum("cdi,cdj->ij", x, x) / (3 * c)
+    cov = acc / 60
+    want = _gaussian_chain_covariance(m, [(2, 7), (8, 9)])
+
+    def d2(a, i, j):
+        return a[i, i] + a[j, j] - 2 * a[i, j]
+
+    for i, j in ((0, m - 1), (2, 7), (0, 5), (3, 4)):
+        assert abs(d2(cov, i, j) / d2(want, i, j) - 1) < 0.05, (i, j, d2(cov, i, j), d2(want, i, j))
+
+
+def test_unstable_dt_is_an_error():
+    with pytest.raises(PointaeError, match="unstable"):
+        simulate("wt", n=8, n_loci=16, seed=0, chains=8, burn_in=60, interval=5, dt=3.0)
 
 
 def test_metropolis_acceptance_goes_to_one_as_dt_shrinks():
@@ -251,6 +302,35 @@ def test_outputs_meta_attrs_and_determinism():
     np.testing.assert_allclose(a.coords.mean(1), 0, atol=1e-2)  # centred per trace
     n_loops = [len(list(filter(None, s.split(";")))) for s in a.meta["loops"]]
     assert n_loops == a.meta["n_loops"].tolist()
+
+
+def test_random_rotation_keeps_internal_structure():
+    """Rotating frames (default) leaves every pairwise distance as without it, but turns the frames."""
+    kw = dict(n=16, n_loci=16, seed=5, **FAST)
+    rot = simulate("wt", **kw)
+    plain = simulate("wt", rotate=False, **kw)
+
+    def dists(c):
+        return np.linalg.norm(c[:, :, None] - c[:, None], axis=-1)
+
+    np.testing.assert_allclose(dists(rot.coords), dists(plain.coords), atol=1e-3)
+    assert not np.allclose(rot.coords, plain.coords, atol=1.0)
+    cols = ["trace_id", "loop_state", "loops", "n_loops", "chain", "step"]
+    assert rot.meta[cols].equals(plain.meta[cols])  # same dynamics, same loops
+    np.testing.assert_allclose(rot.meta["rg_nm"], plain.meta["rg_nm"], rtol=1e-5)
+    assert "rotation-invariant" in rot.attrs["decorrelation_criterion"]
+    assert "vector" in plain.attrs["decorrelation_criterion"]
+
+
+def test_random_rotations_are_uniform():
+    from pointae.sim.run import random_rotations
+
+    r = random_rotations(4000, torch.Generator().manual_seed(0), "cpu", torch.float64)
+    eye = np.broadcast_to(np.eye(3), (4000, 3, 3))
+    np.testing.assert_allclose((r @ r.transpose(1, 2)).numpy(), eye, atol=1e-12)
+    assert torch.allclose(torch.linalg.det(r), torch.ones(4000, dtype=torch.float64))
+    axis = r[:, :, 2].numpy()  # image of z: uniform on the sphere
+    assert np.abs(axis.mean(0)).max() < 0.05 and abs((axis**2).mean(0) - 1 / 3).max() < 0.03
 
 
 def test_region_with_ctcf_file(shared_data):
