@@ -157,3 +157,20 @@ def test_demo_refuses_broken_simulations(tmp_path, monkeypatch):
     assert r.exit_code == 1
     assert "simulator returned 100% missing coordinates" in r.output
     assert not (tmp_path / "d" / "data.h5").exists()
+
+
+def test_demo_labels_scope_loop_state_to_barrier_conditions():
+    import numpy as np
+
+    from pointae.analysis.cluster import label_metrics
+    from pointae.analysis.demo import demo_labels
+
+    t = labelled_traces(n=60, n_loci=10, seed=0)
+    assert demo_labels(t) == ["condition", "loop_state"]  # no "wt" structures: nothing added
+    t.meta["condition"] = np.where(np.arange(60) < 30, "wt", "no-ctcf")
+    t.meta.loc[30:, "loop_state"] = "none"
+    assert demo_labels(t) == ["condition", "loop_state", "loop_state_wt"]
+    scoped = t.meta["loop_state_wt"]
+    assert scoped[:30].tolist() == t.meta["loop_state"][:30].tolist() and scoped[30:].isna().all()
+    m = label_metrics(np.random.default_rng(0).normal(size=(60, 3)), scoped.to_numpy(), seed=0)
+    assert m["n_points"] == 30
