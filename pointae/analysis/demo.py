@@ -118,6 +118,7 @@ def demo(
     reprs: tuple[str, ...] = ("map", "graph", "voxel"),
     tasks: tuple[str, ...] | None = None,
     overrides: tuple[str, ...] = (),
+    threads: int | None = None,
     log: Callable[[str], None] | None = None,
 ):
     """Run the demo: simulate, train one model per representation x task, write the report.
@@ -136,6 +137,9 @@ def demo(
         Override the size's task list.
     overrides
         Extra ``section.key=value`` config overrides for every run.
+    threads
+        CPU threads for the simulation and every training run (``train.threads``); default: all
+        cores. On a machine shared with other jobs, 1 avoids thread oversubscription.
 
     Returns
     -------
@@ -145,17 +149,30 @@ def demo(
 
     if size not in SIZES:
         raise PointaeError(f"unknown demo size {size!r}; expected one of {', '.join(SIZES)}")
+    if threads is not None and threads < 1:
+        raise PointaeError(f"threads must be >= 1, got {threads}")
     say = log or (lambda msg: None)
     spec = SIZES[size]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    traces = _simulate(out / "data.h5", spec, seed, device, say)
+    if threads is None:
+        traces = _simulate(out / "data.h5", spec, seed, device, say)
+    else:
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(int(threads))
+        try:
+            traces = _simulate(out / "data.h5", spec, seed, device, say)
+        finally:
+            torch.set_num_threads(before)
     ov = [
         f"train.max_epochs={spec.max_epochs}",
         f"train.batch_size={spec.batch_size}",
         "train.progress=false",
         *spec.overrides,
+        *([f"train.threads={int(threads)}"] if threads is not None else []),
         *overrides,
     ]
     res = compare(

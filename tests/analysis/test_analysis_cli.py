@@ -124,19 +124,22 @@ def test_demo_wiring(tmp_path, monkeypatch):
     toy = labelled_traces(n=60, n_loci=10, seed=0)
     monkeypatch.setattr(cmp, "_default_loader", standin_loader_for(toy, 3))
     out = tmp_path / "demo"
-    r = runner.invoke(app, ["demo", "--out", str(out)])
+    r = runner.invoke(app, ["demo", "--out", str(out), "--threads", "1"])
     assert r.exit_code == 0, r.output
     assert calls == [(("no-cohesin", "no-ctcf", "wt"), 60, 10, 0)]
     assert f"report: {out / 'report.html'}" in r.output
     assert "loop_state kNN acc" in r.output and "condition: " in r.output
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["runs"]) == {"map", "graph", "voxel"} and m["data"]["labels"] == ["condition", "loop_state"]
+    assert "train.threads=1" in m["settings"]["overrides"]
     # a second run reuses the cached simulation and the finished runs
     for rd in (out / "runs").iterdir():
         (rd / "model.safetensors").write_bytes(b"")
     r = runner.invoke(app, ["demo", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert len(calls) == 1 and "reusing simulated traces" in r.output
+    r = runner.invoke(app, ["demo", "--out", str(out), "--threads", "0"])
+    assert r.exit_code == 1 and "threads must be >= 1" in r.output
 
 
 def test_demo_refuses_broken_simulations(tmp_path, monkeypatch):
