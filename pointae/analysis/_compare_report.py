@@ -207,9 +207,10 @@ def _clustering_section(metrics: dict, reprs, layouts, meta: pd.DataFrame, cols:
             len(cols), len(names), figsize=(3.4 * len(names), 3.2 * len(cols)), squeeze=False
         )
         for i, c in enumerate(cols):
-            y = meta[c].astype(object).where(meta[c].notna(), "n/a").astype(str).to_numpy()
+            has = (meta[c].notna() & (meta[c].astype(str) != "")).to_numpy()  # traces in the label's scope
+            y = meta[c].astype(str).to_numpy()[has]
             for j, nm in enumerate(names):
-                scatter_layout(layouts[nm], y, ax=axes[i, j], title=f"{_BASE_NAMES.get(nm, nm)} · {c}")
+                scatter_layout(layouts[nm][has], y, ax=axes[i, j], title=f"{_BASE_NAMES.get(nm, nm)} · {c}")
         fig.tight_layout()
         layout = metrics["settings"]["layout"].upper()
         figs.append(
