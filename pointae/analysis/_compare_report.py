@@ -11,6 +11,7 @@ from pointae.analysis.report import Column, Section, Table
 
 _BASE_NAMES = {
     "pca_dist": "PCA (distances)",
+    "pca_logdist": "PCA (log distances)",
     "linear_interp": "linear interpolation",
     "neighbour_rule": "neighbour rule",
     "corrupted_input": "corrupted input (no correction)",
@@ -170,6 +171,8 @@ def _clustering_section(metrics: dict, reprs, layouts, meta: pd.DataFrame, cols:
         row = metrics["clustering"][task][c]
         rows = [{"name": r, "kind": "model", **row[r]} for r in reprs]
         rows.append({"name": "PCA (distances)", "kind": "baseline", **row["pca_dist"]})
+        if "pca_logdist" in row:
+            rows.append({"name": "PCA (log distances)", "kind": "baseline", **row["pca_logdist"]})
         tcols = [
             Column("ari", "ARI", "max"),
             Column("nmi", "NMI", "max"),
@@ -204,9 +207,10 @@ def _clustering_section(metrics: dict, reprs, layouts, meta: pd.DataFrame, cols:
             len(cols), len(names), figsize=(3.4 * len(names), 3.2 * len(cols)), squeeze=False
         )
         for i, c in enumerate(cols):
-            y = meta[c].astype(str).to_numpy()
+            has = (meta[c].notna() & (meta[c].astype(str) != "")).to_numpy()  # traces in the label's scope
+            y = meta[c].astype(str).to_numpy()[has]
             for j, nm in enumerate(names):
-                scatter_layout(layouts[nm], y, ax=axes[i, j], title=f"{_BASE_NAMES.get(nm, nm)} · {c}")
+                scatter_layout(layouts[nm][has], y, ax=axes[i, j], title=f"{_BASE_NAMES.get(nm, nm)} · {c}")
         fig.tight_layout()
         layout = metrics["settings"]["layout"].upper()
         figs.append(

@@ -209,6 +209,15 @@ def knn_accuracy(z: np.ndarray, labels, k: int = 15, folds: int = 5, seed: int =
     return float(np.mean(scores))
 
 
+def _known_labels(labels) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as str ``(N,)`` and a bool mask of the points that have one (not None/NaN/"")."""
+    import pandas as pd
+
+    raw = pd.Series(np.asarray(labels, dtype=object))
+    known = (~raw.isna() & (raw.astype(str) != "")).to_numpy()
+    return raw.astype(str).to_numpy(), known
+
+
 def label_metrics(
     z: np.ndarray,
     labels,
@@ -225,7 +234,9 @@ def label_metrics(
     z
         ``(N, d)``.
     labels
-        ``(N,)`` categorical labels (converted to str).
+        ``(N,)`` categorical labels (converted to str). Missing labels (None, NaN, ``""``) mark
+        points outside the label's scope (e.g. a state defined for one condition only): they are left
+        out of every metric.
     clusters
         ``(N,)`` cluster ids to score; by default k-means on ``z`` with ``k`` = number of classes.
     max_points
@@ -241,12 +252,14 @@ def label_metrics(
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 
     z = _check_z(z)
-    y_all = np.asarray(labels).astype(str)
+    y_all, known = _known_labels(labels)
     if len(y_all) != len(z):
         raise PointaeError(f"{len(y_all)} labels for {len(z)} points")
-    sel = np.arange(len(z))
-    if len(z) > max_points:
-        sel = np.sort(np.random.default_rng(seed).choice(len(z), size=max_points, replace=False))
+    sel = np.flatnonzero(known)
+    if len(sel) == 0:
+        raise PointaeError("no point has a label")
+    if len(sel) > max_points:
+        sel = np.sort(np.random.default_rng(seed).choice(sel, size=max_points, replace=False))
     zs, ys = z[sel], y_all[sel]
     classes, codes = _encode_labels(ys)
     n_classes = len(classes)
@@ -292,6 +305,9 @@ def upper_triangle_features(maps: np.ndarray) -> np.ndarray:
     return maps[:, iu[0], iu[1]].astype(np.float32)
 
 
+_LOG_FLOOR = 1e-3  # distances below 1/1000 of the scale are clipped before the log
+
+
 @dataclass
 class DistancePCA:
     """The baseline representation: PCA of the upper-triangle distance vector.
@@ -306,10 +322,14 @@ class DistancePCA:
         Number of components (use the model's latent size for a fair comparison).
     scale
         Length unit the distances are divided by (e.g. the median neighbour distance).
+    log
+        PCA of ``log(distance / scale)`` instead (scale-relative: a contact that halves a short
+        distance weighs as much as halving a long one). :meth:`inverse_maps` undoes the log.
     """
 
     n_components: int = 16
     scale: float = 1.0
+    log: bool = False
 
     def __post_init__(self) -> None:
         from sklearn.decomposition import IncrementalPCA
@@ -326,7 +346,10 @@ class DistancePCA:
         from pointae.data.transforms import distance_maps
 
         filled = interpolate_missing(np.asarray(coords, dtype=np.float32))
-        return upper_triangle_features(distance_maps(filled)) / np.float32(self.scale)
+        x = upper_triangle_features(distance_maps(filled)) / np.float32(self.scale)
+        if self.log:
+            x = np.log(np.maximum(x, np.float32(_LOG_FLOOR)))
+        return x
 
     def _fill(self, x: np.ndarray) -> np.ndarray:
         bad = ~np.isfinite(x)
@@ -378,7 +401,8 @@ class DistancePCA:
 
     def inverse_maps(self, codes: np.ndarray) -> np.ndarray:
         """Codes ``(B, n_components)`` -> reconstructed maps ``(B, L, L)`` in the data's unit."""
-        v = self._pca.inverse_transform(np.asarray(codes, dtype=np.float64)) * self.scale
+        v = self._pca.inverse_transform(np.asarray(codes, dtype=np.float64))
+        v = (np.exp(v) if self.log else v) * self.scale
         m = len(self._mean)
         n_loci = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
         iu = np.triu_indices(n_loci, k=1)

@@ -199,7 +199,7 @@ def cluster_embedding(
         "clusters_vs_labels": {},
     }
     for c in cols:
-        y = adata.obs[c].astype(str).to_numpy()
+        y = adata.obs[c].to_numpy()
         metrics["labels"][c] = {name: label_metrics(r, y, seed=seed) for name, r in reprs.items()}
         metrics["clusters_vs_labels"][c] = label_metrics(z, y, clusters=cl, seed=seed)
 

@@ -56,8 +56,11 @@ METRIC_KEYS = {
     "neighbour_rule, corrupted_input)",
     "error metrics": "mae / rmse (data unit) and pearson of distances on the scored pairs; for denoise "
     "also mae_changed / rmse_changed on pairs touching a displaced locus; n_pairs",
-    "clustering.<task>.<label>.<repr or pca_dist>": "ari, nmi (k-means with k = number of classes vs the "
-    "label), knn_accuracy (5-fold cross-validated, k=15), silhouette, chance_accuracy, n_classes, n_points",
+    "clustering.<task>.<label>.<repr, pca_dist or pca_logdist>": "ari, nmi (k-means with k = number of "
+    "classes vs the label), knn_accuracy (5-fold cross-validated, k=15), silhouette, chance_accuracy, "
+    "n_classes, n_points (traces with a label; a missing label puts a trace outside that label's scope); "
+    "pca_dist = PCA of the distance vector (the baseline of the verdict), pca_logdist = PCA of log "
+    "distances (a scale-relative linear baseline), both with latent_dim components fitted on the train split",
     "sweeps.hide_fraction.<name>": "[[fraction, mae], ...] for inpaint models and linear interpolation",
     "sweeps.outlier_rate.<name>": "[[rate, mae], ...] for denoise models, neighbour rule, corrupted input",
     "verdict": "plain-text conclusions per label (which representation beats PCA, by how much)",
@@ -396,7 +399,10 @@ def compare(
     clean = traces.coords[test]  # (T, L, 3) measured coordinates = the truth we score against
     truth = distance_maps(clean)  # (T, L, L)
     clean_pairs = _observed_pairs(clean)
-    pca = DistancePCA(n_components=int(base_cfg.model.latent_dim), scale=scale).fit(traces.coords[train_idx])
+    d_lat = int(base_cfg.model.latent_dim)
+    pca = DistancePCA(n_components=d_lat, scale=scale).fit(traces.coords[train_idx])
+    # a second, scale-relative linear baseline for clustering only: PCA of log distances
+    pca_log = DistancePCA(n_components=d_lat, scale=scale, log=True).fit(traces.coords[train_idx])
 
     # ------------------------------------------------------------------ map-quality evaluation
     task_results: dict[str, dict] = {}
@@ -459,6 +465,7 @@ def compare(
     meta = traces.meta
     cols = label_columns(meta, labels)
     pca_codes = pca.transform(traces.coords)
+    pca_log_codes = pca_log.transform(traces.coords)
     clustering: dict[str, dict] = {}
     layouts: dict[str, np.ndarray] = {}
     lat_task = "autoencode" if "autoencode" in tasks else tasks[0]
@@ -466,9 +473,10 @@ def compare(
         zs = {r: np.asarray(models[(r, t)].encode(traces, batch_size=batch_size), np.float32) for r in reprs}
         per_label = {}
         for c in cols:
-            y = meta[c].astype(str).to_numpy()
+            y = meta[c].to_numpy()
             row = {r: label_metrics(z, y, seed=eval_seed) for r, z in zs.items()}
             row["pca_dist"] = label_metrics(pca_codes, y, seed=eval_seed)
+            row["pca_logdist"] = label_metrics(pca_log_codes, y, seed=eval_seed)
             per_label[c] = row
         clustering[t] = per_label
         if t == lat_task:
@@ -574,6 +582,18 @@ def _verdicts(per_label: dict[str, dict], reprs: Sequence[str]) -> dict[str, str
             )
         else:
             text += "No representation beats PCA of distances on this label."
+        # ARI / NMI: no error bar, so only stated, never called a win on their own
+        for key, name in (("ari", "ARI"), ("nmi", "NMI")):
+            above = [r for r in reprs if row[r][key] > base[key]]
+            if above:
+                vals = ", ".join(f"{r} {row[r][key]:.3f}" for r in above)
+                text += f" {name} above PCA ({base[key]:.3f}): {vals}."
+        log = row.get("pca_logdist")
+        if log is not None:
+            text += (
+                f" PCA of log distances: kNN accuracy {log['knn_accuracy']:.3f}, ARI {log['ari']:.3f}, "
+                f"NMI {log['nmi']:.3f}."
+            )
         out[lab] = text
     return out
 
@@ -586,6 +606,7 @@ def _summary_table_dict(metrics: dict, reprs, tasks, cols, lat_task) -> dict:
     base_rows: dict[str, dict] = {}
     names = {
         "pca_dist": "PCA (distances)",
+        "pca_logdist": "PCA (log distances)",
         "linear_interp": "linear interpolation",
         "neighbour_rule": "neighbour rule",
         "corrupted_input": "corrupted input (no correction)",
@@ -606,9 +627,11 @@ def _summary_table_dict(metrics: dict, reprs, tasks, cols, lat_task) -> dict:
             columns.append({"key": key, "label": f"{c} {lab}", "better": "max"})
             for r in reprs:
                 rows[r][key] = metrics["clustering"][lat_task][c][r][m]
-            base_rows.setdefault("pca_dist", {"name": names["pca_dist"], "kind": "baseline"})[key] = metrics[
-                "clustering"
-            ][lat_task][c]["pca_dist"][m]
+            for b in ("pca_dist", "pca_logdist"):
+                if b in metrics["clustering"][lat_task][c]:
+                    base_rows.setdefault(b, {"name": names[b], "kind": "baseline"})[key] = metrics[
+                        "clustering"
+                    ][lat_task][c][b][m]
     columns.append({"key": "params", "label": f"params ({lat_task})", "better": None})
     columns.append({"key": "train_sps", "label": "train samples/s", "better": None})
     columns.append({"key": "infer_sps", "label": "inference samples/s", "better": None})
@@ -628,6 +651,7 @@ def summary_text(metrics: dict) -> str:
     rows = metrics["summary"]["rows"]
     short = {
         "PCA (distances)": "PCA",
+        "PCA (log distances)": "PCA-log",
         "linear interpolation": "interp",
         "neighbour rule": "nbr-rule",
         "corrupted input (no correction)": "no-fix",
@@ -650,4 +674,4 @@ def summary_text(metrics: dict) -> str:
         )
         for line in [head, *body]
     ]
-    return "\n".join([*lines, "(* = best in row; PCA/interp/nbr-rule/no-fix are baselines)"])
+    return "\n".join([*lines, "(* = best in row; PCA/PCA-log/interp/nbr-rule/no-fix are baselines)"])

@@ -16,11 +16,14 @@ from typing import Any
 
 from pointae.errors import PointaeError
 
-__all__ = ["demo", "DemoSize", "SIZES"]
+__all__ = ["demo", "demo_labels", "DemoSize", "SIZES", "MIXTURE", "BARRIER_CONDITIONS"]
 
 #: three conditions with different loop-extrusion states: loops anchored at CTCF (wt), no loops
 #: (no-cohesin), loops without barriers (no-ctcf); ``loop_state`` labels each structure.
 MIXTURE = {"wt": 1 / 3, "no-cohesin": 1 / 3, "no-ctcf": 1 / 3}
+
+#: the conditions whose structures have barriers for LEFs to bridge: the scope of ``loop_state_wt``
+BARRIER_CONDITIONS = ("wt",)
 
 
 @dataclass(frozen=True)
@@ -42,12 +45,12 @@ SIZES: dict[str, DemoSize] = {
     # condition, so no within-chain sampling interval), automatic burn-in (the simulator's default:
     # burn_factor x the measured decorrelation time)
     "small": DemoSize(
-        n_traces=450,
+        n_traces=1200,
         n_loci=32,
         max_epochs=20,
         batch_size=32,
         overrides=("train.patience=6", "train.warmup_steps=20"),
-        sim=(("chains", 150),),
+        sim=(("chains", 400),),
     ),
     "large": DemoSize(n_traces=20_000, n_loci=64, max_epochs=40, batch_size=128),
 }
@@ -88,6 +91,25 @@ def _simulate(path: Path, size: DemoSize, seed: int, device: str | None, say) ->
     return t
 
 
+def demo_labels(traces) -> list[str]:
+    """Label columns the demo scores, adding ``loop_state_wt`` to ``traces.meta`` in place.
+
+    ``loop_state`` (which barrier pairs a LEF bridges, see :func:`pointae.sim.simulate`) is
+    ``"none"`` for every structure of a condition without LEFs or barriers, so on the mixture it
+    mostly repeats the condition. ``loop_state_wt`` is the same state for the structures of the
+    conditions with barriers (:data:`BARRIER_CONDITIONS`) only, missing elsewhere: the harder,
+    within-condition question of which loops a structure carries.
+    """
+    meta = traces.meta
+    cols = [c for c in ("condition", "loop_state") if c in meta.columns]
+    if {"condition", "loop_state"} <= set(meta.columns):
+        scope = meta["condition"].astype(str).isin(BARRIER_CONDITIONS).to_numpy()
+        if scope.any() and meta.loc[scope, "loop_state"].nunique() > 1:
+            meta["loop_state_wt"] = meta["loop_state"].where(scope, None)
+            cols.append("loop_state_wt")
+    return cols
+
+
 def demo(
     out: str | os.PathLike = "runs/demo",
     size: str = "small",
@@ -96,6 +118,7 @@ def demo(
     reprs: tuple[str, ...] = ("map", "graph", "voxel"),
     tasks: tuple[str, ...] | None = None,
     overrides: tuple[str, ...] = (),
+    threads: int | None = None,
     log: Callable[[str], None] | None = None,
 ):
     """Run the demo: simulate, train one model per representation x task, write the report.
@@ -114,6 +137,9 @@ def demo(
         Override the size's task list.
     overrides
         Extra ``section.key=value`` config overrides for every run.
+    threads
+        CPU threads for the simulation and every training run (``train.threads``); default: all
+        cores. On a machine shared with other jobs, 1 avoids thread oversubscription.
 
     Returns
     -------
@@ -123,17 +149,30 @@ def demo(
 
     if size not in SIZES:
         raise PointaeError(f"unknown demo size {size!r}; expected one of {', '.join(SIZES)}")
+    if threads is not None and threads < 1:
+        raise PointaeError(f"threads must be >= 1, got {threads}")
     say = log or (lambda msg: None)
     spec = SIZES[size]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    traces = _simulate(out / "data.h5", spec, seed, device, say)
+    if threads is None:
+        traces = _simulate(out / "data.h5", spec, seed, device, say)
+    else:
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(int(threads))
+        try:
+            traces = _simulate(out / "data.h5", spec, seed, device, say)
+        finally:
+            torch.set_num_threads(before)
     ov = [
         f"train.max_epochs={spec.max_epochs}",
         f"train.batch_size={spec.batch_size}",
         "train.progress=false",
         *spec.overrides,
+        *([f"train.threads={int(threads)}"] if threads is not None else []),
         *overrides,
     ]
     res = compare(
@@ -144,7 +183,7 @@ def demo(
         runs=out / "runs",
         overrides=ov,
         latent_dim=spec.latent_dim,
-        labels=[c for c in ("condition", "loop_state") if c in traces.meta.columns] or None,
+        labels=demo_labels(traces) or None,
         device=device,
         log=say,
     )

@@ -178,6 +178,10 @@ def demo_cmd(
     ] = False,
     device: Annotated[Optional[str], typer.Option(help="train.accelerator: cpu, gpu or auto.")] = None,
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = 0,
+    threads: Annotated[
+        Optional[int],
+        typer.Option(help="CPU threads for simulation and training (default: all cores; 1 on a shared box)."),
+    ] = None,
     set_: Annotated[
         Optional[list[str]], typer.Option("--set", help="Extra config override for every run.")
     ] = None,
@@ -195,6 +199,7 @@ def demo_cmd(
         device=device,
         seed=seed,
         overrides=tuple(set_ or ()),
+        threads=threads,
         log=lambda s: console.print(s, markup=False, highlight=False),
     )
     typer.echo(summary_text(res.metrics))

@@ -188,30 +188,48 @@ def _loci_of(monomers: np.ndarray, ext: int, mpl: int, n_loci: int) -> list[int]
     return sorted(k for k in loci if 0 <= k < n_loci)
 
 
-def _loops_and_states(lef: LEFSystem | None, geo: dict, c_idx: np.ndarray) -> tuple[list, list, list]:
-    """Per chain: loops string (locus coordinates), loop count, dominant barrier-anchored loop."""
+def _loops_and_states(
+    lef: LEFSystem | None, geo: dict, c_idx: np.ndarray, tol: int = 1
+) -> tuple[list, list, list]:
+    """Per chain: loops string (locus coordinates), loop count and the loop state.
+
+    The loop state is the set of barrier pairs bridged by a LEF at that moment: a LEF bridges the
+    pair ``(a, b)`` (``a`` a forward-barrier locus, ``b > a`` a reverse-barrier locus) when its left
+    leg sits within ``tol`` loci of ``a`` and its right leg within ``tol`` loci of ``b`` (captured by
+    the barriers or not: the structure is the same). Written ``"a-b"``, several pairs sorted and joined
+    with ``"+"`` (``"4-12+19-27"``), ``"none"`` when no pair is bridged (always without barriers).
+    """
     n = len(c_idx)
     if lef is None:
         return [""] * n, [0] * n, ["none"] * n
     mpl, ext, n_loci = geo["mpl"], geo["ext"], len(geo["loci"])
+    bm = geo["barriers"]
+    fwd = np.array(_loci_of(np.flatnonzero(bm.stall_left > 0), ext, mpl, n_loci), dtype=np.int64)
+    rev = np.array(_loci_of(np.flatnonzero(bm.stall_right > 0), ext, mpl, n_loci), dtype=np.int64)
     left = lef.left[c_idx].cpu().numpy()
     right = lef.right[c_idx].cpu().numpy()
-    anchored = (lef.cap_left[c_idx] & lef.cap_right[c_idx]).cpu().numpy()
     li = np.floor_divide(left - ext, mpl)
     ri = np.floor_divide(right - ext, mpl)
     ok = (left >= 0) & (li >= 0) & (ri < n_loci) & (ri > li)
+
+    def nearest(pos: int, sites: np.ndarray) -> int | None:
+        if sites.size == 0:
+            return None
+        j = int(np.argmin(np.abs(sites - pos)))
+        return int(sites[j]) if abs(int(sites[j]) - pos) <= tol else None
+
     loops, counts, states = [], [], []
     for k in range(n):
         sel = np.flatnonzero(ok[k])
         order = sel[np.argsort(li[k, sel], kind="stable")]
         loops.append(";".join(f"{li[k, j]}-{ri[k, j]}" for j in order))
         counts.append(int(sel.size))
-        anc = sel[anchored[k, sel]]
-        if anc.size:
-            j = anc[np.argmax(ri[k, anc] - li[k, anc])]
-            states.append(f"{li[k, j]}-{ri[k, j]}")
-        else:
-            states.append("none")
+        pairs = set()
+        for j in sel:
+            a, b = nearest(int(li[k, j]), fwd), nearest(int(ri[k, j]), rev)
+            if a is not None and b is not None and b > a:
+                pairs.add((a, b))
+        states.append("+".join(f"{a}-{b}" for a, b in sorted(pairs)) or "none")
     return loops, counts, states
 
 

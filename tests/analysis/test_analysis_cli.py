@@ -124,19 +124,22 @@ def test_demo_wiring(tmp_path, monkeypatch):
     toy = labelled_traces(n=60, n_loci=10, seed=0)
     monkeypatch.setattr(cmp, "_default_loader", standin_loader_for(toy, 3))
     out = tmp_path / "demo"
-    r = runner.invoke(app, ["demo", "--out", str(out)])
+    r = runner.invoke(app, ["demo", "--out", str(out), "--threads", "1"])
     assert r.exit_code == 0, r.output
     assert calls == [(("no-cohesin", "no-ctcf", "wt"), 60, 10, 0)]
     assert f"report: {out / 'report.html'}" in r.output
     assert "loop_state kNN acc" in r.output and "condition: " in r.output
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["runs"]) == {"map", "graph", "voxel"} and m["data"]["labels"] == ["condition", "loop_state"]
+    assert "train.threads=1" in m["settings"]["overrides"]
     # a second run reuses the cached simulation and the finished runs
     for rd in (out / "runs").iterdir():
         (rd / "model.safetensors").write_bytes(b"")
     r = runner.invoke(app, ["demo", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert len(calls) == 1 and "reusing simulated traces" in r.output
+    r = runner.invoke(app, ["demo", "--out", str(out), "--threads", "0"])
+    assert r.exit_code == 1 and "threads must be >= 1" in r.output
 
 
 def test_demo_refuses_broken_simulations(tmp_path, monkeypatch):
@@ -157,3 +160,20 @@ def test_demo_refuses_broken_simulations(tmp_path, monkeypatch):
     assert r.exit_code == 1
     assert "simulator returned 100% missing coordinates" in r.output
     assert not (tmp_path / "d" / "data.h5").exists()
+
+
+def test_demo_labels_scope_loop_state_to_barrier_conditions():
+    import numpy as np
+
+    from pointae.analysis.cluster import label_metrics
+    from pointae.analysis.demo import demo_labels
+
+    t = labelled_traces(n=60, n_loci=10, seed=0)
+    assert demo_labels(t) == ["condition", "loop_state"]  # no "wt" structures: nothing added
+    t.meta["condition"] = np.where(np.arange(60) < 30, "wt", "no-ctcf")
+    t.meta.loc[30:, "loop_state"] = "none"
+    assert demo_labels(t) == ["condition", "loop_state", "loop_state_wt"]
+    scoped = t.meta["loop_state_wt"]
+    assert scoped[:30].tolist() == t.meta["loop_state"][:30].tolist() and scoped[30:].isna().all()
+    m = label_metrics(np.random.default_rng(0).normal(size=(60, 3)), scoped.to_numpy(), seed=0)
+    assert m["n_points"] == 30

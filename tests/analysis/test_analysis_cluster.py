@@ -45,6 +45,19 @@ def test_label_metrics_subsamples_large_inputs(rng):
     assert m["n_points"] == 200 and m["ari"] > 0.9
 
 
+def test_label_metrics_leave_out_points_without_a_label(rng):
+    z, y = _blobs(rng, n=200)
+    lab = np.array([str(v) for v in y], dtype=object)
+    # a fourth "class" of far-away points whose label is missing: outside the label's scope
+    z = np.concatenate([z, rng.normal(size=(100, z.shape[1])) + 100.0])
+    lab = np.concatenate([lab, np.array([None, np.nan, ""] * 33 + [None], dtype=object)])
+    m = label_metrics(z, lab, seed=0)
+    assert m["n_points"] == 200 and m["n_classes"] == 3
+    assert m["ari"] > 0.95 and m["knn_accuracy"] > 0.95
+    with pytest.raises(PointaeError, match="no point has a label"):
+        label_metrics(z[:5], [None] * 5)
+
+
 def test_knn_accuracy_handles_rare_classes(rng):
     z = rng.normal(size=(40, 3))
     y = np.array(["a"] * 38 + ["b"] * 2)  # rarer than the number of folds: plain K-fold
@@ -113,6 +126,24 @@ def test_distance_pca_streaming_matches_batch_and_reconstructs():
     naive = np.abs(np.nanmean(truth, 0) - truth)[ok].mean()
     assert err < naive  # better than the mean map
     assert 0 < full.explained_variance_ratio <= 1
+
+
+def test_distance_pca_of_log_distances():
+    t = labelled_traces(n=300, n_loci=12, seed=1)
+    scale = t.median_neighbour_distance()
+    lg = DistancePCA(6, scale=scale, log=True).fit(t.coords)
+    x = lg.features(t.coords)
+    lin = DistancePCA(6, scale=scale).features(t.coords)
+    ok = np.isfinite(lin)
+    np.testing.assert_allclose(x[ok], np.log(np.maximum(lin[ok], 1e-3)), rtol=1e-5)  # floored
+    rec = lg.inverse_maps(lg.transform(t.coords))  # back in the data's unit, exp of the log model
+    truth = t.distance_maps()
+    fin = np.isfinite(truth)
+    assert (rec >= 0).all() and np.all(np.diagonal(rec, axis1=1, axis2=2) == 0)
+    assert np.abs(rec - truth)[fin].mean() < np.abs(np.nanmean(truth, 0) - truth)[fin].mean()
+    # the toy loop (loci 3 and 8 pulled together) is a large relative change: found by log-PCA
+    y = t.meta["loop_state"].to_numpy()
+    assert label_metrics(lg.transform(t.coords), y, seed=0)["knn_accuracy"] > 0.8
 
 
 def test_upper_triangle_features():

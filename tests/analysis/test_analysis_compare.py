@@ -72,8 +72,8 @@ def test_compare_with_standin_models(tmp_path, traces):
     assert dn["corrupted_input"]["mae_changed"] > dn["neighbour_rule"]["mae_changed"]
     # clustering for both labels, models and PCA; a verdict per label
     for lab in ("condition", "loop_state"):
-        assert set(m["clustering"]["autoencode"][lab]) == {"map", "graph", "pca_dist"}
-        assert lab in m["verdict"]
+        assert set(m["clustering"]["autoencode"][lab]) == {"map", "graph", "pca_dist", "pca_logdist"}
+        assert lab in m["verdict"] and "PCA of log distances" in m["verdict"][lab]
     assert m["clustering"]["autoencode"]["condition"]["pca_dist"]["knn_accuracy"] > 0.8
     # sweeps: one curve per model and baseline, one point per level
     assert set(m["sweeps"]["hide_fraction"]) == {"map", "graph", "linear_interp"}
@@ -83,7 +83,7 @@ def test_compare_with_standin_models(tmp_path, traces):
     assert kinds[:2] == ["model", "model"] and set(kinds[2:]) == {"baseline"}
     html = res.report.read_text()
     assert html.count("data:image/png;base64,") >= 6  # examples x3, clustering, sweeps, curves
-    assert "loop_state" in html and "PCA (distances)" in html
+    assert "loop_state" in html and "PCA (distances)" in html and "PCA (log distances)" in html
     text = summary_text(m)
     assert "condition kNN acc" in text and "PCA" in text.splitlines()[0]
 
