@@ -155,9 +155,8 @@ def impute_coords(model: Imputer, coords: np.ndarray, scale: float, refine: bool
         before refinement), ``spread`` ``(N, L)`` and ``map`` ``(N, L, L)``.
     """
     r = predict(model, coords, scale)
-    r["direct"] = r["coords"]
     if refine and np.isnan(coords[..., 0]).any():
-        r["coords"] = place_loci(coords, r["map"], init=r["direct"], power=REFINE_POWER, n_iter=REFINE_ITER)
+        r["coords"] = place_loci(coords, r["map"], init=r["coords"], power=REFINE_POWER, n_iter=REFINE_ITER)
     return r
 
 
@@ -343,6 +342,8 @@ def train_imputer(
     for i in range(max(1, int(ensemble))):
         fc_i = dataclasses.replace(fc, seed=fc.seed + i)
         start = copy.deepcopy(load_imputer(init).model) if init is not None else None
+        if start is not None and model_config is not None:
+            start.config.refine_steps = model_config.refine_steps  # the only setting a start can change
         cfg = model_config if start is None else start.config
         m, hist = fit_imputer(train.coords, scale, fc_i, cfg, log=log, model=start)
         members.append(m)
