@@ -13,6 +13,11 @@ Because the weights depend only on distances (rotation/translation/reflection in
 to one, the placement is exactly equivariant to rigid motions, observed loci are never moved, and
 the imputed map is the distance map of real 3D coordinates (consistent by construction).
 
+With ``refine_steps > 0`` the placed structure is then moved towards the network's predicted
+distance map by that many unrolled stress-majorisation updates of the missing loci
+(:func:`refine_to_map`, differentiable), so training optimises the refined 3D coordinates end to
+end; the refinement is also rigid-motion equivariant and never moves an observed locus.
+
 All lengths are divided by a calibration ``scale`` (the data's median neighbour distance) before
 the network sees them, so nm, micron and bead-unit data share one model; the network is fully
 convolutional, so any number of loci works.
@@ -163,7 +168,8 @@ class Imputer(nn.Module):
     Shapes
     ------
     ``forward(coords (B, L, 3), scale) -> dict`` with ``coords`` ``(B, L, 3)`` (observed loci
-    bit-for-bit, missing ones placed), ``weights`` ``(B, L, L)`` (rows sum to one over observed
+    bit-for-bit, missing ones placed and refined), ``direct`` (the placement before the
+    ``refine_steps`` refinement), ``weights`` ``(B, L, L)`` (rows sum to one over observed
     loci), ``spread`` ``(B, L)`` (weighted RMS distance of the used loci from the placed
     position, in data units: an uncertainty length) and ``map`` ``(B, L, L)``: the predicted
     distance map (data units), whose pairs with a placed locus are the placed structure's
