@@ -62,6 +62,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--runs-dir", default="runs/bench_impute_sim")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--reuse", action="store_true", help="keep an existing sim_only run in --runs-dir")
     args = ap.parse_args(argv)
     runs = Path(args.runs_dir)
     real = read_traces(args.data)
@@ -70,15 +71,15 @@ def main(argv=None) -> dict:
     sim, sigma = simulated_training_traces(real, n=args.n, seed=0, preset=args.preset)
     print(f"simulated {args.n} traces x {real.n_loci} loci, localisation noise {sigma:.1f} nm per axis")
     mc = ImputerConfig(refine_steps=args.refine_steps)
-    train_imputer(
-        sim, runs / "sim_only", epochs=args.epochs, max_minutes=60, test_fraction=0.0, model_config=mc
-    )
+    if not (args.reuse and (runs / "sim_only" / "model.safetensors").exists()):
+        train_imputer(
+            sim, runs / "sim_only", epochs=args.epochs, max_minutes=60, test_fraction=0.0, model_config=mc
+        )
     out: dict = {"data": args.data, "n_sim": args.n, "noise_nm": sigma}
     ev = {"runs": args.seeds, "n_boot": 300, "place_baselines": False}
     res = evaluate_imputation(real, model=runs / "sim_only", **ev)
     out["sim_only"] = _summary(res)
-    out["sim_only"]["n_traces"] = res["runs"][0]["_info"]["n_traces"]
-    n_ev = out["sim_only"]["n_traces"]
+    n_ev = out["n_eval_sim_only"] = res["runs"][0]["_info"]["n_traces"]
     _print(f"trained on simulation only, all {n_ev} eligible real traces", out["sim_only"])
     if args.finetune:
         for name, init in (("finetuned", runs / "sim_only"), ("scratch", None)):
