@@ -179,6 +179,9 @@ def train_imputer_cmd(
     split_seed: Annotated[int, typer.Option(help="Seed of the train/test split by trace.")] = 0,
     seed: Annotated[int, typer.Option(help="Training seed (masks, batches, initialisation).")] = 0,
     channels: Annotated[int, typer.Option(help="CNN width.")] = 16,
+    refine_steps: Annotated[
+        int, typer.Option(help="Stress-refinement steps unrolled inside the network.", min=0)
+    ] = 10,
     ensemble: Annotated[
         int, typer.Option(help="Train this many members (seeds seed, seed+1, ...) and average them.", min=1)
     ] = 1,
@@ -205,7 +208,7 @@ def train_imputer_cmd(
         split_seed=split_seed,
         init=init,
         fit_config=FitConfig(seed=seed),
-        model_config=ImputerConfig(channels=channels),
+        model_config=ImputerConfig(channels=channels, refine_steps=refine_steps),
         ensemble=ensemble,
         log=lambda s: console.print(s, highlight=False),
     )

@@ -143,21 +143,21 @@ def _predict(model: Imputer, coords: np.ndarray, scale: float):
 def impute_coords(model: Imputer, coords: np.ndarray, scale: float, refine: bool = True) -> dict:
     """Impute the missing loci of ``coords`` ``(N, L, 3)``.
 
-    The network places each missing locus (weighted combination of observed positions) and
-    predicts the distance map; with ``refine`` the missing loci are then moved to minimise the
-    stress to that predicted map (:func:`pointae.impute.place.place_loci`, unweighted, observed
-    loci fixed), which lowers the protocol MAE (see docs/impute.md).
+    The network places each missing locus (weighted combination of observed positions), predicts
+    the distance map and (``refine_steps > 0``) moves the placed loci towards it by its own
+    unrolled stress updates; with ``refine`` the missing loci are then moved to the minimum of
+    the stress to that predicted map (:func:`pointae.impute.place.place_loci`, SMACOF, unweighted,
+    observed loci pinned), which lowers the protocol MAE (see docs/impute.md).
 
     Returns
     -------
     dict
         ``coords`` ``(N, L, 3)`` (observed loci bit for bit), ``direct`` (the network placement
-        before refinement), ``spread`` ``(N, L)`` and ``map`` ``(N, L, L)``.
+        before any refinement), ``spread`` ``(N, L)`` and ``map`` ``(N, L, L)``.
     """
     r = predict(model, coords, scale)
-    r["direct"] = r["coords"]
     if refine and np.isnan(coords[..., 0]).any():
-        r["coords"] = place_loci(coords, r["map"], init=r["direct"], power=REFINE_POWER, n_iter=REFINE_ITER)
+        r["coords"] = place_loci(coords, r["map"], init=r["coords"], power=REFINE_POWER, n_iter=REFINE_ITER)
     return r
 
 
@@ -343,6 +343,8 @@ def train_imputer(
     for i in range(max(1, int(ensemble))):
         fc_i = dataclasses.replace(fc, seed=fc.seed + i)
         start = copy.deepcopy(load_imputer(init).model) if init is not None else None
+        if start is not None and model_config is not None:
+            start.config.refine_steps = model_config.refine_steps  # the only setting a start can change
         cfg = model_config if start is None else start.config
         m, hist = fit_imputer(train.coords, scale, fc_i, cfg, log=log, model=start)
         members.append(m)

@@ -103,7 +103,8 @@ def predict(model: Imputer, coords: np.ndarray, scale: float, batch_size: int = 
     Returns
     -------
     dict
-        ``coords`` ``(N, L, 3)`` (observed loci unchanged, missing ones placed), ``spread``
+        ``coords`` ``(N, L, 3)`` (observed loci unchanged, missing ones placed), ``direct``
+        (the placement before the model's own refinement steps, if it has any), ``spread``
         ``(N, L)`` and ``map`` ``(N, L, L)`` (the raw predicted distance map), float32.
     """
     model.eval()
@@ -111,6 +112,7 @@ def predict(model: Imputer, coords: np.ndarray, scale: float, batch_size: int = 
     n, n_loci = coords.shape[:2]
     out = {
         "coords": coords.copy(),
+        "direct": coords.copy(),
         "spread": np.zeros((n, n_loci), np.float32),
         "map": np.zeros((n, n_loci, n_loci), np.float32),
     }
@@ -122,6 +124,7 @@ def predict(model: Imputer, coords: np.ndarray, scale: float, batch_size: int = 
                 out[k][s : s + batch_size] = r[k].numpy()
     obs = ~np.isnan(coords)
     out["coords"][obs] = coords[obs]
+    out["direct"][obs] = coords[obs]
     return out
 
 

@@ -13,6 +13,11 @@ Because the weights depend only on distances (rotation/translation/reflection in
 to one, the placement is exactly equivariant to rigid motions, observed loci are never moved, and
 the imputed map is the distance map of real 3D coordinates (consistent by construction).
 
+With ``refine_steps > 0`` the placed structure is then moved towards the network's predicted
+distance map by that many unrolled stress-majorisation updates of the missing loci
+(:func:`refine_to_map`, differentiable), so training optimises the refined 3D coordinates end to
+end; the refinement is also rigid-motion equivariant and never moves an observed locus.
+
 All lengths are divided by a calibration ``scale`` (the data's median neighbour distance) before
 the network sees them, so nm, micron and bead-unit data share one model; the network is fully
 convolutional, so any number of loci works.
@@ -51,6 +56,7 @@ class ImputerConfig:
     dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2)
     prior_eps: float = 1e-3
     correction: float = 0.0
+    refine_steps: int = 10
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -61,6 +67,7 @@ class ImputerConfig:
     def from_dict(cls, d: dict) -> ImputerConfig:
         d = dict(d)
         d["dilations"] = tuple(d.get("dilations", cls.dilations))
+        d.setdefault("refine_steps", 0)  # models saved before the unrolled refinement existed
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -161,7 +168,8 @@ class Imputer(nn.Module):
     Shapes
     ------
     ``forward(coords (B, L, 3), scale) -> dict`` with ``coords`` ``(B, L, 3)`` (observed loci
-    bit-for-bit, missing ones placed), ``weights`` ``(B, L, L)`` (rows sum to one over observed
+    bit-for-bit, missing ones placed and refined), ``direct`` (the placement before the
+    ``refine_steps`` refinement), ``weights`` ``(B, L, L)`` (rows sum to one over observed
     loci), ``spread`` ``(B, L)`` (weighted RMS distance of the used loci from the placed
     position, in data units: an uncertainty length) and ``map`` ``(B, L, L)``: the predicted
     distance map (data units), whose pairs with a placed locus are the placed structure's
@@ -213,12 +221,19 @@ class Imputer(nn.Module):
         # non-negative by construction); ``map_detached`` trains the factor without moving loci
         map_detached = torch.where(known, base, base.detach() * torch.exp(log_factor))
         pred_map = torch.where(known, base, base * torch.exp(log_factor))
+        direct = full
+        if self.config.refine_steps > 0:
+            full = refine_to_map(full, pred_map, mask, self.config.refine_steps)
+            placed = full
         diff = feats["pos"][:, None, :, :] - placed[:, :, None, :]  # (B, L, L, 3)
         spread = torch.sqrt((w.abs() * (diff**2).sum(-1)).sum(-1) + 1e-12)  # (B, L)
         out = placed * feats["scale"] + feats["centre"]
         out = torch.where(mask[..., None], coords, out.to(coords.dtype))
+        before = direct * feats["scale"] + feats["centre"]
+        before = torch.where(mask[..., None], coords, before.to(coords.dtype))
         return {
             "coords": out,
+            "direct": before,
             "scaled": placed,
             "pos": feats["pos"],
             "weights": w,
@@ -227,6 +242,37 @@ class Imputer(nn.Module):
             "map": pred_map * feats["scale"],
             "map_detached": map_detached * feats["scale"],
         }
+
+
+def refine_to_map(x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, steps: int) -> torch.Tensor:
+    """Differentiable stress refinement of the missing loci towards a target map.
+
+    ``steps`` simultaneous (Jacobi) Guttman updates of unweighted stress majorisation: each
+    missing locus ``i`` moves to ``mean_{j != i} (x_j + D_ij (x_i - x_j) / |x_i - x_j|)``;
+    observed loci never move. Used inside :class:`Imputer` (``refine_steps > 0``) so that
+    training optimises the protocol's L1 error of the *refined* 3D structure end to end.
+
+    Parameters
+    ----------
+    x
+        ``(B, L, 3)`` complete coordinates (scaled units).
+    target
+        ``(B, L, L)`` target distances (same units).
+    mask
+        ``(B, L)`` bool, True where observed (fixed).
+    steps
+        Number of updates.
+    """
+    n_loci = x.shape[1]
+    off = (~torch.eye(n_loci, dtype=torch.bool, device=x.device)).to(x.dtype)  # (L, L)
+    fixed = mask[..., None]
+    for _ in range(steps):
+        diff = x[:, :, None, :] - x[:, None, :, :]  # (B, L, L, 3): x_i - x_j
+        dist = torch.sqrt((diff**2).sum(-1) + 1e-8)  # (B, L, L)
+        prop = x[:, None, :, :] + (target / dist)[..., None] * diff  # (B, L, L, 3)
+        upd = (prop * off[None, :, :, None]).sum(2) / (n_loci - 1)
+        x = torch.where(fixed, x, upd)
+    return x
 
 
 def describe(model: Imputer | ImputerEnsemble) -> str:
@@ -267,4 +313,5 @@ class ImputerEnsemble(nn.Module):
         avg = {k: torch.stack([o[k] for o in outs]).mean(0) for k in outs[0] if k != "mask"}
         avg["mask"] = outs[0]["mask"]
         avg["coords"] = torch.where(avg["mask"][..., None], coords, avg["coords"])
+        avg["direct"] = torch.where(avg["mask"][..., None], coords, avg["direct"])
         return avg

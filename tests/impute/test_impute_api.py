@@ -56,11 +56,14 @@ def test_shipped_model_beats_linear_on_held_out_real_traces(default, imr90):
     res = evaluate_imputation(imr90[unseen[:200]], model=default, n_boot=100, place_baselines=False)
     run = res["runs"][0]
     assert res["protocol"]["excluded_training_traces"] == 0
-    # measured: ratio ~0.96 (coordinates) and ~0.90 (raw predicted map); an untrained model is ~1.0
-    assert run["pointae"]["mae"] < 0.985 * run["linear"]["mae"], run
+    # measured (213 traces, seeds 0-2): ratio 0.914-0.921 (coordinates) and 0.88 (raw predicted
+    # map); an untrained model is ~1.0
+    assert run["pointae"]["mae"] < 0.95 * run["linear"]["mae"], run
     assert run["pointae"]["ratio_hi"] < 1.0
-    assert run["pointae_map"]["mae"] < 0.94 * run["linear"]["mae"], run
-    assert run["pointae"]["pos_err"] < run["linear"]["pos_err"]
+    assert run["pointae_map"]["mae"] < 0.92 * run["linear"]["mae"], run
+    # the network's placement is a better position estimate than interpolation (the refined
+    # coordinates trade some position error for the distance error the protocol scores)
+    assert run["pointae_direct"]["pos_err"] < run["linear"]["pos_err"]
 
 
 def test_training_traces_are_excluded_from_evaluation(default, imr90):

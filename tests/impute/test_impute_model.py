@@ -8,7 +8,7 @@ import torch
 
 from pointae.baselines import interpolate_missing
 from pointae.impute.fit import FitConfig, fit_imputer, hidden_pair_loss
-from pointae.impute.model import Imputer, ImputerConfig, linear_weights, pair_features
+from pointae.impute.model import Imputer, ImputerConfig, linear_weights, pair_features, refine_to_map
 from pointae.testing import assert_valid_map, random_rigid, tiny_traces
 
 SMALL = ImputerConfig(channels=8, dilations=(1, 2, 4))
@@ -97,3 +97,38 @@ def test_training_lowers_the_loss_and_loss_is_zero_for_truth():
     truth = torch.from_numpy(np.nan_to_num(c[:2]))
     out = {"coords": truth, "mask": ~hidden}
     assert float(hidden_pair_loss(out, truth, hidden, 150.0)) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_refine_to_map_moves_only_missing_loci_towards_the_target():
+    c = _coords(n=4, n_loci=24, missing=0.0)
+    truth = torch.from_numpy(c)
+    mask = torch.ones(4, 24, dtype=torch.bool)
+    mask[:, [5, 12, 13]] = False
+    start = truth.clone()
+    start[~mask] += 200.0  # missing loci start far off
+    target = torch.cdist(truth, truth)
+    out = refine_to_map(start, target, mask, steps=30)
+    assert torch.equal(out[mask], truth[mask])  # observed loci never move
+    before = (start - truth).norm(dim=-1)[~mask].mean()
+    after = (out - truth).norm(dim=-1)[~mask].mean()
+    assert after < 0.2 * before
+    # a structure is a fixed point of the refinement towards its own distances
+    still = refine_to_map(truth, target, mask, steps=5)
+    torch.testing.assert_close(still, truth, atol=1e-2, rtol=0)
+
+
+def test_refined_model_keeps_observed_loci_and_equivariance(rng):
+    torch.manual_seed(1)
+    m = Imputer(ImputerConfig(channels=8, dilations=(1, 2), refine_steps=5)).eval()
+    with torch.no_grad():
+        m.head[-1].weight.normal_(0, 0.5)
+    c = _coords(n=3, n_loci=20)
+    rot, shift = random_rigid(rng, reflect=True)
+    moved = (c.astype(np.float64) @ rot.T + shift).astype(np.float32)
+    out = m(torch.from_numpy(c), 150.0)
+    a = out["coords"].detach().numpy()
+    obs = ~np.isnan(c[..., 0])
+    np.testing.assert_array_equal(a[obs], c[obs])
+    assert not np.allclose(a[~obs], out["direct"].detach().numpy()[~obs])  # the refinement acted
+    b = m(torch.from_numpy(moved), 150.0)["coords"].detach().numpy()
+    np.testing.assert_allclose(a.astype(np.float64) @ rot.T + shift, b, atol=0.05)
