@@ -65,6 +65,8 @@ METRIC_KEYS = {
     "sweeps.outlier_rate.<name>": "[[rate, mae], ...] for denoise models, neighbour rule, corrupted input",
     "verdict": "plain-text conclusions per label (which representation beats PCA, by how much)",
     "summary": "the summary table: columns (key, label, better) and rows (name, kind, values)",
+    "demo": "only in a `pointae demo` report: size, seed, threads (null = all cores) and wall_seconds "
+    "(simulation + training + evaluation)",
 }
 
 

@@ -187,5 +187,14 @@ def demo(
         device=device,
         log=say,
     )
-    res.metrics["demo"] = {"size": size, "wall_seconds": round(time.perf_counter() - t0, 1)}
+    from pointae.analysis.report import write_metrics
+
+    res.metrics["demo"] = {
+        "size": size,
+        "seed": int(seed),
+        "threads": None if threads is None else int(threads),
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+    }
+    # compare() wrote metrics.json before the demo block existed: rewrite it (atomically) with it
+    write_metrics(res.paths["json"], res.metrics)
     return res
