@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,8 @@ METRIC_KEYS = {
     "created": "UTC time the report was written (ISO 8601)",
     "version": "pointae version",
     "data": "dataset summary: source, n_traces, n_loci, unit, missing_fraction, label columns, split sizes",
-    "settings": "what every run shares: latent_dim, decoder, overrides, split_seed, eval_seed, corruption",
+    "settings": "what every run shares: latent_dim, decoder, overrides, split_seed, eval_seed, corruption; "
+    "task_overrides: extra overrides of one task's runs (e.g. the loss)",
     "runs.<repr>.<task>": "one trained model: run_dir, param_count, epochs, train_seconds, "
     "train_samples_per_s, infer_samples_per_s, reused (bool)",
     "tasks.<task>.models.<repr>": "test-split errors of that model, see 'error metrics'",
@@ -254,6 +255,7 @@ def compare(
     out: str | os.PathLike = "runs/compare",
     runs: str | os.PathLike | None = None,
     overrides: Sequence[str] = (),
+    task_overrides: Mapping[str, Sequence[str]] | None = None,
     latent_dim: int | None = None,
     decoder: str | None = None,
     labels: Sequence[str] | None = None,
@@ -283,6 +285,9 @@ def compare(
         Folder of existing runs named ``<repr>-<task>`` to reuse (those missing are trained there).
     overrides
         ``section.key=value`` config overrides applied to every run (e.g. ``train.max_epochs=5``).
+    task_overrides
+        Extra overrides for the runs of one task only, applied after ``overrides`` (e.g.
+        ``{"autoencode": ["task.loss=log_mse"]}``); recorded in ``settings.task_overrides``.
     latent_dim, decoder
         Shared model settings (shortcuts for ``model.latent_dim=``/``model.decoder=``).
     labels
@@ -345,6 +350,11 @@ def compare(
     if source is not None:
         shared.append(f"data.path={source}")
     base_cfg = load_config(overrides=shared)
+    per_task = {str(k): [str(o) for o in v] for k, v in (task_overrides or {}).items()}
+    for t in per_task:
+        if t not in tasks:
+            raise PointaeError(f"task_overrides names {t!r}, which is not among the tasks {', '.join(tasks)}")
+        load_config(overrides=[*shared, *per_task[t]])  # a bad key or value fails before any training
     runs_dir = Path(runs) if runs is not None else out / "runs"
 
     # ------------------------------------------------------------------ train or reuse
@@ -355,7 +365,8 @@ def compare(
     for t in tasks:
         for r in reprs:
             run_dir = runs_dir / f"{r}-{t}"
-            cfg = load_config(overrides=[*shared, f"model.repr={r}", f"task.name={t}", f"out={run_dir}"])
+            own = [*per_task.get(t, []), f"model.repr={r}", f"task.name={t}", f"out={run_dir}"]
+            cfg = load_config(overrides=[*shared, *own])
             reused = (run_dir / "model.safetensors").is_file()
             t0 = time.perf_counter()
             if reused:
@@ -506,6 +517,7 @@ def compare(
             "latent_dim": int(base_cfg.model.latent_dim),
             "decoder": base_cfg.model.decoder,
             "overrides": shared,
+            "task_overrides": per_task,
             "split_seed": int(base_cfg.data.split_seed),
             "eval_seed": int(eval_seed),
             "max_epochs": int(base_cfg.train.max_epochs),
@@ -594,8 +606,17 @@ def _verdicts(per_label: dict[str, dict], reprs: Sequence[str]) -> dict[str, str
         if log is not None:
             text += (
                 f" PCA of log distances: kNN accuracy {log['knn_accuracy']:.3f}, ARI {log['ari']:.3f}, "
-                f"NMI {log['nmi']:.3f}."
+                f"NMI {log['nmi']:.3f}"
             )
+            top = max(reprs, key=lambda r: acc[r])
+            gap = acc[top] - log["knn_accuracy"]
+            m2 = 2 * np.hypot(_knn_se(acc[top], n), _knn_se(log["knn_accuracy"], n))
+            if gap > m2:
+                text += f"; {top} beats it by more than two standard errors (+{gap:.3f}, 2 SE = {m2:.3f})."
+            elif gap > 0:
+                text += f"; {top} is above it within two standard errors (+{gap:.3f}, 2 SE = {m2:.3f})."
+            else:
+                text += f"; no representation is above it on kNN accuracy (best {top} {acc[top]:.3f})."
         out[lab] = text
     return out
 
