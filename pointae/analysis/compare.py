@@ -215,6 +215,24 @@ def _run_training_info(run_dir: Path) -> dict:
         return {}
 
 
+def _check_reused_loss(run_dir: Path, cfg) -> None:
+    """Refuse to reuse a run trained with another loss than the comparison asks for (a changed
+    default, e.g. the demo's autoencoders moving to ``log_mse``, must not mix silently)."""
+    import yaml
+
+    p = Path(run_dir) / "config.yaml"
+    if not p.is_file():
+        return
+    saved = (yaml.safe_load(p.read_text()) or {}).get("task") or {}
+    for key, default in (("loss", "mse"), ("log_eps", 0.1)):
+        old, new = saved.get(key, default), getattr(cfg.task, key)
+        if old != new:
+            raise PointaeError(
+                f"{run_dir} was trained with task.{key}={old}, this comparison asks for {new}: "
+                "delete that run directory (it is retrained) or use another --runs folder"
+            )
+
+
 def _reconstruct(model, traces, batch_size: int) -> np.ndarray:
     try:
         return np.asarray(model.reconstruct(traces, batch_size=batch_size), dtype=np.float32)
@@ -370,6 +388,7 @@ def compare(
             reused = (run_dir / "model.safetensors").is_file()
             t0 = time.perf_counter()
             if reused:
+                _check_reused_loss(run_dir, cfg)
                 say(f"reusing {run_dir}")
             else:
                 say(f"training {r} x {t} -> {run_dir}")

@@ -180,3 +180,16 @@ def test_verdict_compares_the_best_latent_with_log_distance_pca():
     assert "map beats it by more than two standard errors (+0.100" in text(0.46, 0.36)
     assert "map is above it within two standard errors (+0.040" in text(0.40, 0.36)
     assert "no representation is above it on kNN accuracy (best map 0.300)" in text(0.30, 0.36)
+
+
+def test_reused_run_with_another_loss_is_refused(tmp_path, traces):
+    kw = dict(layout="pca", sweeps=False, latent_dim=3, trainer=standin_trainer, runs=tmp_path / "runs")
+    kw["loader"] = standin_loader_for(traces, d=3)
+    compare(traces, ["map"], ["autoencode"], tmp_path / "a", **kw)
+    run = tmp_path / "runs" / "map-autoencode"
+    (run / "model.safetensors").write_bytes(b"")  # a finished run: reused from now on
+    (run / "config.yaml").write_text("task:\n  loss: mse\n  log_eps: 0.1\n")
+    compare(traces, ["map"], ["autoencode"], tmp_path / "b", **kw)  # same loss: reused
+    ov = {"autoencode": ["task.loss=log_mse"]}
+    with pytest.raises(PointaeError, match="trained with task.loss=mse, this comparison asks for log_mse"):
+        compare(traces, ["map"], ["autoencode"], tmp_path / "c", task_overrides=ov, **kw)
