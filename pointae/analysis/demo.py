@@ -27,7 +27,7 @@ BARRIER_CONDITIONS = ("wt",)
 
 
 #: the autoencoders train with the contact-sensitive log-distance loss (docs/analysis.md: on the
-#: demo mixture it lifts the map latents' loop_state_wt kNN accuracy from ~0.30 to ~0.37-0.40,
+#: demo mixture it lifts the map latents' loop_state_wt kNN accuracy from 0.28-0.30 to 0.35-0.40,
 #: at about the same distance MAE); denoise/inpaint keep MSE, their scores are distance errors
 AUTOENCODE_LOSS = (("autoencode", ("task.loss=log_mse",)),)
 
