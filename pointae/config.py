@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from pointae.errors import PointaeError
 
 REPR_NAMES = ("map", "graph", "voxel")
 TASK_NAMES = ("autoencode", "denoise", "inpaint")
+TASK_LOSSES = ("mse", "l1", "log_mse", "log_l1")  # pointae.losses.PAIR_LOSSES
 
 
 @dataclass
@@ -72,7 +74,9 @@ class TaskConfig:
     ``hide_fraction``/``run_fraction``/``max_run`` drive ``inpaint``. The loss is ``loss``
     (``mse`` or ``l1``) on all observed pairs plus ``focus_weight`` times the same loss on the
     pairs the task scores (touching corrupted/hidden loci), plus ``euclid_weight`` times the
-    Euclidean-consistency penalty.
+    Euclidean-consistency penalty. ``log_mse``/``log_l1`` score ``log(d + log_eps)`` instead of
+    ``d`` (contact-sensitive: relative rather than absolute errors); training maps are in units of
+    the dataset's median neighbour distance, so ``log_eps`` is a fraction of a typical bond.
     """
 
     name: str = "autoencode"
@@ -82,6 +86,7 @@ class TaskConfig:
     run_fraction: float = 0.5
     max_run: int = 4
     loss: str = "mse"
+    log_eps: float = 0.1
     focus_weight: float = 1.0
     euclid_weight: float = 0.0
     seed: int = 0
@@ -139,8 +144,10 @@ class RunConfig:
             raise PointaeError(f"model.repr must be one of {', '.join(REPR_NAMES)}, got {self.model.repr!r}")
         if self.task.name not in TASK_NAMES:
             raise PointaeError(f"task.name must be one of {', '.join(TASK_NAMES)}, got {self.task.name!r}")
-        if self.task.loss not in ("mse", "l1"):
-            raise PointaeError(f"task.loss must be 'mse' or 'l1', got {self.task.loss!r}")
+        if self.task.loss not in TASK_LOSSES:
+            raise PointaeError(f"task.loss must be one of {', '.join(TASK_LOSSES)}, got {self.task.loss!r}")
+        if not (math.isfinite(self.task.log_eps) and self.task.log_eps > 0):
+            raise PointaeError(f"task.log_eps must be a finite number > 0, got {self.task.log_eps!r}")
         if self.train.scheduler not in ("cosine", "plateau", "none"):
             raise PointaeError(f"train.scheduler must be cosine|plateau|none, got {self.train.scheduler!r}")
         for key in ("max_epochs", "batch_size", "latent_dim"):

@@ -43,7 +43,12 @@ def _settings_section(metrics: dict) -> Section:
         f"{d['median_neighbour_distance']:.4g} {d['unit']}. Split (same for every run, seed "
         f"{st['split_seed']}): " + ", ".join(f"{k} {v}" for k, v in d["split_sizes"].items()) + ".",
         f"Every model: latent size {st['latent_dim']}, decoder `{st['decoder']}`, at most {st['max_epochs']} "
-        f"epochs; overrides: {', '.join(f'`{o}`' for o in st['overrides']) or 'none'}.",
+        f"epochs; overrides: {', '.join(f'`{o}`' for o in st['overrides']) or 'none'}."
+        + "".join(
+            f" {t} runs also: {', '.join(f'`{o}`' for o in ov)}."
+            for t, ov in st.get("task_overrides", {}).items()
+            if ov
+        ),
         f"Evaluation corruptions (seed {st['eval_seed']}, identical for every model and baseline): "
         f"denoise: {c['outlier_fraction']:.0%} of observed loci displaced by {c['outlier_magnitude'][0]}-"
         f"{c['outlier_magnitude'][1]} median bonds; inpaint: {c['hide_fraction']:.0%} of observed loci "

@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,8 @@ METRIC_KEYS = {
     "created": "UTC time the report was written (ISO 8601)",
     "version": "pointae version",
     "data": "dataset summary: source, n_traces, n_loci, unit, missing_fraction, label columns, split sizes",
-    "settings": "what every run shares: latent_dim, decoder, overrides, split_seed, eval_seed, corruption",
+    "settings": "what every run shares: latent_dim, decoder, overrides, split_seed, eval_seed, corruption; "
+    "task_overrides: extra overrides of one task's runs (e.g. the loss)",
     "runs.<repr>.<task>": "one trained model: run_dir, param_count, epochs, train_seconds, "
     "train_samples_per_s, infer_samples_per_s, reused (bool)",
     "tasks.<task>.models.<repr>": "test-split errors of that model, see 'error metrics'",
@@ -65,6 +66,8 @@ METRIC_KEYS = {
     "sweeps.outlier_rate.<name>": "[[rate, mae], ...] for denoise models, neighbour rule, corrupted input",
     "verdict": "plain-text conclusions per label (which representation beats PCA, by how much)",
     "summary": "the summary table: columns (key, label, better) and rows (name, kind, values)",
+    "demo": "only in a `pointae demo` report: size, seed, threads (null = all cores) and wall_seconds "
+    "(simulation + training + evaluation)",
 }
 
 
@@ -212,6 +215,24 @@ def _run_training_info(run_dir: Path) -> dict:
         return {}
 
 
+def _check_reused_loss(run_dir: Path, cfg) -> None:
+    """Refuse to reuse a run trained with another loss than the comparison asks for (a changed
+    default, e.g. the demo's autoencoders moving to ``log_mse``, must not mix silently)."""
+    import yaml
+
+    p = Path(run_dir) / "config.yaml"
+    if not p.is_file():
+        return
+    saved = (yaml.safe_load(p.read_text()) or {}).get("task") or {}
+    for key, default in (("loss", "mse"), ("log_eps", 0.1)):
+        old, new = saved.get(key, default), getattr(cfg.task, key)
+        if old != new:
+            raise PointaeError(
+                f"{run_dir} was trained with task.{key}={old}, this comparison asks for {new}: "
+                "delete that run directory (it is retrained) or use another --runs folder"
+            )
+
+
 def _reconstruct(model, traces, batch_size: int) -> np.ndarray:
     try:
         return np.asarray(model.reconstruct(traces, batch_size=batch_size), dtype=np.float32)
@@ -252,6 +273,7 @@ def compare(
     out: str | os.PathLike = "runs/compare",
     runs: str | os.PathLike | None = None,
     overrides: Sequence[str] = (),
+    task_overrides: Mapping[str, Sequence[str]] | None = None,
     latent_dim: int | None = None,
     decoder: str | None = None,
     labels: Sequence[str] | None = None,
@@ -281,6 +303,9 @@ def compare(
         Folder of existing runs named ``<repr>-<task>`` to reuse (those missing are trained there).
     overrides
         ``section.key=value`` config overrides applied to every run (e.g. ``train.max_epochs=5``).
+    task_overrides
+        Extra overrides for the runs of one task only, applied after ``overrides`` (e.g.
+        ``{"autoencode": ["task.loss=log_mse"]}``); recorded in ``settings.task_overrides``.
     latent_dim, decoder
         Shared model settings (shortcuts for ``model.latent_dim=``/``model.decoder=``).
     labels
@@ -343,6 +368,11 @@ def compare(
     if source is not None:
         shared.append(f"data.path={source}")
     base_cfg = load_config(overrides=shared)
+    per_task = {str(k): [str(o) for o in v] for k, v in (task_overrides or {}).items()}
+    for t in per_task:
+        if t not in tasks:
+            raise PointaeError(f"task_overrides names {t!r}, which is not among the tasks {', '.join(tasks)}")
+        load_config(overrides=[*shared, *per_task[t]])  # a bad key or value fails before any training
     runs_dir = Path(runs) if runs is not None else out / "runs"
 
     # ------------------------------------------------------------------ train or reuse
@@ -353,10 +383,12 @@ def compare(
     for t in tasks:
         for r in reprs:
             run_dir = runs_dir / f"{r}-{t}"
-            cfg = load_config(overrides=[*shared, f"model.repr={r}", f"task.name={t}", f"out={run_dir}"])
+            own = [*per_task.get(t, []), f"model.repr={r}", f"task.name={t}", f"out={run_dir}"]
+            cfg = load_config(overrides=[*shared, *own])
             reused = (run_dir / "model.safetensors").is_file()
             t0 = time.perf_counter()
             if reused:
+                _check_reused_loss(run_dir, cfg)
                 say(f"reusing {run_dir}")
             else:
                 say(f"training {r} x {t} -> {run_dir}")
@@ -504,6 +536,7 @@ def compare(
             "latent_dim": int(base_cfg.model.latent_dim),
             "decoder": base_cfg.model.decoder,
             "overrides": shared,
+            "task_overrides": per_task,
             "split_seed": int(base_cfg.data.split_seed),
             "eval_seed": int(eval_seed),
             "max_epochs": int(base_cfg.train.max_epochs),
@@ -592,8 +625,17 @@ def _verdicts(per_label: dict[str, dict], reprs: Sequence[str]) -> dict[str, str
         if log is not None:
             text += (
                 f" PCA of log distances: kNN accuracy {log['knn_accuracy']:.3f}, ARI {log['ari']:.3f}, "
-                f"NMI {log['nmi']:.3f}."
+                f"NMI {log['nmi']:.3f}"
             )
+            top = max(reprs, key=lambda r: acc[r])
+            gap = acc[top] - log["knn_accuracy"]
+            m2 = 2 * np.hypot(_knn_se(acc[top], n), _knn_se(log["knn_accuracy"], n))
+            if gap > m2:
+                text += f"; {top} beats it by more than two standard errors (+{gap:.3f}, 2 SE = {m2:.3f})."
+            elif gap > 0:
+                text += f"; {top} is above it within two standard errors (+{gap:.3f}, 2 SE = {m2:.3f})."
+            else:
+                text += f"; no representation is above it on kNN accuracy (best {top} {acc[top]:.3f})."
         out[lab] = text
     return out
 

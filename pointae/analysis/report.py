@@ -278,8 +278,13 @@ def write_report(
         tmp.write_text(render_html(title, sections, subtitle), encoding="utf-8")
     with atomic_path(paths["md"]) as tmp:
         tmp.write_text(render_md(title, sections, subtitle, names), encoding="utf-8")
-    with atomic_path(paths["json"]) as tmp:
-        tmp.write_text(
-            json.dumps(_clean_json(metrics or {}), indent=2, default=_json_default, allow_nan=False)
-        )
+    write_metrics(paths["json"], metrics or {})
     return paths
+
+
+def write_metrics(path: str | os.PathLike, metrics: dict) -> Path:
+    """Write ``metrics`` as JSON to ``path`` atomically (NaN/inf as null, numpy values as numbers)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_clean_json(metrics), indent=2, default=_json_default, allow_nan=False))
+    return path

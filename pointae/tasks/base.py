@@ -107,10 +107,12 @@ class Task:
         return pair, pair & touch
 
     def _pair_loss(self, pred, target, mask):
-        from pointae.losses import masked_l1, masked_mse
+        from pointae.losses import PAIR_LOSSES
 
-        fn = masked_mse if self.cfg.loss == "mse" else masked_l1
-        return fn(pred, target, mask)
+        if self.cfg.loss not in PAIR_LOSSES:
+            raise PointaeError(f"task.loss must be one of {', '.join(PAIR_LOSSES)}, got {self.cfg.loss!r}")
+        fn, takes_eps = PAIR_LOSSES[self.cfg.loss]
+        return fn(pred, target, mask, eps=self.cfg.log_eps) if takes_eps else fn(pred, target, mask)
 
     def loss(self, recon: torch.Tensor, target: torch.Tensor, pair: torch.Tensor, focus) -> LossOutput:
         """Loss on observed pairs, plus ``focus_weight`` x loss on focus pairs, plus the optional

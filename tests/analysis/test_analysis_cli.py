@@ -132,6 +132,14 @@ def test_demo_wiring(tmp_path, monkeypatch):
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["runs"]) == {"map", "graph", "voxel"} and m["data"]["labels"] == ["condition", "loop_state"]
     assert "train.threads=1" in m["settings"]["overrides"]
+    # the autoencoders (only) train with the contact-sensitive loss
+    assert m["settings"]["task_overrides"] == {"autoencode": ["task.loss=log_mse"]}
+    assert not any(o.startswith("task.loss") for o in m["settings"]["overrides"])
+    # the demo block is in the written file, not only in the returned dict (written atomically:
+    # no temporary file left beside it)
+    assert m["demo"]["size"] == "small" and m["demo"]["threads"] == 1 and m["demo"]["seed"] == 0
+    assert m["demo"]["wall_seconds"] > 0
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
     # a second run reuses the cached simulation and the finished runs
     for rd in (out / "runs").iterdir():
         (rd / "model.safetensors").write_bytes(b"")

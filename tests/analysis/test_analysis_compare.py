@@ -134,3 +134,62 @@ def test_compare_trains_real_models(tmp_path):
         assert m["runs"][r]["autoencode"]["param_count"] > 0
         assert np.isfinite(m["tasks"]["inpaint"]["models"][r]["mae"])
     assert (tmp_path / "real" / "runs" / "voxel-inpaint" / "model.safetensors").is_file()
+
+
+def test_task_overrides_reach_only_that_tasks_runs(tmp_path, traces):
+    seen = {}
+
+    def trainer(cfg, tr):
+        seen[(cfg.model.repr, cfg.task.name)] = (cfg.task.loss, cfg.task.log_eps, cfg.train.max_epochs)
+        return standin_trainer(cfg, tr)
+
+    res = compare(
+        traces,
+        reprs=["map"],
+        tasks=["autoencode", "inpaint"],
+        out=tmp_path / "rep",
+        overrides=["train.max_epochs=2"],
+        task_overrides={"autoencode": ["task.loss=log_mse", "task.log_eps=0.2"]},
+        latent_dim=3,
+        layout="pca",
+        sweeps=False,
+        trainer=trainer,
+        loader=standin_loader_for(traces, d=3),
+    )
+    assert seen == {("map", "autoencode"): ("log_mse", 0.2, 2), ("map", "inpaint"): ("mse", 0.1, 2)}
+    ae_ov = ["task.loss=log_mse", "task.log_eps=0.2"]
+    assert res.metrics["settings"]["task_overrides"] == {"autoencode": ae_ov}
+    assert "autoencode runs also: `task.loss=log_mse`" in (tmp_path / "rep" / "report.md").read_text()
+    bad = {"autoencode": ["task.loss=huber"]}
+    with pytest.raises(PointaeError, match="task.loss must be one of"):
+        compare(traces, ["map"], ["autoencode"], tmp_path / "b", task_overrides=bad)
+    with pytest.raises(PointaeError, match="not among the tasks"):
+        compare(traces, ["map"], ["autoencode"], tmp_path / "b", task_overrides={"denoise": ["task.loss=l1"]})
+
+
+def test_verdict_compares_the_best_latent_with_log_distance_pca():
+    from pointae.analysis.compare import _verdicts
+
+    def row(acc, n=400):
+        return {"knn_accuracy": acc, "ari": 0.0, "nmi": 0.0, "chance_accuracy": 0.17, "n_points": n}
+
+    def text(map_acc, log_acc):
+        per = {"s": {"map": row(map_acc), "pca_dist": row(0.27), "pca_logdist": row(log_acc)}}
+        return _verdicts(per, ["map"])["s"]
+
+    assert "map beats it by more than two standard errors (+0.100" in text(0.46, 0.36)
+    assert "map is above it within two standard errors (+0.040" in text(0.40, 0.36)
+    assert "no representation is above it on kNN accuracy (best map 0.300)" in text(0.30, 0.36)
+
+
+def test_reused_run_with_another_loss_is_refused(tmp_path, traces):
+    kw = dict(layout="pca", sweeps=False, latent_dim=3, trainer=standin_trainer, runs=tmp_path / "runs")
+    kw["loader"] = standin_loader_for(traces, d=3)
+    compare(traces, ["map"], ["autoencode"], tmp_path / "a", **kw)
+    run = tmp_path / "runs" / "map-autoencode"
+    (run / "model.safetensors").write_bytes(b"")  # a finished run: reused from now on
+    (run / "config.yaml").write_text("task:\n  loss: mse\n  log_eps: 0.1\n")
+    compare(traces, ["map"], ["autoencode"], tmp_path / "b", **kw)  # same loss: reused
+    ov = {"autoencode": ["task.loss=log_mse"]}
+    with pytest.raises(PointaeError, match="trained with task.loss=mse, this comparison asks for log_mse"):
+        compare(traces, ["map"], ["autoencode"], tmp_path / "c", task_overrides=ov, **kw)

@@ -36,6 +36,9 @@ def test_int_accepted_for_float_and_dict_keys_merge():
         ("train.lr=abc", "'train.lr'"),
         ("train.max_epochs=1.5", "'train.max_epochs'"),
         ("model.repr=pointcloud", "model.repr must be one of"),
+        ("task.loss=log", "task.loss must be one of mse, l1, log_mse, log_l1, got 'log'"),
+        ("task.log_eps=0", "task.log_eps must be a finite number > 0"),
+        ("task.log_eps=-0.1", "task.log_eps must be a finite number > 0"),
         ("train.max_epochs", "section.key=value"),
     ],
 )

@@ -70,3 +70,23 @@ def test_pair_masks_and_loss(coords):
     noisy = task.loss(torch.nan_to_num(target) + 1.0, target, pair, focus)
     assert set(noisy.parts) == {"observed", "hidden"}
     assert float(noisy.total) == pytest.approx(2.0, rel=1e-5)  # 1 (observed) + 1 x 1 (focus)
+
+
+@pytest.mark.parametrize("loss", ["log_mse", "log_l1"])
+def test_task_log_loss_uses_log_eps(coords, loss):
+    from pointae.data.transforms import distance_maps_torch
+    from pointae.losses import masked_log_l1, masked_log_mse
+
+    clean = torch.from_numpy(coords.astype(np.float32))
+    target = distance_maps_torch(clean)
+    task = build_task(TaskConfig(loss=loss, log_eps=0.3))
+    pair, _ = task.pair_masks(clean, torch.zeros(clean.shape[:2], dtype=torch.bool))
+    pred = torch.nan_to_num(target) * 1.5
+    fn = masked_log_mse if loss == "log_mse" else masked_log_l1
+    got = task.loss(pred, target, pair, None).total
+    torch.testing.assert_close(got, fn(pred, target, pair, eps=0.3))
+    assert float(got) != pytest.approx(float(fn(pred, target, pair, eps=0.1)), rel=1e-3)
+    perfect = task.loss(torch.nan_to_num(target), target, pair, None).total
+    assert float(perfect) == pytest.approx(0.0, abs=1e-10)
+    with pytest.raises(Exception, match="task.loss must be one of"):
+        build_task(TaskConfig(loss="huber")).loss(pred, target, pair, None)
