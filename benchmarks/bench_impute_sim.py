@@ -39,7 +39,14 @@ import torch
 from pointae.data.io import read_traces
 from pointae.impute.api import evaluate_imputation, load_imputer, train_imputer
 from pointae.impute.model import ImputerConfig
-from pointae.impute.oracle import axis_rms, fit_axis_noise, fit_noise_mixture, noise, oracle_experiment
+from pointae.impute.oracle import (
+    axis_rms,
+    fit_axis_noise,
+    fit_noise_mixture,
+    matched_traces,
+    noise,
+    oracle_experiment,
+)
 from pointae.impute.pretrain import matching_noise, simulated_training_traces
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "IMR90_chr21-18-20Mb.csv"
@@ -90,7 +97,8 @@ def oracle(args, real) -> dict:
 
     t0 = time.time()
     print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs, torch threads 1")
-    sim = simulate(args.preset, n=args.n, n_loci=real.n_loci, seed=0).coords.astype(np.float64)
+    sim_traces = simulate(args.preset, n=args.n, n_loci=real.n_loci, seed=0)
+    sim = sim_traces.coords.astype(np.float64)
     print(
         f"simulated {args.n} noise-free traces x {real.n_loci} loci ({args.preset}), {time.time() - t0:.1f} s"
     )
@@ -161,6 +169,16 @@ def oracle(args, real) -> dict:
         sds = "/".join(f"{x:.0f}" for x in s)
         print(f"  {name:<12} {sds:<12} {r['linear']['mae']:>10.1f} " + " ".join(cells))
     out["n_traces"] = out["oracle"][runs[0][0]]["n_traces"]
+    if args.model_on_sim:
+        print(f"imputer {args.model_on_sim} (trained on real traces) on the simulated traces (1 seed):")
+        model = load_imputer(None if args.model_on_sim == "default" else args.model_on_sim)
+        out["model_on_sim"] = {}
+        for name in ("gauss", "mixture"):
+            t = sim_traces._replace(coords=rows[f"sim {name}"].astype(np.float32))
+            res = evaluate_imputation(t, model=model, runs=1, n_boot=100, place_baselines=False)
+            m = {k: {"mae": v["mae"], "ratio": v["ratio"]} for k, v in res["mean"].items()}
+            out["model_on_sim"][name] = m
+            print(f"  sim {name:<8} " + "  ".join(f"{k} {v['ratio']:.3f}" for k, v in m.items()))
     out["seconds"] = time.time() - t0
     print(f"{out['seconds']:.0f} s, load average {os.getloadavg()}")
     return out
@@ -175,12 +193,23 @@ def main(argv=None) -> dict:
     ap.add_argument("--seeds", type=int, default=3, help="hiding seeds of the protocol")
     ap.add_argument("--refine-steps", type=int, default=10)
     ap.add_argument("--finetune", action="store_true")
+    ap.add_argument(
+        "--noise",
+        choices=("iso", "mixture"),
+        default="iso",
+        help="training noise: isotropic Gaussian (matching_noise) or per-axis scale + mixture (oracle fit)",
+    )
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--runs-dir", default="runs/bench_impute_sim")
     ap.add_argument("--json", default=None)
     ap.add_argument("--reuse", action="store_true", help="keep an existing sim_only run in --runs-dir")
     ap.add_argument("--oracle", action="store_true", help="oracle study instead of training (see above)")
     ap.add_argument("--noise-factors", type=float, nargs="+", default=[0.5, 1.0, 1.5])
+    ap.add_argument(
+        "--model-on-sim",
+        default=None,
+        help="with --oracle: also score this imputer ('default' = shipped) on the simulated traces",
+    )
     args = ap.parse_args(argv)
     runs = Path(args.runs_dir)
     real = read_traces(args.data)
@@ -192,8 +221,13 @@ def main(argv=None) -> dict:
         return out
     t0 = time.time()
     print(f"load average {os.getloadavg()}")
-    sim, sigma = simulated_training_traces(real, n=args.n, seed=0, preset=args.preset)
-    print(f"simulated {args.n} traces x {real.n_loci} loci, localisation noise {sigma:.1f} nm per axis")
+    if args.noise == "mixture":
+        sim, _, fit = matched_traces(real, n=args.n, seed=0, preset=args.preset)
+        sigma = {k: np.asarray(v).tolist() for k, v in fit.items()}
+        print(f"simulated {args.n} traces x {real.n_loci} loci, real gaps, scale + mixture noise {sigma}")
+    else:
+        sim, sigma = simulated_training_traces(real, n=args.n, seed=0, preset=args.preset)
+        print(f"simulated {args.n} traces x {real.n_loci} loci, localisation noise {sigma:.1f} nm per axis")
     mc = ImputerConfig(refine_steps=args.refine_steps)
     if not (args.reuse and (runs / "sim_only" / "model.safetensors").exists()):
         train_imputer(
@@ -205,6 +239,16 @@ def main(argv=None) -> dict:
     out["sim_only"] = _summary(res)
     n_ev = out["n_eval_sim_only"] = res["runs"][0]["_info"]["n_traces"]
     _print(f"trained on simulation only, all {n_ev} eligible real traces", out["sim_only"])
+    if args.noise == "mixture":  # the same model on fresh simulated traces, next to the oracles
+        test, clean, _ = matched_traces(real, n=600, seed=1, preset=args.preset, fit=fit)
+        res = evaluate_imputation(test, model=runs / "sim_only", **ev)
+        out["sim_only_on_sim"] = _summary(res)
+        _print("the same model on 600 fresh simulated traces (seed 1)", out["sim_only_on_sim"])
+        orc = oracle_experiment(
+            clean, fit["sd"], fit["mixture"], masks=~np.isnan(real.coords[..., 0]), seeds=args.seeds
+        )
+        out["oracle_on_sim"] = {k: orc[k]["ratio"] for k in ("oracle_point", "oracle_map")}
+        print(f"  oracles on the same clean traces: {out['oracle_on_sim']}")
     if args.finetune:
         for name, init in (("finetuned", runs / "sim_only"), ("scratch", None)):
             run = runs / name

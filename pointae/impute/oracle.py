@@ -226,3 +226,39 @@ def oracle_experiment(
         out[k]["mae"] = float(np.mean(out[k]["mae"]))
         out[k]["ratio"] = float(np.mean(out[k]["ratio"]))
     return out
+
+
+def matched_traces(like, n: int = 1600, seed: int = 0, preset: str = "wt", fit: dict | None = None):
+    """Simulated traces in ``like``'s unit with the per-axis scale and mixture noise fitted to it.
+
+    Parameters
+    ----------
+    like
+        Reference :class:`~pointae.data.traces.Traces` (number of loci, noise fit, detection gaps:
+        each simulated trace gets the gaps of a randomly drawn trace of ``like``).
+    n, seed, preset
+        Passed to :func:`pointae.sim.simulate`.
+    fit
+        ``{"scale", "sd", "mixture"}`` to reuse (e.g. from a training set); ``None`` = fit here.
+
+    Returns
+    -------
+    (Traces, numpy.ndarray, dict)
+        Noisy traces with gaps, the noise-free coordinates ``(n, L, 3)`` in ``like``'s unit, and
+        the fit.
+    """
+    from pointae.sim import simulate
+
+    sim = simulate(preset, n=n, n_loci=like.n_loci, seed=seed)
+    raw = sim.coords.astype(np.float64)
+    if fit is None:
+        scale, sd = fit_axis_noise(raw, like.coords)
+        mix, _ = fit_noise_mixture(raw * scale, like.coords, sd)
+        fit = {"scale": scale, "sd": sd, "mixture": mix}
+    clean = raw * fit["scale"]
+    rng = np.random.default_rng(seed + 7919)
+    noisy = clean + noise(rng, clean.shape[:2], fit["sd"], fit["mixture"])
+    obs = ~np.isnan(np.asarray(like.coords)[..., 0])
+    noisy[~obs[rng.integers(0, len(obs), n)]] = np.nan
+    attrs = dict(sim.attrs, localisation_noise=str({k: np.asarray(v).tolist() for k, v in fit.items()}))
+    return sim._replace(coords=noisy.astype(np.float32), attrs=attrs), clean, fit
