@@ -169,6 +169,15 @@ def oracle(args, real) -> dict:
         sds = "/".join(f"{x:.0f}" for x in s)
         print(f"  {name:<12} {sds:<12} {r['linear']['mae']:>10.1f} " + " ".join(cells))
     out["n_traces"] = out["oracle"][runs[0][0]]["n_traces"]
+    print("mixture shape sensitivity (fitted sd, 1 seed): p rho misfit linear-MAE oracle_point oracle_map")
+    out["mixture_grid"] = []
+    for p in (0.2, 0.3, 0.4):
+        for rho in (4.0, 5.0, 6.0):
+            err = fit_noise_mixture(sim * scale, real.coords, sd, ps=(p,), rhos=(rho,))[1]
+            r = oracle_experiment(sim * scale, sd, (p, rho), masks=obs, seeds=1, n_draws=201)
+            row = [p, rho, err, r["linear"]["mae"], r["oracle_point"]["ratio"], r["oracle_map"]["ratio"]]
+            out["mixture_grid"].append(row)
+            print("  {:.1f} {:g} {:.3f} {:.1f} {:.3f} {:.3f}".format(*row))
     if args.model_on_sim:
         print(f"imputer {args.model_on_sim} (trained on real traces) on the simulated traces (1 seed):")
         model = load_imputer(None if args.model_on_sim == "default" else args.model_on_sim)
