@@ -10,9 +10,19 @@
 3. With ``--finetune``: fine-tune that model on the real training split (``--split-seed``) and score
    it on the held-out traces next to a model trained from scratch with the same settings.
 
-Example::
+With ``--oracle`` (no training; < 2 min on one thread): "how low can the ratio go?". Simulates
+``--n`` noise-free traces, fits a per-axis scale and localisation noise to the real file
+(:func:`pointae.impute.oracle.fit_axis_noise`), prints simulated vs real neighbour-distance
+quantiles and mean distance vs chain separation, gives the simulated traces the real file's
+detection gaps, and scores with the real protocol (noisy spots as the truth) linear interpolation,
+the noise-free hidden position (``oracle_point``) and the conditional-median distance map
+(``oracle_map``, a lower bound for any distance predictor under the noise model) at
+``--noise-factors`` x the fitted noise, plus the isotropic noise of ``matching_noise``.
+
+Examples::
 
     python benchmarks/bench_impute_sim.py --n 1600 --epochs 24 --finetune --json sim.json
+    python benchmarks/bench_impute_sim.py --oracle --n 1000 --json oracle.json
 """
 
 from __future__ import annotations
@@ -23,13 +33,30 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from pointae.data.io import read_traces
 from pointae.impute.api import evaluate_imputation, load_imputer, train_imputer
 from pointae.impute.model import ImputerConfig
-from pointae.impute.pretrain import simulated_training_traces
+from pointae.impute.oracle import (
+    axis_rms,
+    fit_axis_noise,
+    fit_noise_mixture,
+    matched_traces,
+    noise,
+    oracle_experiment,
+)
+from pointae.impute.pretrain import matching_noise, simulated_training_traces
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "IMR90_chr21-18-20Mb.csv"
 KEYS = ("pointae", "pointae_direct", "pointae_map", "linear", "knn")
+
+
+def _write_json(path: Path, out: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(out, indent=1, default=float))
+    os.replace(tmp, path)
 
 
 def _summary(res: dict) -> dict:
@@ -50,6 +77,122 @@ def _print(name: str, s: dict) -> None:
         print(f"  {k:<16} MAE {v['mae']:.1f}  ratio to linear {v['ratio']:.3f}  per-seed CI {ci}")
 
 
+SEPARATIONS = (1, 2, 4, 8, 16, 32, 64)
+QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
+
+
+def _mean_distance(coords: np.ndarray, k: int) -> float:
+    d = np.linalg.norm(coords[:, k:] - coords[:, :-k], axis=-1)
+    return float(np.nanmean(d))
+
+
+def _neighbour_quantiles(coords: np.ndarray) -> list[float]:
+    d = np.linalg.norm(coords[:, 1:] - coords[:, :-1], axis=-1)
+    return [float(q) for q in np.nanquantile(d, QUANTILES)]
+
+
+def oracle(args, real) -> dict:
+    """The oracle study (``--oracle``): see the module docstring."""
+    from pointae.sim import simulate
+
+    t0 = time.time()
+    print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs, torch threads 1")
+    sim_traces = simulate(args.preset, n=args.n, n_loci=real.n_loci, seed=0)
+    sim = sim_traces.coords.astype(np.float64)
+    print(
+        f"simulated {args.n} noise-free traces x {real.n_loci} loci ({args.preset}), {time.time() - t0:.1f} s"
+    )
+    scale, sd = fit_axis_noise(sim, real.coords)
+    iso = matching_noise(sim, real.coords)
+    mix, mix_err = fit_noise_mixture(sim * scale, real.coords, sd)
+    gauss_err = fit_noise_mixture(sim * scale, real.coords, sd, ps=(0.0,))[1]
+    out: dict = {"data": args.data, "n_sim": args.n, "preset": args.preset}
+    out["fit"] = {"scale": scale.tolist(), "sd_nm": sd.tolist(), "iso_sd_nm": iso, "mixture": mix}
+    print(
+        f"per-axis fit (k = 1, 8): scale {np.round(scale, 3).tolist()}, noise sd {np.round(sd, 1).tolist()}"
+    )
+    for far in (4, 16):
+        other = np.round(fit_axis_noise(sim, real.coords, far=far)[1], 1).tolist()
+        print(f"  same fit with k = 1, {far}: noise sd {other}")
+    print(f"isotropic fit (matching_noise, scale 1): noise sd {iso:.1f} nm per axis")
+    print(
+        f"noise shape (fit_noise_mixture, same variance): {mix[0]:.0%} of spots with {mix[1]:g}x the sd"
+        f" of the rest; quantile misfit {mix_err:.3f} vs {gauss_err:.3f} for plain Gaussian noise"
+    )
+    rng = np.random.default_rng(1)
+    obs = ~np.isnan(real.coords[..., 0])
+    models = {  # name: (noise-free traces in the real unit, per-axis sd, mixture)
+        "gauss": (sim * scale, sd, (0.0, 1.0)),
+        "mixture": (sim * scale, sd, mix),
+        "iso": (sim, np.full(3, iso), (0.0, 1.0)),
+    }
+    rows = {"real": real.coords}
+    for name, (clean, s, m) in models.items():
+        v = clean + noise(rng, clean.shape[:2], s, m)
+        v[~obs[rng.integers(0, len(obs), len(v))]] = np.nan
+        rows[f"sim {name}"] = v
+    ks = [k for k in SEPARATIONS if k < real.n_loci]
+    print("per-axis RMS displacement (nm) and mean 3D distance (nm) vs chain separation k:")
+    print("  k   " + "".join(f"{name:>30}" for name in rows))
+    curves = {name: [] for name in rows}
+    for k in ks:
+        cells = []
+        for name, c in rows.items():
+            rms, md = axis_rms(c, k), _mean_distance(c, k)
+            curves[name].append({"k": k, "rms_axes": rms.tolist(), "mean_distance": md})
+            cells.append(f"{'/'.join(f'{x:.0f}' for x in rms)} mean {md:.0f}".rjust(30))
+        print(f"  {k:<4}" + "".join(cells))
+    print("neighbour (k = 1) 3D distance quantiles " + "/".join(f"{q:g}" for q in QUANTILES) + " (nm):")
+    quants = {}
+    for name, c in rows.items():
+        quants[name] = _neighbour_quantiles(c)
+        print(f"  {name:<12}" + " ".join(f"{q:7.0f}" for q in quants[name]))
+    out["curves"], out["neighbour_quantiles"] = curves, quants
+    runs = [
+        (f"{m} x{f:g}", *models[m][:1], models[m][1] * f, models[m][2])
+        for m in ("gauss", "mixture")
+        for f in args.noise_factors
+    ]
+    runs.append(("iso x1", *models["iso"]))
+    print(f"protocol: hide 10% of observed loci ({args.seeds} seeds), real detection gaps; ratio to linear:")
+    print(f"  {'noise':<12} {'sd (nm)':<12} {'linear MAE':>10} {'oracle_point':>24} {'oracle_map':>24}")
+    out["oracle"] = {}
+    for name, clean, s, m in runs:
+        r = oracle_experiment(clean, s, m, masks=obs, seeds=args.seeds)
+        r["sd_nm"], r["mixture"] = np.asarray(s).tolist(), m
+        out["oracle"][name] = r
+        cells = []
+        for k in ("oracle_point", "oracle_map"):
+            lo = min(a for a, _ in r[k]["ratio_ci"])
+            hi = max(b for _, b in r[k]["ratio_ci"])
+            cells.append(f"{r[k]['ratio']:.3f} [{lo:.3f}, {hi:.3f}]".rjust(24))
+        sds = "/".join(f"{x:.0f}" for x in s)
+        print(f"  {name:<12} {sds:<12} {r['linear']['mae']:>10.1f} " + " ".join(cells))
+    out["n_traces"] = out["oracle"][runs[0][0]]["n_traces"]
+    print("mixture shape sensitivity (fitted sd, 1 seed): p rho misfit linear-MAE oracle_point oracle_map")
+    out["mixture_grid"] = []
+    for p in (0.2, 0.3, 0.4):
+        for rho in (4.0, 5.0, 6.0):
+            err = fit_noise_mixture(sim * scale, real.coords, sd, ps=(p,), rhos=(rho,))[1]
+            r = oracle_experiment(sim * scale, sd, (p, rho), masks=obs, seeds=1, n_draws=201)
+            row = [p, rho, err, r["linear"]["mae"], r["oracle_point"]["ratio"], r["oracle_map"]["ratio"]]
+            out["mixture_grid"].append(row)
+            print("  {:.1f} {:g} {:.3f} {:.1f} {:.3f} {:.3f}".format(*row))
+    if args.model_on_sim:
+        print(f"imputer {args.model_on_sim} (trained on real traces) on the simulated traces (1 seed):")
+        model = load_imputer(None if args.model_on_sim == "default" else args.model_on_sim)
+        out["model_on_sim"] = {}
+        for name in ("gauss", "mixture"):
+            t = sim_traces._replace(coords=rows[f"sim {name}"].astype(np.float32))
+            res = evaluate_imputation(t, model=model, runs=1, n_boot=100, place_baselines=False)
+            m = {k: {"mae": v["mae"], "ratio": v["ratio"]} for k, v in res["mean"].items()}
+            out["model_on_sim"][name] = m
+            print(f"  sim {name:<8} " + "  ".join(f"{k} {v['ratio']:.3f}" for k, v in m.items()))
+    out["seconds"] = time.time() - t0
+    print(f"{out['seconds']:.0f} s, load average {os.getloadavg()}")
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(DATA))
@@ -59,17 +202,41 @@ def main(argv=None) -> dict:
     ap.add_argument("--seeds", type=int, default=3, help="hiding seeds of the protocol")
     ap.add_argument("--refine-steps", type=int, default=10)
     ap.add_argument("--finetune", action="store_true")
+    ap.add_argument(
+        "--noise",
+        choices=("iso", "mixture"),
+        default="iso",
+        help="training noise: isotropic Gaussian (matching_noise) or per-axis scale + mixture (oracle fit)",
+    )
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--runs-dir", default="runs/bench_impute_sim")
     ap.add_argument("--json", default=None)
     ap.add_argument("--reuse", action="store_true", help="keep an existing sim_only run in --runs-dir")
+    ap.add_argument("--oracle", action="store_true", help="oracle study instead of training (see above)")
+    ap.add_argument("--noise-factors", type=float, nargs="+", default=[0.5, 1.0, 1.5])
+    ap.add_argument(
+        "--model-on-sim",
+        default=None,
+        help="with --oracle: also score this imputer ('default' = shipped) on the simulated traces",
+    )
     args = ap.parse_args(argv)
     runs = Path(args.runs_dir)
     real = read_traces(args.data)
+    if args.oracle:
+        torch.set_num_threads(1)
+        out = oracle(args, real)
+        if args.json:
+            _write_json(Path(args.json), out)
+        return out
     t0 = time.time()
     print(f"load average {os.getloadavg()}")
-    sim, sigma = simulated_training_traces(real, n=args.n, seed=0, preset=args.preset)
-    print(f"simulated {args.n} traces x {real.n_loci} loci, localisation noise {sigma:.1f} nm per axis")
+    if args.noise == "mixture":
+        sim, _, fit = matched_traces(real, n=args.n, seed=0, preset=args.preset)
+        sigma = {k: np.asarray(v).tolist() for k, v in fit.items()}
+        print(f"simulated {args.n} traces x {real.n_loci} loci, real gaps, scale + mixture noise {sigma}")
+    else:
+        sim, sigma = simulated_training_traces(real, n=args.n, seed=0, preset=args.preset)
+        print(f"simulated {args.n} traces x {real.n_loci} loci, localisation noise {sigma:.1f} nm per axis")
     mc = ImputerConfig(refine_steps=args.refine_steps)
     if not (args.reuse and (runs / "sim_only" / "model.safetensors").exists()):
         train_imputer(
@@ -81,6 +248,16 @@ def main(argv=None) -> dict:
     out["sim_only"] = _summary(res)
     n_ev = out["n_eval_sim_only"] = res["runs"][0]["_info"]["n_traces"]
     _print(f"trained on simulation only, all {n_ev} eligible real traces", out["sim_only"])
+    if args.noise == "mixture":  # the same model on fresh simulated traces, next to the oracles
+        test, clean, _ = matched_traces(real, n=600, seed=1, preset=args.preset, fit=fit)
+        res = evaluate_imputation(test, model=runs / "sim_only", **ev)
+        out["sim_only_on_sim"] = _summary(res)
+        _print("the same model on 600 fresh simulated traces (seed 1)", out["sim_only_on_sim"])
+        orc = oracle_experiment(
+            clean, fit["sd"], fit["mixture"], masks=~np.isnan(real.coords[..., 0]), seeds=args.seeds
+        )
+        out["oracle_on_sim"] = {k: orc[k]["ratio"] for k in ("oracle_point", "oracle_map")}
+        print(f"  oracles on the same clean traces: {out['oracle_on_sim']}")
     if args.finetune:
         for name, init in (("finetuned", runs / "sim_only"), ("scratch", None)):
             run = runs / name
@@ -100,7 +277,7 @@ def main(argv=None) -> dict:
     out["minutes"] = (time.time() - t0) / 60
     print(f"{out['minutes']:.1f} min, load average {os.getloadavg()}")
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1, default=float))
+        _write_json(Path(args.json), out)
     return out
 
 
