@@ -25,7 +25,9 @@ The keys of ``metrics.json`` are documented in :data:`METRIC_KEYS` (and copied i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -188,8 +190,6 @@ def _param_count(model) -> int | None:
 
 def _split(run_dir: Path, traces) -> dict[str, np.ndarray]:
     """Positions in ``traces`` of the run's train/val/test trace ids (``split.json``)."""
-    import json
-
     p = Path(run_dir) / "split.json"
     if not p.is_file():
         raise PointaeError(f"{p}: no such file (is {run_dir} a finished pointae run?)")
@@ -206,8 +206,6 @@ def _split(run_dir: Path, traces) -> dict[str, np.ndarray]:
 
 
 def _run_training_info(run_dir: Path) -> dict:
-    import json
-
     p = Path(run_dir) / "metrics.json"
     try:
         return dict(json.loads(p.read_text()).get("training", {}))
@@ -215,22 +213,39 @@ def _run_training_info(run_dir: Path) -> dict:
         return {}
 
 
-def _check_reused_loss(run_dir: Path, cfg) -> None:
-    """Refuse to reuse a run trained with another loss than the comparison asks for (a changed
-    default, e.g. the demo's autoencoders moving to ``log_mse``, must not mix silently)."""
+#: settings a reused run must share with the comparison: everything that defines the model and the
+#: task (latent size, decoder, loss, corruption...) and the split; training-budget keys may differ
+_REUSE_KEYS = {"model": None, "task": None, "data": ("val_fraction", "test_fraction", "split_seed")}
+
+
+def _check_reused_config(run_dir: Path, cfg) -> None:
+    """Refuse to reuse a run whose model, task or split settings differ from the comparison's.
+
+    A changed default (e.g. the demo's autoencoders moving to ``log_mse``) or another
+    ``latent_dim`` must not mix silently with freshly trained runs. Keys the saved config lacks
+    (runs from older versions) count as the defaults of that version's dataclass fields.
+    """
     import yaml
 
     p = Path(run_dir) / "config.yaml"
     if not p.is_file():
         return
-    saved = (yaml.safe_load(p.read_text()) or {}).get("task") or {}
-    for key, default in (("loss", "mse"), ("log_eps", 0.1)):
-        old, new = saved.get(key, default), getattr(cfg.task, key)
-        if old != new:
-            raise PointaeError(
-                f"{run_dir} was trained with task.{key}={old}, this comparison asks for {new}: "
-                "delete that run directory (it is retrained) or use another --runs folder"
-            )
+    try:
+        saved_all = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise PointaeError(f"{p}: not a readable run config ({exc.__class__.__name__})") from None
+    for section, keys in _REUSE_KEYS.items():
+        ours = dataclasses.asdict(getattr(cfg, section))
+        defaults = dataclasses.asdict(type(getattr(cfg, section))())
+        saved = saved_all.get(section) or {}
+        for key in keys or ours:
+            old = json.loads(json.dumps(saved.get(key, defaults[key]), default=str))
+            new = json.loads(json.dumps(ours[key], default=str))
+            if old != new:
+                raise PointaeError(
+                    f"{run_dir} was trained with {section}.{key}={old}, this comparison asks for {new}: "
+                    "delete that run directory (it is retrained) or use another --runs folder"
+                )
 
 
 def _reconstruct(model, traces, batch_size: int) -> np.ndarray:
@@ -388,7 +403,7 @@ def compare(
             reused = (run_dir / "model.safetensors").is_file()
             t0 = time.perf_counter()
             if reused:
-                _check_reused_loss(run_dir, cfg)
+                _check_reused_config(run_dir, cfg)
                 say(f"reusing {run_dir}")
             else:
                 say(f"training {r} x {t} -> {run_dir}")

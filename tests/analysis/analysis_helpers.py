@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pointae.analysis.cluster import DistancePCA
+from pointae.config import save_config
 from pointae.data.traces import Traces
 
 
@@ -84,6 +85,7 @@ def standin_trainer(cfg, traces: Traces) -> Path:
         }
     ).to_csv(run / "history.csv", index=False)
     (run / "model.json").write_text(json.dumps({"repr": cfg.model.repr, "task": cfg.task.name}))
+    save_config(cfg, run / "config.yaml")
     return run
 
 

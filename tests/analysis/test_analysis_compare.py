@@ -182,14 +182,18 @@ def test_verdict_compares_the_best_latent_with_log_distance_pca():
     assert "no representation is above it on kNN accuracy (best map 0.300)" in text(0.30, 0.36)
 
 
-def test_reused_run_with_another_loss_is_refused(tmp_path, traces):
-    kw = dict(layout="pca", sweeps=False, latent_dim=3, trainer=standin_trainer, runs=tmp_path / "runs")
+def test_reused_run_with_other_model_task_or_split_settings_is_refused(tmp_path, traces):
+    kw = dict(layout="pca", sweeps=False, trainer=standin_trainer, runs=tmp_path / "runs")
     kw["loader"] = standin_loader_for(traces, d=3)
-    compare(traces, ["map"], ["autoencode"], tmp_path / "a", **kw)
+    compare(traces, ["map"], ["autoencode"], tmp_path / "a", latent_dim=3, **kw)
     run = tmp_path / "runs" / "map-autoencode"
     (run / "model.safetensors").write_bytes(b"")  # a finished run: reused from now on
-    (run / "config.yaml").write_text("task:\n  loss: mse\n  log_eps: 0.1\n")
-    compare(traces, ["map"], ["autoencode"], tmp_path / "b", **kw)  # same loss: reused
+    compare(traces, ["map"], ["autoencode"], tmp_path / "b", latent_dim=3, **kw)  # same settings: reused
     ov = {"autoencode": ["task.loss=log_mse"]}
     with pytest.raises(PointaeError, match="trained with task.loss=mse, this comparison asks for log_mse"):
-        compare(traces, ["map"], ["autoencode"], tmp_path / "c", task_overrides=ov, **kw)
+        compare(traces, ["map"], ["autoencode"], tmp_path / "c", latent_dim=3, task_overrides=ov, **kw)
+    with pytest.raises(PointaeError, match="trained with model.latent_dim=3, this comparison asks for 5"):
+        compare(traces, ["map"], ["autoencode"], tmp_path / "d", latent_dim=5, **kw)
+    # a run saved by an older version without the newer keys counts as their defaults
+    (run / "config.yaml").write_text("model:\n  latent_dim: 3\ntask:\n  name: autoencode\n")
+    compare(traces, ["map"], ["autoencode"], tmp_path / "e", latent_dim=3, **kw)
