@@ -140,7 +140,15 @@ def evaluate_imputation_cmd(
     console.print(
         f"{'method':<18}{'MAE':>9}{'95% CI':>20}{'rel':>7}{'r':>7}{'pos':>9}{'vs linear':>22}", soft_wrap=True
     )
-    for name in ("pointae", "pointae_direct", "pointae_map", "linear", "knn", "population_median"):
+    for name in (
+        "pointae",
+        "pointae_direct",
+        "pointae_map",
+        "linear",
+        "local_fit",
+        "knn",
+        "population_median",
+    ):
         for run in res["runs"]:
             s = run[name]
             ci = f"[{s['mae_lo']:.1f}, {s['mae_hi']:.1f}]"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pointae.baselines import interpolate_missing
+from pointae.baselines import interpolate_missing, smooth_missing
 from pointae.impute.baselines import fill_maps, knn_maps, population_median_map
 from pointae.impute.place import place_loci
 from pointae.impute.protocol import bootstrap, eligible, kabsch, make_held_out, score
@@ -71,6 +71,38 @@ def test_linear_interpolation_exact_on_straight_chains():
     held.hidden[:, [0, -1]] = False
     s = score(held, interpolate_missing(held.coords)).summary()
     assert s["mae"] < 1e-2 and s["pos_err"] < 1e-2
+
+
+def test_local_fit_is_exact_on_lines_keeps_observed_and_resists_a_scattered_neighbour():
+    x = np.arange(20, dtype=np.float64)
+    line = np.stack([3 * x + 1, -2 * x, 0.5 * x], 1).astype(np.float32)
+    c = np.stack([line, line])
+    c[:, [4, 5, 12]] = np.nan
+    c[1, :] = np.nan  # no observed locus: stays NaN
+    c[1, 7] = line[7]  # ... except one: constant fill
+    out = smooth_missing(c)
+    np.testing.assert_allclose(out[0], line, atol=1e-3)  # a line is reproduced, gaps included
+    obs = ~np.isnan(c[..., 0])
+    np.testing.assert_array_equal(out[obs], c[obs])  # observed loci bit for bit
+    np.testing.assert_allclose(out[1], np.broadcast_to(line[7], line.shape))
+    assert smooth_missing(c[0]).shape == (20, 3)
+    # a mislocalised neighbour drags linear interpolation, much less the robust local fit
+    d = line.copy()
+    d[12] = np.nan
+    d[11] += np.array([400.0, -300.0, 200.0], np.float32)
+    lin_err = np.linalg.norm(interpolate_missing(d)[12] - line[12])
+    fit_err = np.linalg.norm(smooth_missing(d)[12] - line[12])
+    assert fit_err < 0.6 * lin_err
+
+
+def test_local_fit_beats_linear_on_noisy_walks():
+    rng = np.random.default_rng(3)
+    clean = np.cumsum(rng.normal(0, 100.0, (200, 40, 3)), axis=1)
+    noisy = (clean + rng.normal(0, 120.0, clean.shape)).astype(np.float32)
+    held = make_held_out(noisy, 0.1, seed=0)
+    lin = score(held, interpolate_missing(held.coords)).summary()["mae"]
+    fit = score(held, smooth_missing(held.coords)).summary()["mae"]
+    assert fit < 0.99 * lin
 
 
 def test_score_rejects_undefined_predictions():
