@@ -27,17 +27,32 @@ def interpolate_missing(coords: np.ndarray) -> np.ndarray:
     numpy.ndarray
         Same shape, float32; observed loci unchanged. A trace with no observed locus stays NaN.
     """
+
+    def fill(trace: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        idx = np.arange(trace.shape[0])
+        out = trace.copy()
+        for a in range(3):
+            out[~obs, a] = np.interp(idx[~obs], idx[obs], trace[obs, a])
+        return out
+
+    return _fill_each_trace(coords, fill)
+
+
+def _fill_each_trace(coords: np.ndarray, fill) -> np.ndarray:
+    """Apply ``fill(trace (L, 3), observed (L,) bool) -> (L, 3)`` to every trace with a gap.
+
+    ``coords`` is ``(N, L, 3)`` or ``(L, 3)`` with NaN where missing; traces with no missing or no
+    observed locus are left as they are. Returns float32 of the same shape.
+    """
     coords = np.asarray(coords, dtype=np.float32)
     single = coords.ndim == 2
     c = coords[None] if single else coords
     out = c.copy()
-    idx = np.arange(c.shape[1])
-    for i in range(c.shape[0]):
-        obs = ~np.isnan(c[i, :, 0])
+    for s in range(c.shape[0]):
+        obs = ~np.isnan(c[s, :, 0])
         if obs.all() or not obs.any():
             continue
-        for a in range(3):
-            out[i, ~obs, a] = np.interp(idx[~obs], idx[obs], c[i, obs, a])
+        out[s] = fill(c[s], obs)
     return out[0] if single else out
 
 
@@ -67,14 +82,10 @@ def smooth_missing(
     numpy.ndarray
         Same shape, float32; observed loci unchanged. A trace with no observed locus stays NaN.
     """
-    coords = np.asarray(coords, dtype=np.float32)
-    single = coords.ndim == 2
-    c = (coords[None] if single else coords).astype(np.float64)
-    out = c.copy()
-    for s in range(c.shape[0]):
-        obs = ~np.isnan(c[s, :, 0])
-        if obs.all() or not obs.any():
-            continue
+
+    def fill(trace: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        c = trace.astype(np.float64)
+        out = c.copy()
         observed = np.flatnonzero(obs)
         for i in np.flatnonzero(~obs):
             j = observed[np.abs(observed - i) <= half_window]
@@ -84,7 +95,7 @@ def smooth_missing(
             w0 = np.exp(-0.5 * (x / bandwidth) ** 2)
             both_sides = x.min() < 0 < x.max()
             design = np.stack([np.ones_like(x), x], 1) if both_sides and j.size > 2 else np.ones((j.size, 1))
-            y = c[s, j]
+            y = c[j]
             w = w0
             for _ in range(max(1, iters)):
                 sw = np.sqrt(w)[:, None]
@@ -92,9 +103,10 @@ def smooth_missing(
                 r = np.linalg.norm(y - design @ beta, axis=1)
                 u = r / (huber * (np.median(r) + 1e-9))
                 w = w0 * np.where(u <= 1.0, 1.0, 1.0 / np.maximum(u, 1e-12))
-            out[s, i] = beta[0]
-    out = out.astype(np.float32)
-    return out[0] if single else out
+            out[i] = beta[0]
+        return out
+
+    return _fill_each_trace(coords, fill)
 
 
 def _neighbour_gaps(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
