@@ -663,12 +663,16 @@ class ChainBatch:
         """Fraction of accepted Metropolis proposals so far (1.0 without Metropolis)."""
         return self.n_accepted / self.n_proposed if self.n_proposed else 1.0
 
-    def observables(self, lo: int = 0, hi: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """End-to-end vector ``(C, 3)`` and squared radius of gyration ``(C,)`` of monomers ``lo:hi``."""
+    def observables(
+        self, lo: int = 0, hi: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Of monomers ``lo:hi``: end-to-end vector ``(C, 3)``, squared radius of gyration ``(C,)``
+        and squared distance of their centre from the origin (the confining sphere's centre) ``(C,)``."""
         x = self.positions()[:, :, lo:hi]
+        centre = x.mean(-1, keepdim=True)
         ree = x[:, :, -1] - x[:, :, 0]
-        rg2 = ((x - x.mean(-1, keepdim=True)) ** 2).sum(1).mean(-1)
-        return ree, rg2
+        rg2 = ((x - centre) ** 2).sum(1).mean(-1)
+        return ree, rg2, (centre**2).sum((1, 2))
 
 
 def pair_force_flops(m: int, ev: bool = True, attract: bool = False) -> float:

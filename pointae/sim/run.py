@@ -353,12 +353,8 @@ def simulate(
                 lef.step()
                 batch.update_lef_operator()
             if record is not None:
-                x = batch.positions()[:, :, lo:hi]
-                centre = x.mean(-1, keepdim=True)
-                ree = x[:, :, -1] - x[:, :, 0]
-                rg2 = ((x - centre) ** 2).sum(1).mean(-1)
+                ree, rg2, com2 = batch.observables(lo, hi)
                 cov = lef.loop_sizes().sum(1).float() if lef is not None else rg2 * 0
-                com2 = (centre**2).sum((1, 2))  # region centre to the origin (the sphere's centre)
                 record.append(tuple(v.cpu().numpy() for v in (ree, rg2, cov, com2)))
 
     # ---- decorrelation time from a pilot window (the start of the run itself)
