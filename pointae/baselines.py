@@ -5,6 +5,9 @@
 - :func:`smooth_missing`: a robust local-linear fit along the chain over a few observed neighbours
   on each side (Huber-reweighted), a stronger chain-only baseline when spots carry localisation
   noise: it averages over more than the two adjacent loci and down-weights a scattered neighbour.
+- :func:`krige_missing`: ordinary kriging along the chain (the best *linear* chain-only predictor)
+  with a power-law variogram plus nugget (localisation noise) fitted to the data themselves by
+  :func:`fit_chain_variogram`.
 - :func:`detect_outliers_neighbour`: the neighbour rule (a locus far from both chain neighbours is
   a mislocalised spot); :func:`clean_neighbour_rule` removes such loci and interpolates them.
 """
@@ -104,6 +107,112 @@ def smooth_missing(
                 u = r / (huber * (np.median(r) + 1e-9))
                 w = w0 * np.where(u <= 1.0, 1.0, 1.0 / np.maximum(u, 1e-12))
             out[i] = beta[0]
+        return out
+
+    return _fill_each_trace(coords, fill)
+
+
+def fit_chain_variogram(coords: np.ndarray, max_sep: int = 16, n_alpha: int = 190) -> np.ndarray:
+    """Per-axis semivariogram along the chain, ``gamma(k) = nugget + a k**alpha``, fitted to the data.
+
+    The empirical semivariance ``gamma(k) = E[(x_{i+k} - x_i)^2] / 2`` is taken per axis over all
+    observed pairs ``k = 1 .. max_sep`` loci apart; ``nugget >= 0`` (the variance of independent
+    per-spot localisation noise), ``a > 0`` and ``0 < alpha < 2`` (a valid variogram: fractional
+    Brownian motion plus white noise) are fitted by least squares (``alpha`` on a grid, the two
+    linear coefficients by non-negative least squares).
+
+    Parameters
+    ----------
+    coords
+        ``(N, L, 3)`` (or ``(L, 3)``), NaN where missing.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(3, 3)``: one row ``(nugget, a, alpha)`` per axis, in squared data units.
+    """
+    from scipy.optimize import nnls
+
+    c = np.asarray(coords, np.float64)
+    c = c[None] if c.ndim == 2 else c
+    ks = np.arange(1, min(max_sep, c.shape[1] - 1) + 1)
+    if ks.size < 3:
+        raise ValueError(f"fit_chain_variogram needs traces of at least 4 loci, got {c.shape[1]}")
+    gam = np.full((ks.size, 3), np.nan)
+    for n, k in enumerate(ks):
+        d = c[:, k:] - c[:, :-k]
+        ok = np.isfinite(d).all(-1)
+        if ok.any():
+            gam[n] = (d[ok] ** 2).mean(0) / 2
+    keep = np.isfinite(gam[:, 0])
+    if keep.sum() < 3:
+        raise ValueError("fit_chain_variogram: fewer than 3 chain separations have an observed pair")
+    ks, gam = ks[keep].astype(np.float64), gam[keep]
+    out = np.zeros((3, 3))
+    for ax in range(3):
+        best = (np.inf, None)
+        for alpha in np.linspace(0.01, 1.99, n_alpha):
+            design = np.stack([np.ones_like(ks), ks**alpha], 1)
+            coef, res = nnls(design, gam[:, ax])
+            if coef[1] > 0 and res < best[0]:
+                best = (res, (coef[0], coef[1], alpha))
+        if best[1] is None:  # no spread with separation on this axis: pure nugget
+            best = (0.0, (float(gam[:, ax].mean()), 1e-12, 1.0))
+        out[ax] = best[1]
+    return out
+
+
+def krige_missing(
+    coords: np.ndarray, variogram: np.ndarray | None = None, half_window: int = 8
+) -> np.ndarray:
+    """Fill missing loci by ordinary kriging along the chain index, per axis.
+
+    Each missing locus ``i`` is predicted as ``sum_j w_j x_j`` over the observed loci within
+    ``half_window`` positions (at least the two nearest), with weights summing to one that
+    minimise the prediction variance under the variogram (the best linear unbiased predictor of
+    the *observed* spot at ``i``, noise included). With ``alpha = 1`` and no nugget (a Brownian
+    chain observed exactly) this is linear interpolation between the two flanking observed loci;
+    a nugget spreads the weights over more neighbours. Linear, so not robust to a mislocalised
+    neighbour (compare :func:`smooth_missing`).
+
+    Parameters
+    ----------
+    coords
+        ``(N, L, 3)`` or ``(L, 3)``, NaN where missing.
+    variogram
+        ``(3, 3)`` rows ``(nugget, a, alpha)`` per axis (or ``(3,)`` for all axes); default:
+        :func:`fit_chain_variogram` on ``coords`` itself.
+    half_window
+        Observed neighbours used on each side (loci).
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape, float32; observed loci unchanged. A trace with no observed locus stays NaN.
+    """
+    vg = fit_chain_variogram(coords) if variogram is None else np.asarray(variogram, np.float64)
+    vg = np.broadcast_to(vg, (3, 3))
+
+    def gamma(k: np.ndarray) -> np.ndarray:  # (3, ...) per axis; 0 at k = 0 (same spot)
+        k = np.abs(k).astype(np.float64)
+        g = vg[:, 0, None, None] + vg[:, 1, None, None] * k[None] ** vg[:, 2, None, None]
+        return np.where(k[None] == 0, 0.0, g)
+
+    def fill(trace: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        out = trace.copy()
+        observed = np.flatnonzero(obs)
+        for i in np.flatnonzero(~obs):
+            j = observed[np.abs(observed - i) <= half_window]
+            if j.size < 2:
+                j = observed[np.argsort(np.abs(observed - i), kind="stable")[:2]]
+            n = j.size
+            a = np.ones((3, n + 1, n + 1))
+            a[:, n, n] = 0.0
+            a[:, :n, :n] = gamma(j[:, None] - j[None, :])
+            b = np.ones((3, n + 1))
+            b[:, :n] = gamma((j - i)[None, :])[:, 0]
+            w = np.linalg.solve(a, b[..., None])[:, :n, 0]  # (3, n)
+            out[i] = (w * trace[j].astype(np.float64).T).sum(1)
         return out
 
     return _fill_each_trace(coords, fill)

@@ -146,6 +146,7 @@ def evaluate_imputation_cmd(
         "pointae_map",
         "linear",
         "local_fit",
+        "kriging",
         "knn",
         "population_median",
     ):

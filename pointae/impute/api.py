@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from pointae._version import __version__
-from pointae.baselines import clean_neighbour_rule, interpolate_missing, smooth_missing
+from pointae.baselines import clean_neighbour_rule, interpolate_missing, krige_missing, smooth_missing
 from pointae.data.corrupt import add_outliers
 from pointae.data.traces import Traces
 from pointae.data.transforms import MapScaler
@@ -447,7 +447,9 @@ def score_methods(
     :func:`impute_traces` writes them), ``pointae_direct`` (the network placement before the
     refinement), ``pointae_map`` (the network's raw predicted distances: not a 3D structure,
     reported for reference), ``linear``, ``local_fit`` (robust local-linear fit along the chain,
-    :func:`pointae.baselines.smooth_missing`), ``population_median`` and ``knn`` (their raw
+    :func:`pointae.baselines.smooth_missing`), ``kriging`` (ordinary kriging along the chain with the
+    variogram fitted to ``held``'s visible spots, :func:`pointae.baselines.krige_missing`: the best
+    linear chain-only predictor), ``population_median`` and ``knn`` (their raw
     predicted distances; 3D positions by stress placement when ``place_baselines``).
     """
     loaded = load_imputer(model)
@@ -465,6 +467,7 @@ def score_methods(
         "pointae_map": score(held, pred_maps=out["map"]),
         "linear": score(held, interpolate_missing(held.coords)),
         "local_fit": score(held, smooth_missing(held.coords)),
+        "kriging": score(held, krige_missing(held.coords)),
         "population_median": score(held, med_xyz, pred_maps=med),
         "knn": score(held, knn_xyz, pred_maps=knn),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pointae.baselines import interpolate_missing, smooth_missing
+from pointae.baselines import fit_chain_variogram, interpolate_missing, krige_missing, smooth_missing
 from pointae.impute.baselines import fill_maps, knn_maps, population_median_map
 from pointae.impute.place import place_loci
 from pointae.impute.protocol import bootstrap, eligible, kabsch, make_held_out, score
@@ -103,6 +103,46 @@ def test_local_fit_beats_linear_on_noisy_walks():
     lin = score(held, interpolate_missing(held.coords)).summary()["mae"]
     fit = score(held, smooth_missing(held.coords)).summary()["mae"]
     assert fit < 0.99 * lin
+
+
+def test_chain_variogram_recovers_walk_step_and_noise():
+    rng = np.random.default_rng(5)
+    step, sd = 100.0, 80.0
+    clean = np.cumsum(rng.normal(0, step, (400, 40, 3)), axis=1)
+    noisy = (clean + rng.normal(0, sd, clean.shape)).astype(np.float32)
+    noisy[rng.random(noisy.shape[:2]) < 0.08] = np.nan
+    vg = fit_chain_variogram(noisy)
+    # Brownian walk + white noise: gamma(k) = sd^2 + (step^2 / 2) k
+    np.testing.assert_allclose(np.sqrt(vg[:, 0]), sd, rtol=0.15)
+    np.testing.assert_allclose(vg[:, 1], step**2 / 2, rtol=0.15)
+    np.testing.assert_allclose(vg[:, 2], 1.0, atol=0.1)
+
+
+def test_kriging_is_linear_interpolation_for_an_exact_brownian_chain_and_keeps_observed():
+    rng = np.random.default_rng(2)
+    c = np.cumsum(rng.normal(0, 50.0, (6, 30, 3)), axis=1).astype(np.float32)
+    c[:, [3, 4, 10, 17, 18, 19]] = np.nan
+    brownian = np.array([0.0, 1250.0, 1.0])  # no nugget, alpha = 1: a Markov chain
+    out = krige_missing(c, brownian)
+    np.testing.assert_allclose(out, interpolate_missing(c), atol=1e-3)
+    obs = ~np.isnan(c[..., 0])
+    np.testing.assert_array_equal(out[obs], c[obs])
+    assert krige_missing(c[0], brownian).shape == (30, 3)
+
+
+def test_kriging_with_the_fitted_nugget_beats_linear_on_noisy_walks():
+    rng = np.random.default_rng(3)
+    clean = np.cumsum(rng.normal(0, 100.0, (200, 40, 3)), axis=1)
+    noisy = (clean + rng.normal(0, 120.0, clean.shape)).astype(np.float32)
+    held = make_held_out(noisy, 0.1, seed=0)
+    lin = score(held, interpolate_missing(held.coords)).summary()
+    krig = score(held, krige_missing(held.coords)).summary()
+    true_vg = np.array([120.0**2, 100.0**2 / 2, 1.0])  # the walk's exact variogram
+    best = score(held, krige_missing(held.coords, true_vg)).summary()
+    # the best linear predictor: position error well below linear interpolation's, distances too
+    assert krig["pos_err"] < 0.95 * lin["pos_err"] and krig["mae"] < 0.99 * lin["mae"]
+    # ... and the variogram fitted to the held-out traces does as well as the true one
+    assert krig["pos_err"] < 1.005 * best["pos_err"]
 
 
 def test_score_rejects_undefined_predictions():
