@@ -10,6 +10,17 @@
 3. With ``--finetune``: fine-tune that model on the real training split (``--split-seed``) and score
    it on the held-out traces next to a model trained from scratch with the same settings.
 
+With ``--gaussian-twin`` (no training; ~40 s per noise factor and seed on one thread): the same
+question without the simulator. Fits the real spots' chain variogram (``fit_chain_variogram``:
+nugget = per-spot scatter, ``a k**alpha`` = the chain), draws ``--n`` *Gaussian* traces with exactly
+that variogram and the real detection gaps (``gaussian_twin``), and scores linear interpolation,
+kriging, the exact posterior mean (``bayes_point``) and the exact Bayes-optimal distance predictor
+(``bayes_map``: conditional medians under the exact Gaussian posterior of the hidden spot given
+every visible one; no predictor can beat it on such traces), plus that map placed in 3D and, with
+``--points``, the best single 3D point per hidden locus found for the exact posterior; nugget x
+``--noise-factors`` with ``gamma(1)`` held at the data's. ``--model-on-sim`` also scores an
+imputer on the twin.
+
 With ``--oracle`` (no training; < 2 min on one thread): "how low can the ratio go?". Simulates
 ``--n`` noise-free traces, fits a per-axis scale and localisation noise to the real file
 (:func:`pointae.impute.oracle.fit_axis_noise`), prints simulated vs real neighbour-distance
@@ -23,6 +34,8 @@ Examples::
 
     python benchmarks/bench_impute_sim.py --n 1600 --epochs 24 --finetune --json sim.json
     python benchmarks/bench_impute_sim.py --oracle --n 1000 --json oracle.json
+    python benchmarks/bench_impute_sim.py --gaussian-twin --n 2000 --seeds 2 --model-on-sim default
+    python benchmarks/bench_impute_sim.py --gaussian-twin --points --n 1000 --seeds 2
 """
 
 from __future__ import annotations
@@ -43,6 +56,7 @@ from pointae.impute.oracle import (
     axis_rms,
     fit_axis_noise,
     fit_noise_mixture,
+    gaussian_twin_experiment,
     matched_traces,
     noise,
     oracle_experiment,
@@ -193,6 +207,60 @@ def oracle(args, real) -> dict:
     return out
 
 
+def _cell(row: dict, k: str) -> str:
+    lo, hi = row[k + "_ci"]
+    return f"{row[k]:.3f} [{lo:.3f}, {hi:.3f}]".rjust(24)
+
+
+def twin(args, real) -> dict:
+    """The Gaussian-twin study (``--gaussian-twin``): see the module docstring."""
+    from pointae.data.traces import Traces
+    from pointae.impute.oracle import gaussian_twin
+    from pointae.impute.protocol import eligible
+
+    t0 = time.time()
+    print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs, torch threads 1")
+    out = gaussian_twin_experiment(
+        real.coords, n=args.n, seeds=args.seeds, nugget_scales=args.noise_factors, points=args.points
+    )
+    vg = np.asarray(out["variogram"])
+    print(
+        "chain variogram of the real spots, gamma(k) = nugget + a k^alpha per axis: nugget sd "
+        + "/".join(f"{x:.0f}" for x in np.sqrt(vg[:, 0]))
+        + " nm, alpha "
+        + "/".join(f"{x:.2f}" for x in vg[:, 2])
+        + ", sqrt(gamma(1)) "
+        + "/".join(f"{x:.0f}" for x in np.sqrt(vg[:, 0] + vg[:, 1]))
+        + " nm"
+    )
+    print(f"{args.n} Gaussian twin traces, real detection gaps, {args.seeds} hiding seeds; ratio to linear:")
+    keys = ("kriging", "bayes_point", "bayes_map", "bayes_map_3d") + ("bayes_point_3d",) * args.points
+    print(f"  {'nugget x':<9}{'linear MAE':>11}" + "".join(f"{k:>24}" for k in keys))
+    for f, row in out["runs"].items():
+        cells = "".join(_cell(row, k) for k in keys)
+        print(f"  {f:<9g}{row['linear_mae']:>11.1f}{cells}")
+    if args.model_on_sim:
+        model = load_imputer(None if args.model_on_sim == "default" else args.model_on_sim)
+        vg1 = np.asarray(out["runs"][1.0]["variogram"]) if 1.0 in out["runs"] else vg
+        obs = ~np.isnan(real.coords[..., 0])
+        coords, _ = gaussian_twin(vg1, args.n, real.n_loci, masks=obs[eligible(obs)], seed=0)
+        res = evaluate_imputation(
+            Traces(coords, unit=real.unit),
+            model=model,
+            runs=args.seeds,
+            n_boot=100,
+            place_baselines=False,
+        )
+        out["model_on_twin"] = {k: {"mae": v["mae"], "ratio": v["ratio"]} for k, v in res["mean"].items()}
+        print(
+            f"imputer {args.model_on_sim} (trained on real traces) on the twin (nugget x1): "
+            + "  ".join(f"{k} {v['ratio']:.3f}" for k, v in out["model_on_twin"].items())
+        )
+    out["seconds"] = time.time() - t0
+    print(f"{out['seconds']:.0f} s, load average {os.getloadavg()}")
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(DATA))
@@ -213,6 +281,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", default=None)
     ap.add_argument("--reuse", action="store_true", help="keep an existing sim_only run in --runs-dir")
     ap.add_argument("--oracle", action="store_true", help="oracle study instead of training (see above)")
+    ap.add_argument(
+        "--gaussian-twin",
+        action="store_true",
+        help="Gaussian-twin study instead of training (nugget x --noise-factors; see above)",
+    )
+    ap.add_argument(
+        "--points",
+        action="store_true",
+        help="with --gaussian-twin: also the best single 3D point for the exact posterior (slow)",
+    )
     ap.add_argument("--noise-factors", type=float, nargs="+", default=[0.5, 1.0, 1.5])
     ap.add_argument(
         "--model-on-sim",
@@ -222,6 +300,12 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     runs = Path(args.runs_dir)
     real = read_traces(args.data)
+    if args.gaussian_twin:
+        torch.set_num_threads(1)
+        out = twin(args, real)
+        if args.json:
+            _write_json(Path(args.json), out)
+        return out
     if args.oracle:
         torch.set_num_threads(1)
         out = oracle(args, real)
