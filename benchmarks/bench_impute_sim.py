@@ -300,15 +300,10 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     runs = Path(args.runs_dir)
     real = read_traces(args.data)
-    if args.gaussian_twin:
+    study = twin if args.gaussian_twin else oracle if args.oracle else None
+    if study is not None:  # no training
         torch.set_num_threads(1)
-        out = twin(args, real)
-        if args.json:
-            _write_json(Path(args.json), out)
-        return out
-    if args.oracle:
-        torch.set_num_threads(1)
-        out = oracle(args, real)
+        out = study(args, real)
         if args.json:
             _write_json(Path(args.json), out)
         return out

@@ -59,6 +59,14 @@ def _fill_each_trace(coords: np.ndarray, fill) -> np.ndarray:
     return out[0] if single else out
 
 
+def _chain_window(observed: np.ndarray, i: int, half_window: int) -> np.ndarray:
+    """Observed loci within ``half_window`` positions of locus ``i`` (at least the two nearest)."""
+    j = observed[np.abs(observed - i) <= half_window]
+    if j.size < 2:
+        j = observed[np.argsort(np.abs(observed - i), kind="stable")[:2]]
+    return j
+
+
 def smooth_missing(
     coords: np.ndarray, half_window: int = 3, bandwidth: float = 1.5, huber: float = 1.345, iters: int = 3
 ) -> np.ndarray:
@@ -91,9 +99,7 @@ def smooth_missing(
         out = c.copy()
         observed = np.flatnonzero(obs)
         for i in np.flatnonzero(~obs):
-            j = observed[np.abs(observed - i) <= half_window]
-            if j.size < 2:
-                j = observed[np.argsort(np.abs(observed - i), kind="stable")[:2]]
+            j = _chain_window(observed, i, half_window)
             x = (j - i).astype(np.float64)
             w0 = np.exp(-0.5 * (x / bandwidth) ** 2)
             both_sides = x.min() < 0 < x.max()
@@ -202,9 +208,7 @@ def krige_missing(
         out = trace.copy()
         observed = np.flatnonzero(obs)
         for i in np.flatnonzero(~obs):
-            j = observed[np.abs(observed - i) <= half_window]
-            if j.size < 2:
-                j = observed[np.argsort(np.abs(observed - i), kind="stable")[:2]]
+            j = _chain_window(observed, i, half_window)
             n = j.size
             a = np.ones((3, n + 1, n + 1))
             a[:, n, n] = 0.0
