@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pointae.errors import PointaeError
+
 
 def interpolate_missing(coords: np.ndarray) -> np.ndarray:
     """Fill missing loci by linear interpolation along the chain index.
@@ -143,7 +145,7 @@ def fit_chain_variogram(coords: np.ndarray, max_sep: int = 16, n_alpha: int = 19
     c = c[None] if c.ndim == 2 else c
     ks = np.arange(1, min(max_sep, c.shape[1] - 1) + 1)
     if ks.size < 3:
-        raise ValueError(f"fit_chain_variogram needs traces of at least 4 loci, got {c.shape[1]}")
+        raise PointaeError(f"fitting a chain variogram needs traces of at least 4 loci, got {c.shape[1]}")
     gam = np.full((ks.size, 3), np.nan)
     for n, k in enumerate(ks):
         d = c[:, k:] - c[:, :-k]
@@ -152,7 +154,7 @@ def fit_chain_variogram(coords: np.ndarray, max_sep: int = 16, n_alpha: int = 19
             gam[n] = (d[ok] ** 2).mean(0) / 2
     keep = np.isfinite(gam[:, 0])
     if keep.sum() < 3:
-        raise ValueError("fit_chain_variogram: fewer than 3 chain separations have an observed pair")
+        raise PointaeError("fitting a chain variogram needs observed pairs at 3 or more chain separations")
     ks, gam = ks[keep].astype(np.float64), gam[keep]
     out = np.zeros((3, 3))
     for ax in range(3):

@@ -116,6 +116,10 @@ def test_chain_variogram_recovers_walk_step_and_noise():
     np.testing.assert_allclose(np.sqrt(vg[:, 0]), sd, rtol=0.15)
     np.testing.assert_allclose(vg[:, 1], step**2 / 2, rtol=0.15)
     np.testing.assert_allclose(vg[:, 2], 1.0, atol=0.1)
+    from pointae.errors import PointaeError
+
+    with pytest.raises(PointaeError, match="at least 4 loci"):
+        fit_chain_variogram(noisy[:, :3])
 
 
 def test_kriging_is_linear_interpolation_for_an_exact_brownian_chain_and_keeps_observed():
