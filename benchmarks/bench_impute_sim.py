@@ -295,7 +295,7 @@ def main(argv=None) -> dict:
     ap.add_argument(
         "--model-on-sim",
         default=None,
-        help="with --oracle: also score this imputer ('default' = shipped) on the simulated traces",
+        help="with --oracle or --gaussian-twin: also score this imputer ('default' = shipped) on them",
     )
     args = ap.parse_args(argv)
     runs = Path(args.runs_dir)
