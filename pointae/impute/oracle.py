@@ -204,27 +204,44 @@ def oracle_experiment(
             raise PointaeError("no eligible detection mask")
         pick = rng.permutation(np.resize(np.arange(masks.shape[0]), clean.shape[0]))
         noisy[~masks[pick]] = np.nan
-    out: dict = {
-        k: {"mae": [], "ratio": [], "ratio_ci": []} for k in ("linear", "oracle_point", "oracle_map")
-    }
-    for s in range(seeds):
-        held = make_held_out(noisy, hide=hide, seed=s)
+
+    def methods(held, s):
         cl = clean[held.index]
         point = np.where(held.hidden[..., None], cl, held.coords)
-        scores = {
-            "linear": score(held, interpolate_missing(held.coords)),
+        return {
             "oracle_point": score(held, pred_coords=point),
             "oracle_map": score(held, pred_maps=oracle_maps(held, cl, sd, mix, n_draws=n_draws, seed=s)),
         }
+
+    return _protocol_vs_linear(noisy, methods, seeds=seeds, hide=hide, n_boot=n_boot)
+
+
+def _protocol_vs_linear(noisy: np.ndarray, methods, seeds: int, hide: float, n_boot: int) -> dict:
+    """Run the held-out protocol on ``noisy`` with hiding seeds ``0 .. seeds-1``, against linear.
+
+    ``methods(held, seed) -> {name: Scores}`` scores the methods on one masking; linear
+    interpolation is added as ``linear`` and is the reference of the bootstrap (per seed).
+
+    Returns
+    -------
+    dict
+        Per method ``{"mae", "ratio"}`` (means over seeds) and ``ratio_ci`` (one ``(lo, hi)`` per
+        seed); ``n_traces``.
+    """
+    out: dict = {}
+    for s in range(seeds):
+        held = make_held_out(noisy, hide=hide, seed=s)
+        scores = {"linear": score(held, interpolate_missing(held.coords)), **methods(held, s)}
         ci = bootstrap(scores, reference="linear", n_boot=n_boot, seed=s)
         for k, sc in scores.items():
-            out[k]["mae"].append(sc.summary()["mae"])
-            out[k]["ratio"].append(ci[k]["ratio"])
-            out[k]["ratio_ci"].append((ci[k]["ratio_lo"], ci[k]["ratio_hi"]))
+            row = out.setdefault(k, {"mae": [], "ratio": [], "ratio_ci": []})
+            row["mae"].append(sc.summary()["mae"])
+            row["ratio"].append(ci[k]["ratio"])
+            row["ratio_ci"].append((ci[k]["ratio_lo"], ci[k]["ratio_hi"]))
         out["n_traces"] = len(held)
-    for k in ("linear", "oracle_point", "oracle_map"):
-        out[k]["mae"] = float(np.mean(out[k]["mae"]))
-        out[k]["ratio"] = float(np.mean(out[k]["ratio"]))
+    for k, row in out.items():
+        if k != "n_traces":
+            row["mae"], row["ratio"] = float(np.mean(row["mae"])), float(np.mean(row["ratio"]))
     return out
 
 
@@ -494,16 +511,11 @@ def gaussian_twin_experiment(
         v[:, 1] = np.maximum(vg[:, 1] + (1.0 - f) * vg[:, 0], 1e-9)
         v[:, 0] = f * vg[:, 0]
         twin, _ = gaussian_twin(v, n, real.shape[1], masks=masks, seed=seed)
-        keys = ["linear_mae", "kriging", "bayes_point", "bayes_map", "bayes_map_3d"]
-        keys += ["bayes_point_3d"] * points
-        res: dict = {k: [] for k in keys}
-        cis: dict = {k: [] for k in res if k != "linear_mae"}
-        for s in range(seeds):
-            held = make_held_out(twin, hide=hide, seed=s)
+
+        def methods(held, s, v=v):
             mean, maps = bayes_maps(held, v, n_draws=n_draws, seed=s)
             placed = place_loci(held.coords, maps, init=mean.astype(np.float32), power=0.0)
             scores = {
-                "linear": score(held, interpolate_missing(held.coords)),
                 "kriging": score(held, krige_missing(held.coords, v)),
                 "bayes_point": score(held, mean.astype(np.float32)),
                 "bayes_map": score(held, pred_maps=maps),
@@ -511,13 +523,14 @@ def gaussian_twin_experiment(
             }
             if points:
                 scores["bayes_point_3d"] = score(held, bayes_points(held, v, init=placed, seed=s + 1))
-            ci = bootstrap(scores, reference="linear", n_boot=n_boot, seed=s)
-            res["linear_mae"].append(scores["linear"].summary()["mae"])
-            for k in cis:
-                res[k].append(ci[k]["ratio"])
-                cis[k].append((ci[k]["ratio_lo"], ci[k]["ratio_hi"]))
-        row = {k: float(np.mean(x)) for k, x in res.items()}
-        row.update({f"{k}_ci": [min(a for a, _ in x), max(b for _, b in x)] for k, x in cis.items()})
+            return scores
+
+        res = _protocol_vs_linear(twin, methods, seeds=seeds, hide=hide, n_boot=n_boot)
+        row = {"linear_mae": res["linear"]["mae"]}
+        for k, r in res.items():
+            if k not in ("linear", "n_traces"):
+                row[k] = r["ratio"]
+                row[f"{k}_ci"] = [min(a for a, _ in r["ratio_ci"]), max(b for _, b in r["ratio_ci"])]
         row["variogram"] = v.tolist()
         row["twin_variogram"] = fit_chain_variogram(twin).tolist()
         out["runs"][float(f)] = row
