@@ -120,6 +120,17 @@ def smooth_missing(
     return _fill_each_trace(coords, fill)
 
 
+def chain_msd(coords: np.ndarray, k: int) -> np.ndarray:
+    """Per-axis mean squared displacement ``(3,)`` between observed loci ``k`` apart along the chain.
+
+    ``coords`` is ``(N, L, 3)`` or ``(L, 3)`` with NaN where missing; NaN where no pair is observed.
+    """
+    c = np.asarray(coords, np.float64)
+    d = c[..., k:, :] - c[..., :-k, :]
+    d = d[np.isfinite(d).all(-1)]
+    return (d**2).mean(0) if len(d) else np.full(3, np.nan)
+
+
 def fit_chain_variogram(coords: np.ndarray, max_sep: int = 16, n_alpha: int = 190) -> np.ndarray:
     """Per-axis semivariogram along the chain, ``gamma(k) = nugget + a k**alpha``, fitted to the data.
 
@@ -146,12 +157,7 @@ def fit_chain_variogram(coords: np.ndarray, max_sep: int = 16, n_alpha: int = 19
     ks = np.arange(1, min(max_sep, c.shape[1] - 1) + 1)
     if ks.size < 3:
         raise PointaeError(f"fitting a chain variogram needs traces of at least 4 loci, got {c.shape[1]}")
-    gam = np.full((ks.size, 3), np.nan)
-    for n, k in enumerate(ks):
-        d = c[:, k:] - c[:, :-k]
-        ok = np.isfinite(d).all(-1)
-        if ok.any():
-            gam[n] = (d[ok] ** 2).mean(0) / 2
+    gam = np.stack([chain_msd(c, k) / 2 for k in ks])
     keep = np.isfinite(gam[:, 0])
     if keep.sum() < 3:
         raise PointaeError("fitting a chain variogram needs observed pairs at 3 or more chain separations")

@@ -24,19 +24,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from pointae.baselines import interpolate_missing
+from pointae.baselines import chain_msd, interpolate_missing
 from pointae.errors import PointaeError
 from pointae.impute.protocol import bootstrap, eligible, make_held_out, score
 
 
 def axis_rms(coords: np.ndarray, k: int) -> np.ndarray:
     """Per-axis RMS displacement ``(3,)`` between loci ``k`` apart along the chain (NaN skipped)."""
-    c = np.asarray(coords, np.float64)
-    d = c[:, k:] - c[:, :-k]
-    ok = np.isfinite(d).all(-1)
-    if not ok.any():
+    msd = chain_msd(coords, k)
+    if np.isnan(msd).any():
         raise PointaeError(f"no pair of observed loci {k} apart")
-    return np.sqrt((d[ok] ** 2).mean(0))
+    return np.sqrt(msd)
 
 
 def fit_axis_noise(
