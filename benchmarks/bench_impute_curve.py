@@ -36,6 +36,25 @@ from pointae.impute.protocol import eligible, make_held_out, score
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "IMR90_chr21-18-20Mb.csv"
 
 
+def shipped_split(data, test_fraction: float = 0.2, split_seed: int = 0):
+    """``(training Traces, eligible test coords, scale)``: the split the shipped model was trained on."""
+    traces = read_traces(data)
+    split = traces.split(test_fraction=test_fraction, seed=split_seed)
+    train = traces[split["train"]]
+    test = traces[split["test"]].coords
+    return train, test[eligible(~np.isnan(test[..., 0]))], _scale(train)
+
+
+def held_out_ratios(model, helds, linear_mae, scale) -> tuple[list[float], list[float]]:
+    """Protocol MAE ratios to linear of ``model``'s 3D output and raw map, one per masking."""
+    ratios, maps = [], []
+    for held, lin in zip(helds, linear_mae):
+        r = impute_coords(model, held.coords, scale)
+        ratios.append(score(held, r["coords"]).summary()["mae"] / lin)
+        maps.append(score(held, pred_maps=r["map"]).summary()["mae"] / lin)
+    return ratios, maps
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(DATA))
@@ -52,12 +71,7 @@ def main(argv=None) -> dict:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads 1, "
         f"load average {tuple(round(x, 2) for x in os.getloadavg())}"
     )
-    traces = read_traces(args.data)
-    split = traces.split(test_fraction=args.test_fraction, seed=args.split_seed)
-    train = traces[split["train"]]
-    test = traces[split["test"]].coords
-    test = test[eligible(~np.isnan(test[..., 0]))]
-    scale = _scale(train)
+    train, test, scale = shipped_split(args.data, args.test_fraction, args.split_seed)
     print(f"{args.data}: {len(train)} training traces, {len(test)} eligible test traces, scale {scale:.1f}")
     helds = [make_held_out(test, hide=0.1, seed=s) for s in range(args.seeds)]
     base = []
@@ -79,11 +93,7 @@ def main(argv=None) -> dict:
             t0 = time.time()
             fc = FitConfig(epochs=epochs, max_minutes=120, seed=train_seed)
             model, hist = fit_imputer(sub, scale, fc, ImputerConfig(refine_steps=10), log=None)
-            ratios, maps = [], []
-            for held, (lin, _) in zip(helds, base):
-                r = impute_coords(model, held.coords, scale)
-                ratios.append(score(held, r["coords"]).summary()["mae"] / lin)
-                maps.append(score(held, pred_maps=r["map"]).summary()["mae"] / lin)
+            ratios, maps = held_out_ratios(model, helds, [b[0] for b in base], scale)
             row = {
                 "fraction": frac,
                 "train_seed": train_seed,

@@ -23,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_impute_curve import held_out_ratios, shipped_split  # benchmarks/ is on sys.path
 from torch import nn
 
 from pointae.baselines import interpolate_missing
-from pointae.data.io import read_traces
-from pointae.impute.api import _scale, impute_coords
 from pointae.impute.fit import FitConfig, fit_imputer
 from pointae.impute.model import Imputer, ImputerConfig
-from pointae.impute.protocol import eligible, make_held_out, score
+from pointae.impute.protocol import make_held_out, score
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "IMR90_chr21-18-20Mb.csv"
 
@@ -90,24 +89,15 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     print(f"{os.cpu_count()} CPUs, torch threads 1, load average {os.getloadavg()}")
-    traces = read_traces(args.data)
-    split = traces.split(test_fraction=0.2, seed=0)
-    train = traces[split["train"]]
-    test = traces[split["test"]].coords
-    test = test[eligible(~np.isnan(test[..., 0]))]
-    scale = _scale(train)
+    train, test, scale = shipped_split(args.data)
     model = AxialImputer(ImputerConfig(refine_steps=10))
     print(f"{model.n_parameters()} parameters (plain CNN: {Imputer(ImputerConfig()).n_parameters()})")
     t0 = time.time()
     fc = FitConfig(epochs=args.epochs, max_minutes=120, seed=args.seed)
     model, _ = fit_imputer(train.coords, scale, fc, model=model, log=None)
-    ratios, maps = [], []
-    for s in range(3):
-        held = make_held_out(test, hide=0.1, seed=s)
-        r = impute_coords(model, held.coords, scale)
-        lin = score(held, interpolate_missing(held.coords)).summary()["mae"]
-        ratios.append(score(held, r["coords"]).summary()["mae"] / lin)
-        maps.append(score(held, pred_maps=r["map"]).summary()["mae"] / lin)
+    helds = [make_held_out(test, hide=0.1, seed=s) for s in range(3)]
+    lin = [score(h, interpolate_missing(h.coords)).summary()["mae"] for h in helds]
+    ratios, maps = held_out_ratios(model, helds, lin, scale)
     print(
         f"axial-attention imputer on {len(test)} held-out traces: ratio to linear {np.mean(ratios):.3f} "
         f"(per seed {', '.join(f'{x:.3f}' for x in ratios)}), raw map {np.mean(maps):.3f}; "
