@@ -98,11 +98,21 @@ def interpolate_along_chain(coords: torch.Tensor) -> torch.Tensor:
     return cp + w[..., None] * (cq - cp)  # (B, L, 3)
 
 
-def canonical_frame(coords: torch.Tensor) -> torch.Tensor:
+def canonical_frame(coords: torch.Tensor, degenerate_tol: float = 1e-3) -> torch.Tensor:
     """Deterministic orientation ``(B, 3, 3)`` (rows = axes) from the observed loci.
 
     PCA axes sorted by decreasing variance; each axis flipped so that the projection has a
     non-negative covariance with the locus index (ties broken towards the third moment).
+
+    PCA alone is unstable where two principal variances are (nearly) equal: a ring, a disc or a
+    round globule has no preferred axis inside the degenerate plane (or space), and the
+    eigenvectors returned there are arbitrary, so a rotated copy got a different grid. When two
+    variances differ by at most ``degenerate_tol`` times the largest, the axes inside that
+    subspace come from the chain instead: the chain moments ``m_k = sum_i h_k(i) (x_i - mu)``
+    (``h_k`` the centred locus index to the power 1, 2, 3) projected onto the subspace and
+    orthonormalised in that order. Eigenvalues and chain moments are both rotation-equivariant, so
+    the frame is too; it stays ambiguous only for a structure whose chain moments also vanish or
+    align in that subspace (e.g. a perfectly symmetric shape traversed symmetrically).
     """
     b, n, _ = coords.shape
     obs = ~torch.isnan(coords[..., 0])  # (B, L)
@@ -112,8 +122,9 @@ def canonical_frame(coords: torch.Tensor) -> torch.Tensor:
     mu = (x * w[..., None]).sum(1) / cnt[:, None]  # (B, 3)
     xc = (x - mu[:, None]) * w[..., None]  # (B, L, 3)
     cov = xc.transpose(1, 2) @ xc / cnt[:, None, None]  # (B, 3, 3)
-    _, vec = torch.linalg.eigh(cov)  # ascending eigenvalues
+    lam, vec = torch.linalg.eigh(cov)  # ascending eigenvalues
     axes = vec.flip(-1).transpose(1, 2)  # (B, 3, 3) rows = axes, largest variance first
+    lam = lam.flip(-1)  # (B, 3) descending
     proj = xc @ axes.transpose(1, 2)  # (B, L, 3)
     t = torch.arange(n, dtype=torch.float64, device=coords.device)
     tc = (t - (t * w).sum(1, keepdim=True) / cnt[:, None]) * w  # (B, L)
@@ -121,7 +132,49 @@ def canonical_frame(coords: torch.Tensor) -> torch.Tensor:
     s3 = (proj**3).sum(1)  # (B, 3) third moment, for ties
     tol = 1e-9 * (proj.abs().sum(1) * tc.abs().sum(1, keepdim=True) + 1.0)
     sign = torch.where(s1.abs() > tol, s1.sign(), torch.where(s3 != 0, s3.sign(), 1.0))
-    return (axes * sign[..., None]).to(coords.dtype)
+    axes = axes * sign[..., None]
+    gap = degenerate_tol * lam[:, :1].clamp(min=0.0)  # (B, 1)
+    deg = (lam[:, :2] - lam[:, 1:]) <= gap  # (B, 2): top pair, bottom pair (nearly) equal
+    for i in torch.nonzero(deg.any(1) & (lam[:, 0] > 0)).flatten().tolist():
+        axes[i] = _chain_axes(axes[i], deg[i], xc[i], tc[i], w[i])
+    return axes.to(coords.dtype)
+
+
+def _chain_axes(axes: torch.Tensor, deg: torch.Tensor, xc: torch.Tensor, tc: torch.Tensor, w: torch.Tensor):
+    """Replace the axes of a degenerate eigen-subspace by chain moments projected onto it."""
+    if bool(deg[0]) and bool(deg[1]):
+        groups = [[0, 1, 2]]
+    elif bool(deg[0]):
+        groups = [[0, 1]]
+    else:
+        groups = [[1, 2]]
+    moments = []
+    for k in (1, 2, 3):
+        h = tc**k
+        h = (h - (h * w).sum() / w.sum().clamp(min=1.0)) * w
+        moments.append(h @ xc)  # (3,)
+    scale = float(xc.abs().sum()) * float(tc.abs().max() ** 3 + 1.0) * 1e-12
+    out = axes.clone()
+    for g in groups:
+        basis = axes[g]  # (k, 3) rows span the degenerate subspace
+        found: list[torch.Tensor] = []
+        for m in moments:
+            v = basis.T @ (basis @ m)  # projection onto the subspace
+            for f in found:
+                v = v - (v @ f) * f
+            if float(v.norm()) > scale:
+                found.append(v / v.norm())
+            if len(found) == len(g):
+                break
+        if len(found) < len(g) - 1:
+            continue  # chain moments do not fix this subspace either: keep the PCA axes
+        if len(found) < len(g):  # the last axis is the remaining direction of the subspace
+            other = found[0] if len(g) == 3 else out[3 - sum(g)]  # axis outside a plane group
+            v = torch.linalg.cross(other, found[-1])
+            found.append(v / v.norm())
+        for j, v in zip(g, found):
+            out[j] = v
+    return out
 
 
 class VoxelRepr:
