@@ -24,7 +24,14 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from pointae.models.layers import chain_encoding
+from pointae.data.chain import (
+    as_coords,
+    chain_encoding,
+    filled_distance_maps,
+    interpolate_along_chain,
+    random_rotations,
+)
+from pointae.data.transforms import distance_maps_torch
 
 
 @dataclass
@@ -64,38 +71,6 @@ class VoxelInput:
     def shape(self) -> torch.Size:
         """Shape of the grid, ``(B, C, G, G, G)``."""
         return self.grid.shape
-
-
-def random_rotations(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
-    """``(n, 3, 3)`` uniformly random rotations (QR of Gaussian matrices, Haar measure)."""
-    a = torch.randn(n, 3, 3, generator=generator, dtype=torch.float64)
-    q, r = torch.linalg.qr(a)
-    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]
-    det = torch.linalg.det(q)
-    q[:, :, 0] *= det.sign()[:, None]  # proper rotations
-    return q.to(dtype)
-
-
-def interpolate_along_chain(coords: torch.Tensor) -> torch.Tensor:
-    """Fill missing loci ``(B, L, 3)`` by linear interpolation along the chain index.
-
-    Ends take the nearest observed locus; traces with no observed locus become zeros.
-    """
-    b, n, _ = coords.shape
-    obs = ~torch.isnan(coords[..., 0])  # (B, L)
-    idx = torch.arange(n, device=coords.device).expand(b, n)
-    big = n + 1
-    # index of the previous / next observed locus for every position
-    prev = torch.where(obs, idx, torch.full_like(idx, -1)).cummax(1).values  # (B, L)
-    nxt = torch.where(obs, idx, torch.full_like(idx, big)).flip(1).cummin(1).values.flip(1)
-    has_p, has_n = prev >= 0, nxt < big
-    p = torch.where(has_p, prev, torch.where(has_n, nxt, 0))
-    q = torch.where(has_n, nxt, p)
-    c0 = torch.nan_to_num(coords, nan=0.0)
-    cp = torch.gather(c0, 1, p[..., None].expand(b, n, 3))
-    cq = torch.gather(c0, 1, q[..., None].expand(b, n, 3))
-    w = torch.where(q > p, (idx - p).to(coords.dtype) / (q - p).clamp(min=1).to(coords.dtype), 0.0)
-    return cp + w[..., None] * (cq - cp)  # (B, L, 3)
 
 
 def canonical_frame(coords: torch.Tensor, degenerate_tol: float = 1e-3) -> torch.Tensor:
@@ -218,9 +193,6 @@ class VoxelRepr:
     def __call__(
         self, coords, *, train: bool = False, generator: torch.Generator | None = None
     ) -> VoxelInput:
-        from pointae.data.reprs import as_coords, filled_distance_maps
-        from pointae.data.transforms import distance_maps_torch
-
         c = as_coords(coords)
         b, n, _ = c.shape
         g = self.grid
