@@ -32,8 +32,8 @@ from pointae.data.io._common import (
     assemble,
     check_input_path,
     check_short_rows,
+    coord_text,
     find_columns,
-    format_coords,
     jsonable,
     numeric,
     parse_key_values,
@@ -177,7 +177,7 @@ def read_fofct(path, unit: str | None = None) -> Traces:
         rename=rename,
         locus_label=lambda c: f"{loci.chrom[c]}:{loci.start[c]}-{loci.end[c]}",
     )
-    coords, meta, layers = assemble(path, table, locus_name="locus")
+    res = assemble(path, table, locus_name="locus")
     attrs: dict = {**extra_attrs, "source": str(path), "format": "fofct"}
     if "genome_assembly" in kv_lower:
         attrs["genome_assembly"] = kv_lower["genome_assembly"][0]
@@ -188,7 +188,9 @@ def read_fofct(path, unit: str | None = None) -> Traces:
         attrs["fofct_version"] = kv_lower["fof-ct_version"][0]
     if comments:
         attrs["comments"] = comments
-    return Traces(coords, unit=unit, meta=meta, loci=loci, attrs=attrs, layers=layers)
+    return Traces(
+        res.coords, unit=unit, meta=res.meta, loci=loci, attrs=attrs, layers=res.layers, coords64=res.coords64
+    )
 
 
 def _union_of_loci(path, chrom, start, end, lines):
@@ -255,13 +257,13 @@ def write_fofct(traces: Traces, path, genome_assembly: str | None = None, sep: s
     mask = t.mask.reshape(-1)
     ti = np.repeat(np.arange(n), n_loci)[mask]
     li = np.tile(np.arange(n_loci), n)[mask]
-    flat = t.coords.reshape(-1, 3)[mask]
+    xyz = coord_text(t, rows=mask)
     cols: dict[str, object] = {
         "Spot_ID": np.arange(1, len(ti) + 1),
         "Trace_ID": t.meta["trace_id"].astype(str).to_numpy()[ti],
-        "X": format_coords(flat[:, 0]),
-        "Y": format_coords(flat[:, 1]),
-        "Z": format_coords(flat[:, 2]),
+        "X": xyz[0],
+        "Y": xyz[1],
+        "Z": xyz[2],
         "Chrom": loci["chrom"].to_numpy()[li],
         "Chrom_Start": loci["start"].to_numpy()[li],
         "Chrom_End": loci["end"].to_numpy()[li],

@@ -24,8 +24,8 @@ from pointae.data.io._common import (
     assemble,
     check_input_path,
     check_short_rows,
+    coord_text,
     find_columns,
-    format_coords,
     jsonable,
     numeric,
     parse_key_values,
@@ -111,11 +111,13 @@ def read_long_csv(path, unit: str | None = None) -> Traces:
         layer_hint={c for c in extra.columns if c in hint},
         locus_label=lambda c: int(values[c]),
     )
-    coords, meta, layers = assemble(path, table)
+    res = assemble(path, table)
     attrs.update({"source": str(path), "format": "csv"})
     if not np.array_equal(values, np.arange(len(values))):
         attrs["locus_index"] = values.tolist()
-    return Traces(coords, unit=unit, meta=meta, loci=loci, attrs=attrs, layers=layers)
+    return Traces(
+        res.coords, unit=unit, meta=res.meta, loci=loci, attrs=attrs, layers=res.layers, coords64=res.coords64
+    )
 
 
 def _loci(path, df, lc, codes, n_loci, lines, first_line):
@@ -140,15 +142,15 @@ def write_long_csv(traces: Traces, path) -> None:
     """Write a long CSV with every (trace, locus) row (missing loci with empty coordinates)."""
     t = traces
     n, n_loci = len(t), t.n_loci
-    flat = t.coords.reshape(-1, 3)
+    xyz = coord_text(t, na_rep="")
     locus_index = t.attrs.get("locus_index")
     idx = np.asarray(locus_index) if locus_index and len(locus_index) == n_loci else np.arange(n_loci)
     cols: dict[str, object] = {
         "trace_id": np.repeat(t.meta["trace_id"].astype(str).to_numpy(), n_loci),
         "locus": np.tile(idx, n),
-        "x": format_coords(flat[:, 0]),
-        "y": format_coords(flat[:, 1]),
-        "z": format_coords(flat[:, 2]),
+        "x": xyz[0],
+        "y": xyz[1],
+        "z": xyz[2],
     }
     if t.loci is not None:
         for k in _LOCI:
