@@ -210,17 +210,21 @@ def find_columns(path, df: pd.DataFrame, required: dict[str, str], line: int | N
     return {key: lookup[key] for key in required}
 
 
-def check_short_rows(path, df: pd.DataFrame, text: str, first_line: int, sep: str = ",") -> None:
+def check_short_rows(
+    path, df: pd.DataFrame, text: str, first_line: int, sep: str = ",", min_fields: int | None = None
+) -> None:
     """Raise for rows with fewer fields than the header (a truncated or cut line).
 
     pandas pads short rows with NaN; rows whose last field is NaN are checked against the raw text.
+    With ``min_fields`` a row needs only that many fields (trailing optional columns may be absent
+    and read as missing values).
     """
     last = df.columns[-1]
     cand = df.index[df[last].isna().to_numpy()]
     if len(cand) == 0:
         return
     lines = text.split("\n")
-    n_fields = len(df.columns)
+    n_fields = len(df.columns) if min_fields is None else min_fields
     for r in cand:
         ln = first_line + int(r)
         raw = lines[ln - 1] if ln - 1 < len(lines) else ""

@@ -44,6 +44,7 @@ from pointae.data.io._common import (
     split_header,
     text_ids,
 )
+from pointae.data.io.table import genomic_union
 from pointae.data.traces import Traces
 from pointae.errors import InputError, PointaeError, atomic_path
 
@@ -56,6 +57,7 @@ _REQUIRED = {
     "chrom_start": "Chrom_Start",
     "chrom_end": "Chrom_End",
 }
+WRITE_VERSION = "v1.0"
 _STANDARD_KEYS = ("FOF-CT_version", "Table_namespace", "genome_assembly", "XYZ_unit", "columns")
 _LAYER_HINT = "#pointae_layers="
 _ATTRS = "#pointae_attrs="
@@ -82,7 +84,7 @@ def looks_like(head: str) -> bool:
     return False
 
 
-def read_fofct(path, unit: str | None = None) -> Traces:
+def read_fofct(path, unit: str | None = None, duplicates: str = "closest") -> Traces:
     """Read a FOF-CT core table (comma- or tab-separated).
 
     Parameters
@@ -91,6 +93,9 @@ def read_fofct(path, unit: str | None = None) -> Traces:
         The table.
     unit
         Override ``##XYZ_unit`` (default: taken from the file; ``nm`` when absent).
+    duplicates
+        Several spots for one (trace, locus): ``"error"``, ``"first"``, ``"mean"`` or
+        ``"closest"`` (to the chain neighbours; counted in ``attrs["duplicates"]``).
 
     Returns
     -------
@@ -100,7 +105,8 @@ def read_fofct(path, unit: str | None = None) -> Traces:
         header fields and comments go to ``attrs``.
     """
     path = check_input_path(path)
-    text = read_text(path)
+    encoding: list[str] = []
+    text = read_text(path, encoding)
     header, n_header = split_header(text)
     kv = parse_key_values(header, "##")
     kv_lower = {k.lower(): v for k, v in kv.items()}
@@ -123,6 +129,8 @@ def read_fofct(path, unit: str | None = None) -> Traces:
                 extra_attrs = json.loads(h[len(_ATTRS) :])
             except json.JSONDecodeError:
                 raise InputError(path, "the #pointae_attrs= line is not valid JSON", line=i) from None
+            if not isinstance(extra_attrs, dict):
+                raise InputError(path, "the #pointae_attrs= line must hold a JSON object {...}", line=i)
     hint = set()
     for h in header:
         if h.startswith(_LAYER_HINT):
@@ -149,7 +157,8 @@ def read_fofct(path, unit: str | None = None) -> Traces:
     if df.empty:
         raise InputError(path, "the table has no rows", line=cols_line)
     cols = find_columns(path, df, _REQUIRED, line=cols_line)
-    check_short_rows(path, df, text, first_line, sep=sep)
+    required_pos = [list(df.columns).index(c) for c in cols.values()]
+    check_short_rows(path, df, text, first_line, sep=sep, min_fields=max(required_pos) + 1)
     lines = first_line + df.index.to_numpy()
     keys = text_ids(path, df, cols["trace_id"], first_line)
     xyz = np.stack([numeric(path, df, cols[a], first_line) for a in "xyz"], axis=1)
@@ -159,7 +168,7 @@ def read_fofct(path, unit: str | None = None) -> Traces:
     bad = np.flatnonzero(end < start)
     if bad.size:
         raise InputError(path, "Chrom_End is before Chrom_Start", line=int(lines[bad[0]]))
-    loci, codes = _union_of_loci(path, chrom, start, end, lines)
+    loci, codes = genomic_union(chrom, start, end)
     _check_chromosome_sets(path, keys, chrom, lines)
 
     lower = {c.lower(): c for c in df.columns}
@@ -176,6 +185,7 @@ def read_fofct(path, unit: str | None = None) -> Traces:
         layer_hint={c for c in extra.columns if c in hint},
         rename=rename,
         locus_label=lambda c: f"{loci.chrom[c]}:{loci.start[c]}-{loci.end[c]}",
+        duplicates=duplicates,
     )
     res = assemble(path, table, locus_name="locus")
     attrs: dict = {**extra_attrs, "source": str(path), "format": "fofct"}
@@ -184,38 +194,15 @@ def read_fofct(path, unit: str | None = None) -> Traces:
     other = {k: v for k, (v, _) in kv.items() if k.lower() not in {s.lower() for s in _STANDARD_KEYS}}
     if other:
         attrs["fofct_header"] = other
-    if "fof-ct_version" in kv_lower and kv_lower["fof-ct_version"][0] != "v0.1":
-        attrs["fofct_version"] = kv_lower["fof-ct_version"][0]
+    if encoding[0] != "utf-8":
+        attrs["encoding"] = encoding[0]
+    if res.duplicates["spots"]:
+        attrs["duplicates"] = res.duplicates
     if comments:
         attrs["comments"] = comments
     return Traces(
         res.coords, unit=unit, meta=res.meta, loci=loci, attrs=attrs, layers=res.layers, coords64=res.coords64
     )
-
-
-def _union_of_loci(path, chrom, start, end, lines):
-    """Sorted union of ``(chrom, start, end)`` and each row's index into it."""
-    key = pd.DataFrame({"chrom": chrom, "start": start, "end": end})
-    chrom_order = {c: i for i, c in enumerate(pd.unique(chrom))}
-    loci = key.drop_duplicates().copy()
-    loci["_c"] = loci["chrom"].map(chrom_order)
-    loci = loci.sort_values(["_c", "start", "end"]).drop(columns="_c").reset_index(drop=True)
-    idx = pd.MultiIndex.from_frame(loci)
-    codes = idx.get_indexer(pd.MultiIndex.from_frame(key))
-    # overlapping but different loci mean two locus sets in one file
-    same = loci["chrom"].to_numpy()[1:] == loci["chrom"].to_numpy()[:-1]
-    overlap = same & (loci["start"].to_numpy()[1:] < loci["end"].to_numpy()[:-1])
-    if overlap.any():
-        j = int(np.flatnonzero(overlap)[0]) + 1
-        a, b = loci.iloc[j - 1], loci.iloc[j]
-        r = np.flatnonzero(codes == j)[0]
-        raise InputError(
-            path,
-            f"inconsistent locus sets: loci {a.chrom}:{a.start}-{a.end} and {b.chrom}:{b.start}-{b.end} "
-            "overlap (one file must hold one locus set)",
-            line=int(lines[r]),
-        )
-    return loci, codes.astype(np.int64)
 
 
 def _check_chromosome_sets(path, keys, chrom, lines):
@@ -285,10 +272,10 @@ def write_fofct(traces: Traces, path, genome_assembly: str | None = None, sep: s
     df = pd.DataFrame(cols)
     assembly = genome_assembly or attrs.get("genome_assembly", "unknown")
     head = [
-        f"##FOF-CT_version={attrs.get('fofct_version', 'v0.1')}",
-        "##Table_namespace=4dn_FOF-CT_core",
-        f"##genome_assembly={assembly}",
-        f"##XYZ_unit={t.unit}",
+        f"##FOF-CT_Version={WRITE_VERSION}",
+        "##Table_Namespace=4dn_FOF-CT_core",
+        f"##Genome_Assembly={assembly}",
+        f"##XYZ_Unit={t.unit}",
     ]
     head += [f"##{k}={v}" for k, v in attrs.get("fofct_header", {}).items()]
     head += ["#" + c for c in comments]
@@ -296,7 +283,7 @@ def write_fofct(traces: Traces, path, genome_assembly: str | None = None, sep: s
         head.append(_ATTRS + json.dumps(jsonable(rest), ensure_ascii=False))
     if t.layers:
         head.append(_LAYER_HINT + "(" + ", ".join(t.layers) + ")")
-    head.append("##columns=(" + ", ".join(df.columns) + ")")
+    head.append("##Columns=(" + ", ".join(df.columns) + ")")
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
             fh.write("\n".join(head) + "\n")

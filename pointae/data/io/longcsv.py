@@ -54,13 +54,16 @@ def looks_like(head: str) -> bool:
     return False
 
 
-def read_long_csv(path, unit: str | None = None) -> Traces:
+def read_long_csv(path, unit: str | None = None, duplicates: str = "closest") -> Traces:
     """Read a long CSV (see the module docstring).
 
     Parameters
     ----------
     unit
         Coordinate unit; default from a ``#unit=`` line, else ``nm``.
+    duplicates
+        Several rows for one (trace, locus): ``"error"``, ``"first"``, ``"mean"`` or
+        ``"closest"`` (to the chain neighbours; counted in ``attrs["duplicates"]``).
 
     Returns
     -------
@@ -82,6 +85,8 @@ def read_long_csv(path, unit: str | None = None) -> Traces:
             attrs = json.loads(kv["attrs"][0])
         except json.JSONDecodeError:
             raise InputError(path, "the #attrs= line is not valid JSON", line=kv["attrs"][1]) from None
+        if not isinstance(attrs, dict):
+            raise InputError(path, "the #attrs= line must hold a JSON object {...}", line=kv["attrs"][1])
     df, first_line = parse_table(path, text, skiprows=n_header, str_columns=("trace_id", "chrom"))
     cols = find_columns(path, df, _REQUIRED, line=first_line - 1)
     check_short_rows(path, df, text, first_line)
@@ -110,9 +115,12 @@ def read_long_csv(path, unit: str | None = None) -> Traces:
         extra=extra,
         layer_hint={c for c in extra.columns if c in hint},
         locus_label=lambda c: int(values[c]),
+        duplicates=duplicates,
     )
     res = assemble(path, table)
     attrs.update({"source": str(path), "format": "csv"})
+    if res.duplicates["spots"]:
+        attrs["duplicates"] = res.duplicates
     if not np.array_equal(values, np.arange(len(values))):
         attrs["locus_index"] = values.tolist()
     return Traces(
