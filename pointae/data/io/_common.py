@@ -158,6 +158,7 @@ def parse_table(
             skip_blank_lines=False,
             skipinitialspace=True,
             low_memory=False,
+            float_precision="round_trip",  # the float64 nearest to the text, as Python parses it
             index_col=False,
         )
     except pd.errors.EmptyDataError:
@@ -237,6 +238,13 @@ def check_short_rows(
 def numeric(path, df: pd.DataFrame, col: str, first_line: int, integer: bool = False) -> np.ndarray:
     """Column as float64 (or int64 with ``integer``); non-numeric text is an :class:`InputError`."""
     s = df[col]
+    if not pd.api.types.is_numeric_dtype(s):
+        try:  # Python's float(): the float64 nearest to the text (pd.to_numeric may be off by an ulp)
+            v = s.astype(object).where(s.notna(), np.nan).to_numpy().astype(np.float64)
+        except (ValueError, TypeError):
+            v = None
+        if v is not None:
+            s = pd.Series(v, index=s.index)
     if not pd.api.types.is_numeric_dtype(s):
         conv = pd.to_numeric(s, errors="coerce")
         bad = conv.isna() & s.notna()
@@ -540,11 +548,37 @@ def format_coords(values: np.ndarray) -> pd.Series | np.ndarray:
     return v
 
 
+def read_coordinates(
+    path, df: pd.DataFrame, cols: list[str], first_line: int, text: str, sep: str = ","
+) -> tuple[np.ndarray, dict]:
+    """``(M, 3)`` float64 coordinates exactly as written, and attrs about their text.
+
+    Returns ``{"integral_text": ".0"}`` when the first rows write integral coordinates with a
+    decimal point (``8.0``), so writers write them back that way (:func:`coord_text`); else ``{}``.
+    """
+    xyz = np.stack([numeric(path, df, c, first_line) for c in cols], axis=1)
+    idx = [list(df.columns).index(c) for c in cols]
+    sample = text.split("\n", first_line + 2000)[first_line - 1 : first_line + 1999]
+    for row in csv.reader(sample, delimiter=sep, skipinitialspace=True):
+        if sep == " ":
+            row = [f for f in row if f != ""]
+        for k in idx:
+            if k < len(row) and "." in row[k]:
+                try:
+                    v = float(row[k])
+                except ValueError:
+                    continue
+                if v == int(v) if np.isfinite(v) else False:
+                    return xyz, {"integral_text": ".0"}
+    return xyz, {}
+
+
 def coord_text(traces, na_rep: str = "nan", rows: np.ndarray | None = None) -> list[np.ndarray]:
     """x, y, z of every spot as text, observed values with the digits they were read with.
 
     Values from ``traces.coords64`` (still agreeing with ``coords``) are written as the shortest
-    float64 text, other values as the shortest float32 text, integral values without decimals.
+    float64 text, other values as the shortest float32 text, integral values without decimals
+    (``8``), or as ``8.0`` when ``attrs["integral_text"] == ".0"`` (the file read wrote them so).
 
     Parameters
     ----------
@@ -560,6 +594,7 @@ def coord_text(traces, na_rep: str = "nan", rows: np.ndarray | None = None) -> l
     if rows is not None:
         c32 = c32[rows]
         exact = None if exact is None else exact[rows]
+    dot = traces.attrs.get("integral_text") == ".0"
     out = []
     for a in range(3):
         v32 = c32[:, a]
@@ -571,7 +606,8 @@ def coord_text(traces, na_rep: str = "nan", rows: np.ndarray | None = None) -> l
             s[same] = exact[same, a].astype(str)
         fin = np.isfinite(v)
         integral = fin & (v == np.round(v)) & (np.abs(v) < 1e15) & ~((v == 0) & np.signbit(v))
-        s[integral] = v[integral].astype(np.int64).astype(str)
+        ints = v[integral].astype(np.int64).astype(str)
+        s[integral] = np.char.add(ints, ".0") if dot else ints
         s[~fin] = na_rep
         out.append(s)
     return out

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pointae.data.io._common import (
+    read_coordinates,
     LongTable,
     assemble,
     check_input_path,
@@ -89,7 +90,7 @@ def read_bintu(path, unit: str = "nm") -> Traces:
     lines = first_line + df.index.to_numpy()
     keys = text_ids(path, df, cols["chromosome index"], first_line)
     seg = numeric(path, df, cols["segment index"], first_line, integer=True)
-    xyz = np.stack([numeric(path, df, cols[a], first_line) for a in "xyz"], axis=1)
+    xyz, text_attrs = read_coordinates(path, df, [cols[a] for a in "xyz"], first_line, text)
     segments = np.unique(seg)
     codes = np.searchsorted(segments, seg)
     extra = df.drop(columns=list(cols.values()))
@@ -114,7 +115,7 @@ def read_bintu(path, unit: str = "nm") -> Traces:
     )
     res = assemble(path, table, complete=True, locus_name="segment")
     coords, meta, layers = res
-    attrs = {"source": str(path), "format": "bintu"}
+    attrs = {"source": str(path), "format": "bintu", **text_attrs}
     if key_cols:
         attrs["trace_key"] = [*key_cols, cols["chromosome index"]]
         attrs["bintu_label_columns"] = list(key_cols)

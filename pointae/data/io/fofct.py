@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from pointae.data.io._common import (
+    read_coordinates,
     LongTable,
     assemble,
     check_input_path,
@@ -161,7 +162,7 @@ def read_fofct(path, unit: str | None = None, duplicates: str = "closest") -> Tr
     check_short_rows(path, df, text, first_line, sep=sep, min_fields=max(required_pos) + 1)
     lines = first_line + df.index.to_numpy()
     keys = text_ids(path, df, cols["trace_id"], first_line)
-    xyz = np.stack([numeric(path, df, cols[a], first_line) for a in "xyz"], axis=1)
+    xyz, text_attrs = read_coordinates(path, df, [cols[a] for a in "xyz"], first_line, text, sep)
     chrom = text_ids(path, df, cols["chrom"], first_line)
     start = numeric(path, df, cols["chrom_start"], first_line, integer=True)
     end = numeric(path, df, cols["chrom_end"], first_line, integer=True)
@@ -188,7 +189,7 @@ def read_fofct(path, unit: str | None = None, duplicates: str = "closest") -> Tr
         duplicates=duplicates,
     )
     res = assemble(path, table, locus_name="locus")
-    attrs: dict = {**extra_attrs, "source": str(path), "format": "fofct"}
+    attrs: dict = {**extra_attrs, **text_attrs, "source": str(path), "format": "fofct"}
     if "genome_assembly" in kv_lower:
         attrs["genome_assembly"] = kv_lower["genome_assembly"][0]
     other = {k: v for k, (v, _) in kv.items() if k.lower() not in {s.lower() for s in _STANDARD_KEYS}}

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pointae.data.io._common import (
+    read_coordinates,
     LongTable,
     assemble,
     check_input_path,
@@ -44,13 +45,13 @@ _LOCI = ("chrom", "start", "end")
 
 
 def looks_like(head: str) -> bool:
-    """True when the first non-comment line is a header with trace_id and locus or x/y/z."""
+    """True when the first non-comment line is a header with trace_id and locus (pointae's layout;
+    other tables with a trace_id go to :mod:`pointae.data.io.table`)."""
     for line in head.split("\n"):
         if line.startswith("#") or not line.strip():
             continue
         names = {c.strip().strip('"').lower() for c in line.split(",")}
-        # trace_id plus locus or coordinates: a long CSV (a missing column is then reported precisely)
-        return "trace_id" in names and bool(names & {"locus", "x", "y", "z"})
+        return "trace_id" in names and "locus" in names
     return False
 
 
@@ -93,7 +94,7 @@ def read_long_csv(path, unit: str | None = None, duplicates: str = "closest") ->
     lines = first_line + df.index.to_numpy()
     keys = text_ids(path, df, cols["trace_id"], first_line)
     locus = numeric(path, df, cols["locus"], first_line, integer=True)
-    xyz = np.stack([numeric(path, df, cols[a], first_line) for a in "xyz"], axis=1)
+    xyz, text_attrs = read_coordinates(path, df, [cols[a] for a in "xyz"], first_line, text)
     values = np.unique(locus)
     codes = np.searchsorted(values, locus)
     lower = {c.lower(): c for c in df.columns}
@@ -118,7 +119,7 @@ def read_long_csv(path, unit: str | None = None, duplicates: str = "closest") ->
         duplicates=duplicates,
     )
     res = assemble(path, table)
-    attrs.update({"source": str(path), "format": "csv"})
+    attrs.update({"source": str(path), "format": "csv", **text_attrs})
     if res.duplicates["spots"]:
         attrs["duplicates"] = res.duplicates
     if not np.array_equal(values, np.arange(len(values))):

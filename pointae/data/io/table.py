@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from pointae.data.io._common import (
+    read_coordinates,
     DUPLICATE_POLICIES,
     LongTable,
     assemble,
@@ -546,7 +547,8 @@ def read_table(
     keys = np.array(["/".join(p) for p in zip(*parts)], dtype=object)
 
     # --- coordinates and unit
-    xyz = np.stack([numeric(path, df, getattr(cmap, a), first_line) for a in "xyz"], axis=1)
+    xyz, text_attrs = read_coordinates(path, df, [getattr(cmap, a) for a in "xyz"], first_line, text, sep)
+    attrs.update(text_attrs)
     unit_name, unit_source = _decide_unit(path, unit, unit_hint, cmap, xyz, keys, codes, n_loci)
     if unit_name == "pixel":
         if pixel_size is None or not np.isfinite(pixel_size) or pixel_size <= 0:
@@ -572,12 +574,14 @@ def read_table(
     )
     res = assemble(path, table)
     meta = res.meta
-    if len(key_cols) > 1:  # the key columns themselves, per trace
+    if len(key_cols) > 1:  # the key columns themselves, per trace (a 'trace_id' one as 'trace_name')
         first_rows = pd.DataFrame({c: p for c, p in zip(key_cols, parts)}).groupby(keys, sort=False).first()
         for c in key_cols:
-            if c not in meta.columns:
-                meta[c] = first_rows.loc[meta["trace_id"], c].to_numpy()
-    allele = _allele(meta["trace_id"].to_numpy() if len(key_cols) == 1 else meta[cmap.trace[-1]].to_numpy())
+            name = "trace_name" if _norm(c) == "trace_id" else c
+            if name not in meta.columns:
+                meta[name] = first_rows.loc[meta["trace_id"], c].to_numpy()
+    last = "trace_name" if _norm(cmap.trace[-1]) == "trace_id" else cmap.trace[-1]
+    allele = _allele(meta["trace_id" if len(key_cols) == 1 else last].to_numpy())
     if allele is not None and "allele" not in meta.columns:
         meta["allele"] = allele
     attrs.update(
