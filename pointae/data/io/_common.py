@@ -171,6 +171,8 @@ def parse_table(
         if line is not None:
             problem = _LINE_RE.sub("this line", problem)
         raise InputError(path, f"malformed table: {problem}", line=line) from None
+    except ValueError as e:  # e.g. duplicated names given to pandas
+        raise InputError(path, f"malformed table: {' '.join(str(e).split())}", line=first_line - 1) from None
     df.columns = [str(c).strip() for c in df.columns]
     if df.columns.duplicated().any():
         dup = df.columns[df.columns.duplicated()][0]

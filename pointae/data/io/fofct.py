@@ -143,6 +143,10 @@ def read_fofct(path, unit: str | None = None, duplicates: str = "closest") -> Tr
         cols_line = kv_lower["columns"][1]
         if not names:
             raise InputError(path, "empty ##columns list", line=cols_line)
+        seen = [n.lower() for n in names]
+        dup = next((n for i, n in enumerate(names) if n.lower() in seen[:i]), None)
+        if dup is not None:
+            raise InputError(path, f"column {dup!r} appears twice in ##columns", line=cols_line)
         df, first_line = parse_table(
             path, text, skiprows=n_header, names=names, sep=sep, str_columns=("trace_id", "chrom", "cell_id")
         )

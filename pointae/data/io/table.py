@@ -28,6 +28,7 @@ pixel) and are converted to nm.
 from __future__ import annotations
 
 import csv
+import io
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -342,7 +343,7 @@ def _ecsv_header(path, header: list[str]) -> tuple[list[dict], dict, str]:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 3 if mark is not None else None
         raise InputError(
-            path, f"ECSV header is not valid YAML ({getattr(e, 'problem', e)})", line=line
+            path, f"ECSV header is not valid YAML ({' '.join(str(getattr(e, 'problem', e)).split())})", line=line
         ) from None
     if not isinstance(d, dict) or not isinstance(d.get("datatype"), list):
         raise InputError(path, "ECSV header has no 'datatype' list", line=2)
@@ -439,15 +440,14 @@ def read_table(
         sep = _sniff_sep(first)
         layout = "tsv" if sep == "\t" else "csv"
         str_cols = ()
-    names = (
-        _header_names("\n".join(text.split("\n", n_header + 1)[n_header : n_header + 1]))
-        if sep != " "
-        else None
-    )
-    if sep == " ":
-        names = [
-            c for c in next(csv.reader([text.split("\n", n_header + 1)[n_header]], delimiter=" ")) if c != ""
-        ]
+    rest = text.split("\n", n_header + 1)
+    head_line = rest[n_header] if len(rest) > n_header else ""
+    if not head_line.strip():
+        raise InputError(path, "no column header row after the header lines", line=n_header + 1)
+    try:  # as pandas will read it, so the names match the table's columns
+        names = [str(c).strip() for c in pd.read_csv(io.StringIO(head_line + "\n"), sep=sep, nrows=0).columns]
+    except (ValueError, pd.errors.ParserError) as e:
+        raise InputError(path, f"cannot read the column header ({' '.join(str(e).split())})", line=n_header + 1) from None
     mapped = columns is not None
     if mapped:
         cmap = ColumnMap.parse(columns)
@@ -473,7 +473,8 @@ def read_table(
     df, first_line = parse_table(
         path, text, skiprows=n_header, sep=sep, str_columns=tuple(c for c in (*ids, fov, *str_cols) if c)
     )
-    df.columns = [c.strip('"') for c in df.columns]
+    if list(df.columns) != names:
+        raise InputError(path, "the column header and the table disagree", line=n_header + 1)
     lines = first_line + df.index.to_numpy()
     used = set(cmap.columns())
 
@@ -678,7 +679,7 @@ def _decide_unit(path, unit, hint, cmap, xyz, keys, codes, n_loci) -> tuple[str,
     how = (
         f"guessed from the median neighbour distance {mnd:.4g} ({'< 10: micron' if u == 'micron' else '>= 10: nm'})"
         if np.isfinite(mnd)
-        else "no unit stated and no neighbour distances: assumed nm"
+        else "no neighbour distances to judge from: assumed nm"
     )
     warnings.warn(f"{path}: no unit stated; {how}; pass --unit to set it", UserWarning, stacklevel=3)
     return u, how
