@@ -201,7 +201,10 @@ def read_traces(
 def iter_traces(path, chunk_size: int = 65536, format: str | None = None, **kw) -> Iterator[Traces]:
     """Yield :class:`Traces` chunks of at most ``chunk_size`` traces.
 
-    HDF5 files are streamed (only one chunk in memory); text formats are read whole, then chunked.
+    Every format streams: HDF5 reads one slice at a time; text formats (Bintu, FOF-CT, long CSV,
+    tables) are read in chunks of whole traces aligned on the file's locus set (two passes: the
+    locus columns, then the rows; memory bounded by the chunk size; a trace's rows must be
+    contiguous). ``**kw`` are reader options (:class:`ReadOptions`).
     """
     if chunk_size < 1:
         raise PointaeError("chunk_size must be >= 1")
@@ -212,9 +215,9 @@ def iter_traces(path, chunk_size: int = 65536, format: str | None = None, **kw) 
         _reader_kwargs(fmt, kw, path)
         yield from hdf5.iter_h5(path, chunk_size=chunk_size)
         return
-    t = read_traces(path, format=fmt, **kw)
-    for s in range(0, len(t), chunk_size):
-        yield t[s : s + chunk_size]
+    from pointae.data.io._stream import iter_text
+
+    yield from iter_text(path, fmt, chunk_size, **_reader_kwargs(fmt, kw, path))
 
 
 def format_from_suffix(path) -> str:
@@ -278,7 +281,7 @@ def convert_file(src, dst, to: str | None = None, format: str | None = None, **k
     from the suffix). Trace ids, meta columns, loci, layers and attrs are carried over; ``**kw``
     are reader options (:class:`ReadOptions`).
 
-    HDF5 to HDF5 streams chunk by chunk.
+    Conversion to HDF5 streams chunk by chunk (:func:`iter_traces`), from any input format.
 
     Returns
     -------
@@ -296,6 +299,12 @@ def convert_file(src, dst, to: str | None = None, format: str | None = None, **k
         params = {"command": "convert", "input": str(src), "input_format": "h5"}
         with hdf5.H5TraceWriter(dst, parameters=params) as w:
             for part in hdf5.iter_h5(src, chunk_size=65536):
+                w.append(part)
+        return w.n, w._spec["n_loci"] if w._spec else 0
+    if fmt_out == "h5":  # stream, chunk by chunk: the input is never held whole
+        params = {"command": "convert", "input": str(src), "input_format": fmt_in}
+        with hdf5.H5TraceWriter(dst, parameters=params) as w:
+            for part in iter_traces(src, chunk_size=65536, format=fmt_in, **kw):
                 w.append(part)
         return w.n, w._spec["n_loci"] if w._spec else 0
     t = read_traces(src, format=fmt_in, **kw)

@@ -45,7 +45,9 @@ def looks_like(head: str) -> bool:
     return any(line.strip().lower().replace(", ", ",").startswith(HEADER_START) for line in lines)
 
 
-def read_bintu(path, unit: str = "nm") -> Traces:
+def read_bintu(
+    path, unit: str = "nm", _text: str | None = None, _labels: list[str] | None = None
+) -> Traces:
     """Read a Bintu tracing CSV.
 
     Parameters
@@ -64,7 +66,8 @@ def read_bintu(path, unit: str = "nm") -> Traces:
     path = check_input_path(path)
     unit = parse_unit(path, unit)
     encoding: list[str] = []
-    text = read_text(path, encoding)
+    text = read_text(path, encoding) if _text is None else _text
+    encoding = encoding or ["utf-8"]
     first = text.split("\n", 1)[0]
     if first.strip().lower().replace(", ", ",").startswith(HEADER_START):
         skip, description = 0, None
@@ -100,7 +103,10 @@ def read_bintu(path, unit: str = "nm") -> Traces:
         lc = [lower[k] for k in _LOCI_COLS]
         loci = _loci_from_columns(path, extra[lc], codes, len(segments), lines)
         extra = extra.drop(columns=lc)
-    key_cols = _label_key(keys, seg, extra)
+    if _labels is None:
+        key_cols = _label_key(keys, seg, extra)
+    else:  # decided on an earlier chunk of the file (streaming)
+        key_cols = [c for c in _labels if c in extra.columns]
     if key_cols:  # the index restarts for each label: a trace is (labels..., index)
         parts = [extra[c].astype(str).str.strip().to_numpy() for c in key_cols] + [keys]
         keys = np.array(["/".join(p) for p in zip(*parts)], dtype=object)

@@ -85,7 +85,9 @@ def looks_like(head: str) -> bool:
     return False
 
 
-def read_fofct(path, unit: str | None = None, duplicates: str = "closest") -> Traces:
+def read_fofct(
+    path, unit: str | None = None, duplicates: str = "closest", _text: str | None = None
+) -> Traces:
     """Read a FOF-CT core table (comma- or tab-separated).
 
     Parameters
@@ -107,7 +109,8 @@ def read_fofct(path, unit: str | None = None, duplicates: str = "closest") -> Tr
     """
     path = check_input_path(path)
     encoding: list[str] = []
-    text = read_text(path, encoding)
+    text = read_text(path, encoding) if _text is None else _text
+    encoding = encoding or ["utf-8"]
     header, n_header = split_header(text)
     kv = parse_key_values(header, "##")
     kv_lower = {k.lower(): v for k, v in kv.items()}

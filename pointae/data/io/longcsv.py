@@ -55,7 +55,9 @@ def looks_like(head: str) -> bool:
     return False
 
 
-def read_long_csv(path, unit: str | None = None, duplicates: str = "closest") -> Traces:
+def read_long_csv(
+    path, unit: str | None = None, duplicates: str = "closest", _text: str | None = None
+) -> Traces:
     """Read a long CSV (see the module docstring).
 
     Parameters
@@ -72,7 +74,7 @@ def read_long_csv(path, unit: str | None = None, duplicates: str = "closest") ->
         ``coords (N, L, 3)`` with ``L`` = number of distinct locus indices.
     """
     path = check_input_path(path)
-    text = read_text(path)
+    text = read_text(path) if _text is None else _text
     header, n_header = split_header(text)
     kv = parse_key_values(header, "#")
     if unit is None:

@@ -384,6 +384,8 @@ def read_table(
     unit: str | None = None,
     pixel_size: float | None = None,
     duplicates: str = "closest",
+    _text: str | None = None,
+    _plan: dict | None = None,
 ) -> Traces:
     """Read a long table (CSV, TSV or ECSV) with a column mapping, given or detected.
 
@@ -416,7 +418,7 @@ def read_table(
             f"unknown duplicates policy {duplicates!r}; expected one of {', '.join(DUPLICATE_POLICIES)}"
         )
     enc: list[str] = []
-    text = read_text(path, enc)
+    text = read_text(path, enc) if _text is None else _text
     header, n_header = split_header(text)
     attrs: dict = {}
     unit_hint: tuple[str, str] | None = None
@@ -448,8 +450,10 @@ def read_table(
         names = [str(c).strip() for c in pd.read_csv(io.StringIO(head_line + "\n"), sep=sep, nrows=0).columns]
     except (ValueError, pd.errors.ParserError) as e:
         raise InputError(path, f"cannot read the column header ({' '.join(str(e).split())})", line=n_header + 1) from None
-    mapped = columns is not None
-    if mapped:
+    mapped = columns is not None and _plan is None
+    if _plan is not None:  # decisions taken on an earlier chunk of this file (streaming)
+        cmap = ColumnMap.parse(_plan["columns"])
+    elif mapped:
         cmap = ColumnMap.parse(columns)
     else:
         cmap = detect_columns(names, path)
@@ -480,16 +484,16 @@ def read_table(
 
     # --- trace key: the mapped/detected columns (+ a field of view when ids repeat across fields)
     key_cols = list(cmap.trace)
-    tid = _text(path, df, key_cols[0], first_line)
+    tid = _strings(path, df, key_cols[0], first_line)
     if not mapped and fov and fov not in key_cols:
         # a field-of-view column is part of the key (trace ids often restart per field of view);
         # a region-of-interest column only when some trace id occurs in two regions
-        f = _text(path, df, fov, first_line)
+        f = _strings(path, df, fov, first_line)
         per = pd.DataFrame({"t": tid, "f": f}).drop_duplicates()
         if _norm(fov).startswith("fov") or per["t"].duplicated().any():
             key_cols = [fov, *key_cols]
             used.add(fov)
-    parts = [_text(path, df, c, first_line) for c in key_cols]
+    parts = [_strings(path, df, c, first_line) for c in key_cols]
 
     # --- loci
     loci = None
@@ -500,7 +504,7 @@ def read_table(
     )
     if genomic:
         chrom = (
-            _text(path, df, cmap.chrom, first_line) if cmap.chrom else np.full(len(df), "unknown", dtype=object)
+            _strings(path, df, cmap.chrom, first_line) if cmap.chrom else np.full(len(df), "unknown", dtype=object)
         )
         start = numeric(path, df, cmap.start, first_line, integer=True)
         end = numeric(path, df, cmap.end, first_line, integer=True) if cmap.end else start.copy()
@@ -514,13 +518,15 @@ def read_table(
         if not mapped and not cmap.chrom:
             loci["chrom"] = "unknown"
         key_chrom = pd.DataFrame({"t": ["/".join(p) for p in zip(*parts)] if parts else [], "c": chrom})
-        if not mapped and cmap.chrom and key_chrom.drop_duplicates()["t"].duplicated().any():
+        multi = key_chrom.drop_duplicates()["t"].duplicated().any()
+        if not mapped and cmap.chrom and cmap.chrom not in key_cols and multi:
             key_cols.append(cmap.chrom)  # one trace per chromosome (copy)
             parts.append(chrom.astype(str))
     elif cmap.locus:
         for c in (cmap.chrom, cmap.start, cmap.end):
             if c:
                 used.add(c)  # masked / constant genomic columns: dropped
+                attrs.setdefault("dropped_columns", []).append(c)
         if not mapped:
             cmap = ColumnMap(trace=cmap.trace, x=cmap.x, y=cmap.y, z=cmap.z, locus=cmap.locus)
         raw = df[cmap.locus]
@@ -561,6 +567,8 @@ def read_table(
         raise PointaeError("--pixel-size applies only to coordinates in pixels (--unit pixel)")
 
     # --- extra columns
+    if _plan is not None:
+        used.update(c for c in _plan.get("dropped_columns", []) if c in df.columns)
     drop = [c for c in df.columns if c in used or _norm(c) in _DROP or c.startswith("Unnamed: ")]
     extra = df.drop(columns=drop)
     table = LongTable(
@@ -582,7 +590,8 @@ def read_table(
             if name not in meta.columns:
                 meta[name] = first_rows.loc[meta["trace_id"], c].to_numpy()
     last = "trace_name" if _norm(cmap.trace[-1]) == "trace_id" else cmap.trace[-1]
-    allele = _allele(meta["trace_id" if len(key_cols) == 1 else last].to_numpy())
+    want = None if _plan is None else bool(_plan.get("allele"))
+    allele = _allele(meta["trace_id" if len(key_cols) == 1 else last].to_numpy(), force=want)
     if allele is not None and "allele" not in meta.columns:
         meta["allele"] = allele
     attrs.update(
@@ -591,8 +600,14 @@ def read_table(
             "format": "table",
             "layout": layout,
             "columns": ColumnMap(
-                trace=tuple(key_cols), x=cmap.x, y=cmap.y, z=cmap.z, locus=cmap.locus,
-                chrom=cmap.chrom, start=cmap.start, end=cmap.end,
+                trace=tuple(key_cols),
+                x=cmap.x,
+                y=cmap.y,
+                z=cmap.z,
+                locus=None if genomic and not mapped and cmap.locus != cmap.start else cmap.locus,
+                chrom=cmap.chrom,
+                start=cmap.start,
+                end=cmap.end,
             ).spec(),
             "columns_source": "--columns" if mapped else "detected from the column names",
             "trace_key": key_cols,
@@ -613,7 +628,7 @@ def read_table(
     )
 
 
-def _text(path, df, col, first_line) -> np.ndarray:
+def _strings(path, df, col, first_line) -> np.ndarray:
     return np.asarray([s.strip() for s in text_ids(path, df, col, first_line)], dtype=object)
 
 
@@ -627,15 +642,24 @@ def _informative(df: pd.DataFrame, cols) -> bool:
     return any(df[c].nunique(dropna=True) > 1 for c in present)
 
 
-def _allele(ids: np.ndarray) -> np.ndarray | None:
-    """Allele from trace ids like ``3_129`` / ``3_CAST`` (2 to 4 distinct suffixes), else None."""
-    if len(ids) == 0:
+def allele_suffixes(kinds) -> bool:
+    """True when trace-id suffixes look like alleles: 2 to 4 kinds, one with a letter (129/CAST)."""
+    kinds = set(kinds)
+    return 2 <= len(kinds) <= 4 and any(re.search(r"[A-Za-z]", str(k)) for k in kinds)
+
+
+def _allele(ids: np.ndarray, force: bool | None = None) -> np.ndarray | None:
+    """Allele from trace ids like ``3_129`` / ``3_CAST`` (see :func:`allele_suffixes`), else None.
+
+    ``force`` (streaming): True/False when the decision was taken on the whole file.
+    """
+    if len(ids) == 0 or force is False:
         return None
     m = [_ALLELE.match(str(s)) for s in ids]
     if not all(m):
         return None
     suf = np.array([x.group(1) for x in m], dtype=object)
-    return suf if 2 <= len(set(suf)) <= 4 else None
+    return suf if force or allele_suffixes(suf) else None
 
 
 def genomic_union(chrom, start, end) -> tuple[pd.DataFrame, np.ndarray]:
