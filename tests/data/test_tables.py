@@ -339,3 +339,22 @@ def test_ecsv_float32_digits_kept(tmp_path):
             f = line.split(",")
             got.add((f[1], f[2], f[3], f[4]))
     assert got == src
+
+
+def test_cli_reader_option_choices_match_the_library():
+    from pointae.cli._read import DUPLICATE_NAMES, READ_FORMAT_NAMES
+    from pointae.data.io import READ_FORMATS
+    from pointae.data.io._common import DUPLICATE_POLICIES
+
+    assert set(READ_FORMAT_NAMES) == set(READ_FORMATS)
+    assert set(DUPLICATE_NAMES) == set(DUPLICATE_POLICIES)
+
+
+def test_impute_a_mapped_table_to_fofct(tmp_path):
+    out = tmp_path / "m.fofct.csv"
+    args = ["impute", str(MAPPED), "-o", str(out), "--columns", MAPPING, "--unit", "pixel", "--pixel-size", "100"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    t = read_traces(out)
+    assert t.mask.all() and t.trace_ids.tolist()[:2] == ["1/1", "1/2"]
+    assert t.attrs["pixel_size_nm"] == 100
