@@ -180,15 +180,16 @@ def bench_h5(n: int, n_loci: int, chunk: int) -> None:
             )
 
 
-def write_long_table(path: Path, n: int, n_loci: int, seed: int = 0, missing: float = 0.3) -> int:
+def write_long_table(path: Path, n: int, n_loci: int, seed: int = 0, missing: float = 0.3) -> tuple[int, int]:
     """A Huang-style CSV (``,z-nm,x-nm,y-nm,Trace_ID,chr,start,stop,FOV_ID``) of ``n`` traces.
 
-    Missing spots are absent rows. Returns the number of rows written.
+    Missing spots are absent rows. Returns the rows written and the traces in the file (a trace
+    with every spot missing has no row, so it is not in the file).
     """
     import pandas as pd
 
     rng = np.random.default_rng(seed)
-    rows, block = 0, 50_000
+    rows, traces, block = 0, 0, 50_000
     with open(path, "w") as fh:
         fh.write(",z-nm,x-nm,y-nm,Trace_ID,chr,start,stop,FOV_ID\n")
         for s0 in range(0, n, block):
@@ -212,7 +213,8 @@ def write_long_table(path: Path, n: int, n_loci: int, seed: int = 0, missing: fl
             )
             df.to_csv(fh, header=False, index=False)
             rows += int(keep.sum())
-    return rows
+            traces += len(np.unique(tr))
+    return rows, traces
 
 
 _CHILD = """

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from pointae.data.traces import Traces
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 MAX_LABELS = 50  # a meta column with more distinct values is not treated as a label
+STREAM_BYTES = 256 * 1024**2  # text files larger than this are summarised chunk by chunk
 
 
 def _quantiles(x: np.ndarray) -> dict[str, float] | None:
@@ -76,6 +78,7 @@ def _summarize_chunks(chunks: Callable[[], Iterable[Traces]], outlier_factor: fl
     first: Traces | None = None
     n = observed = total = 0
     detected = None  # (L,) traces observing each locus
+    dups = None
     miss, rgs, bonds, gaps = [], [], [], []
     counts: dict[str, Counter] = {}
     kinds: dict[str, str | None] = {}
@@ -84,6 +87,10 @@ def _summarize_chunks(chunks: Callable[[], Iterable[Traces]], outlier_factor: fl
             first = t
             kinds = {str(c): _label_kind(t.meta[c]) for c in t.meta.columns}
             counts = {c: Counter() for c, k in kinds.items() if k is not None}
+        d = t.attrs.get("duplicates")  # per chunk when streamed: summed
+        if isinstance(d, dict) and "spots" in d:
+            dups = dict(d) if dups is None else {**dups, "spots": dups["spots"] + d["spots"],
+                                                 "rows_dropped": dups["rows_dropped"] + d["rows_dropped"]}
         m = t.mask  # (B, L)
         detected = m.sum(axis=0) if detected is None else detected + m.sum(axis=0)
         n += len(t)
@@ -161,7 +168,7 @@ def _summarize_chunks(chunks: Callable[[], Iterable[Traces]], outlier_factor: fl
         "unit_source": a.get("unit_source", "stated by the format" if a.get("format") != "h5" else "file"),
         "trace_key": a.get("trace_key"),
         "columns": a.get("columns"),
-        "duplicates": a.get("duplicates"),
+        "duplicates": dups,
         "encoding": a.get("encoding"),
     }
 
@@ -207,7 +214,8 @@ def summarize(traces: Traces, outlier_factor: float = 3.0) -> dict[str, Any]:
 def summarize_file(
     path, format: str | None = None, chunk_size: int = 65536, outlier_factor: float = 3.0, **read_kw
 ) -> dict[str, Any]:
-    """:func:`summarize` a file; HDF5 files are streamed in chunks of ``chunk_size`` traces.
+    """:func:`summarize` a file; HDF5 files and text files over 256 MB are streamed in chunks of
+    ``chunk_size`` traces (two passes).
 
     ``read_kw`` are reader options (:class:`pointae.data.io.ReadOptions`: ``columns``, ``unit``,
     ``pixel_size``, ``duplicates``).
@@ -221,6 +229,10 @@ def summarize_file(
     if fmt in ("h5", "hdf5") and h5_length(path) > 0 and not read_kw:
         return _summarize_chunks(
             lambda: iter_traces(path, chunk_size=chunk_size, format="h5"), outlier_factor
+        )
+    if fmt not in ("h5", "hdf5") and Path(path).stat().st_size > STREAM_BYTES:  # big text: stream, 2 passes
+        return _summarize_chunks(
+            lambda: iter_traces(path, chunk_size=chunk_size, format=fmt, **read_kw), outlier_factor
         )
     return summarize(read_traces(path, format=fmt, **read_kw), outlier_factor=outlier_factor)
 

@@ -96,3 +96,14 @@ def test_convert_text_to_h5_streams(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert_same(read_traces(src), read_traces(tmp_path / "h.h5"))
+
+
+def test_info_streams_big_text_files_with_the_same_summary(monkeypatch):
+    import pointae.data.qc as qc
+
+    for name in ("him_roi5_excerpt.ecsv", "huang2021_sox2_excerpt.csv", "bintu_labels_restart.csv"):
+        whole = qc.summarize_file(FILES / name)
+        monkeypatch.setattr(qc, "STREAM_BYTES", 0)
+        streamed = qc.summarize_file(FILES / name, chunk_size=4)
+        monkeypatch.undo()
+        assert streamed == whole
