@@ -248,9 +248,10 @@ def bench_long_table(n: int, n_loci: int, chunks: list[int]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "long.csv"
         t0 = time.perf_counter()
-        rows = write_long_table(path, n, n_loci)
+        rows, n = write_long_table(path, n, n_loci)
         print(
-            f"  wrote {rows:,} rows, {path.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - t0:.1f} s"
+            f"  wrote {rows:,} rows of {n:,} traces (the others had no spot), "
+            f"{path.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - t0:.1f} s"
         )
         for chunk in chunks:
             code = _CHILD.format(root=str(ROOT), mode="read", path=str(path), chunk=chunk, out="")
