@@ -234,10 +234,11 @@ def _check_chromosome_sets(path, keys, chrom, lines):
 def write_fofct(traces: Traces, path, genome_assembly: str | None = None, sep: str = ",") -> None:
     """Write a FOF-CT core table that :func:`read_fofct` reads back identically.
 
-    Only observed spots are written. Coordinates are written as integers when all are integral,
-    else with float32 repr precision (bit-identical on reading). Loci are required for FOF-CT;
-    when ``traces.loci`` is None, placeholder loci ``unknown:i-(i+1)`` (the locus index) are
-    written and a comment says so.
+    A v1.0 header; only observed spots, with the digits they were read with
+    (:func:`~pointae.data.io._common.coord_text`: float64 when read so, integers without decimals,
+    new values as float32 shortest text). Loci are required for FOF-CT; when ``traces.loci`` is
+    None, placeholder loci ``unknown:i-(i+1)`` (the locus index, or the barcode from
+    ``attrs["locus_index"]``) are written and a comment says so.
     """
     t = traces
     n, n_loci = len(t), t.n_loci
@@ -245,8 +246,14 @@ def write_fofct(traces: Traces, path, genome_assembly: str | None = None, sep: s
     comments = list(attrs.get("comments", []))
     rest = {k: v for k, v in attrs.items() if k not in _HEADER_ATTRS}
     if t.loci is None:
-        loci = pd.DataFrame({"chrom": "unknown", "start": np.arange(n_loci), "end": np.arange(1, n_loci + 1)})
-        comments.append("loci unknown: Chrom_Start is the locus index (0-based)")
+        idx = t.attrs.get("locus_index")
+        if isinstance(idx, list) and len(idx) == n_loci and all(isinstance(i, int) for i in idx):
+            start = np.asarray(idx, dtype=np.int64)  # e.g. barcode numbers
+            comments.append("loci unknown: Chrom_Start is the locus index or barcode of the source file")
+        else:
+            start = np.arange(n_loci)
+            comments.append("loci unknown: Chrom_Start is the locus index (0-based)")
+        loci = pd.DataFrame({"chrom": "unknown", "start": start, "end": start + 1})
     else:
         loci = t.loci
     mask = t.mask.reshape(-1)
