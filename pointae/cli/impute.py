@@ -10,13 +10,9 @@ from typing import Annotated, Optional
 import typer
 
 from pointae.cli._app import command, console
+from pointae.cli._read import ColumnsOpt, DuplicatesOpt, InFormat, PixelSizeOpt, UnitOpt, read_options
 
-
-class _InFormat(str, Enum):
-    bintu = "bintu"
-    fofct = "fofct"
-    csv = "csv"
-    h5 = "h5"
+_InFormat = InFormat
 
 
 class _OutFormat(str, Enum):
@@ -43,7 +39,8 @@ _MODEL = typer.Option(
 @command("impute")
 def impute(
     src: Annotated[
-        Path, typer.Argument(metavar="INPUT", help="Trace file (Bintu CSV, FOF-CT, long CSV, HDF5).")
+        Path,
+        typer.Argument(metavar="INPUT", help="Trace file (Bintu, FOF-CT, long CSV/TSV, ECSV, HDF5)."),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (written atomically).")],
     model: Annotated[Optional[Path], _MODEL] = None,
@@ -57,20 +54,27 @@ def impute(
         Optional[_InFormat], typer.Option("--format", "-f", help="Input format (default: detected).")
     ] = None,
     to: Annotated[
-        Optional[_OutFormat], typer.Option("--to", "-t", help="Output format (default: the input's format).")
+        Optional[_OutFormat],
+        typer.Option("--to", "-t", help="Output format (default: the input's format; FOF-CT for tables)."),
     ] = None,
+    columns: ColumnsOpt = None,
+    unit: UnitOpt = None,
+    pixel_size: PixelSizeOpt = None,
+    duplicates: DuplicatesOpt = None,
 ) -> None:
     """Fill missing loci (and with --denoise correct outliers); every original spot is kept bit for bit.
 
     Imputed/corrected spots are marked in the per-spot columns pointae_status
     (observed|imputed|corrected|missing) and pointae_confidence; provenance goes to the header/attributes.
     """
-    from pointae.data.io import read_traces, write_traces
+    from pointae.data.io import default_write_format, read_traces, write_traces
     from pointae.errors import PointaeError
     from pointae.impute.api import impute_traces
 
-    t = read_traces(src, format=format.value if format else None)
-    fmt = to.value if to else t.attrs.get("format")
+    opts = read_options(None, columns, unit, pixel_size, duplicates)
+    opts.format = format.value if format else opts.format
+    t = read_traces(src, **opts.kwargs())
+    fmt = to.value if to else default_write_format(t)
     if Path(out).resolve() == Path(src).resolve():
         raise PointaeError(f"{out}: output would overwrite the input")
     res = impute_traces(t, model=model, denoise=denoise, threshold=threshold)

@@ -10,6 +10,8 @@ Layout (``format_version`` 1)::
     /meta_na/<column>   (N,) bool, only for text columns that had missing values
     /loci/chrom|start|end   (L,) when the loci are known
     /layers/<name>      (N, L) chunks (c, L)
+    /coords64           float64 (N, L, 3), only when the traces carry values more precise than
+                        float32 (``Traces.coords64``: coordinates exactly as read from a text file)
 
 ``provenance`` records the source file, pointae version, creation time (UTC), the writer
 parameters and the provenance of the traces that were written (their lineage).
@@ -144,6 +146,15 @@ class H5TraceWriter:
             chunks=(c, n_loci, 3),
             **comp,
         )
+        if t.coords64 is not None:
+            f.create_dataset(
+                "coords64",
+                shape=(0, n_loci, 3),
+                maxshape=(None, n_loci, 3),
+                dtype=np.float64,
+                chunks=(c, n_loci, 3),
+                **comp,
+            )
         g, gna = f.create_group("meta"), f.create_group("meta_na")
         kinds = []
         for i, col in enumerate(t.meta.columns):
@@ -210,6 +221,9 @@ class H5TraceWriter:
         f = self._f
         f["coords"].resize(n1, axis=0)
         f["coords"][n0:n1] = t.coords
+        if "coords64" in f:
+            f["coords64"].resize(n1, axis=0)
+            f["coords64"][n0:n1] = t.exact_coords()
         for i, (col, kind) in enumerate(zip(spec["meta"], spec["kinds"])):
             key, s = f"{i:04d}", t.meta[col]
             ds = f["meta"][key]
@@ -345,11 +359,14 @@ def _read_slice(p, f, start, stop) -> Traces:
         ds = f["layers"][key]
         name = ds.attrs["name"]
         layers[name] = ds.asstr()[sl].astype(str) if ds.dtype.kind == "O" else ds[sl]
+    coords64 = f["coords64"][sl] if "coords64" in f else None
     attrs = json.loads(f.attrs["attrs"])
     attrs["provenance"] = json.loads(f.attrs["provenance"])
     attrs["source"] = str(p)
     attrs["format"] = "h5"
-    return Traces(coords, unit=str(f.attrs["unit"]), meta=meta, loci=loci, attrs=attrs, layers=layers)
+    return Traces(
+        coords, unit=str(f.attrs["unit"]), meta=meta, loci=loci, attrs=attrs, layers=layers, coords64=coords64
+    )
 
 
 def iter_h5(path, chunk_size: int = 65536) -> Iterator[Traces]:
