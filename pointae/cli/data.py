@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import command, console
+from pointae.cli._app import OVERWRITE, command, console
 
 
 class InFormat(str, Enum):
@@ -115,9 +115,12 @@ def convert(
     format: Annotated[
         Optional[InFormat], typer.Option("--format", "-f", help="Input format (default: detected).")
     ] = None,
+    overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
     """Convert between trace formats (Bintu CSV, FOF-CT, long CSV, HDF5, PDB), keeping ids, labels, layers."""
     from pointae.data.io import convert_file
+    from pointae.outputs import check_outputs
 
+    check_outputs([dst], inputs=[src], overwrite=overwrite)
     n, n_loci = convert_file(src, dst, to=to.value if to else None, format=format.value if format else None)
     console.print(f"wrote {n:,} traces x {n_loci} loci to {dst}", highlight=False)

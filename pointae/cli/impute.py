@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import command, console
+from pointae.cli._app import OVERWRITE, command, console
 
 
 class _InFormat(str, Enum):
@@ -59,6 +59,7 @@ def impute(
     to: Annotated[
         Optional[_OutFormat], typer.Option("--to", "-t", help="Output format (default: the input's format).")
     ] = None,
+    overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
     """Fill missing loci (and with --denoise correct outliers); every original spot is kept bit for bit.
 
@@ -68,7 +69,9 @@ def impute(
     from pointae.data.io import read_traces, write_traces
     from pointae.errors import PointaeError
     from pointae.impute.api import impute_traces
+    from pointae.outputs import check_outputs
 
+    check_outputs([out], inputs=[src, model], overwrite=overwrite)
     t = read_traces(src, format=format.value if format else None)
     fmt = to.value if to else t.attrs.get("format")
     if Path(out).resolve() == Path(src).resolve():
@@ -113,6 +116,7 @@ def evaluate_imputation_cmd(
     format: Annotated[
         Optional[_InFormat], typer.Option("--format", "-f", help="Input format (default: detected).")
     ] = None,
+    overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
     """Held-out masking protocol: hide observed loci, impute, score only them, against the baselines.
 
@@ -125,7 +129,10 @@ def evaluate_imputation_cmd(
     from pointae.data.io import read_traces
     from pointae.errors import atomic_path
     from pointae.impute.api import evaluate_denoising, evaluate_imputation
+    from pointae.outputs import check_outputs
 
+    if json_out is not None:
+        check_outputs([json_out], inputs=[data, model], overwrite=overwrite)
     t = read_traces(data, format=format.value if format else None)
     res = evaluate_imputation(
         t, model=model, hide=hide, seed=seed, runs=runs, mode=mode.value, max_missing=max_missing
@@ -206,7 +213,9 @@ def train_imputer_cmd(
     from pointae.impute.api import train_imputer
     from pointae.impute.fit import FitConfig
     from pointae.impute.model import ImputerConfig
+    from pointae.outputs import check_output_dir
 
+    check_output_dir(out, inputs=[data, init])
     t = read_traces(data, format=format.value if format else None)
     metrics = train_imputer(
         t,
