@@ -18,6 +18,10 @@ class PointaeError(Exception):
     """A user-facing error; ``str(err)`` is a complete one-line message."""
 
 
+class PointaeWarning(UserWarning):
+    """A user-facing warning; the CLI prints it as one line ``warning: ...`` on stderr."""
+
+
 class InputError(PointaeError):
     """A problem with an input file, located as precisely as possible.
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from pointae.data.io import bintu, fofct, hdf5, longcsv
 from pointae.data.io._common import check_input_path
 from pointae.data.traces import Traces
-from pointae.errors import InputError, PointaeError
+from pointae.errors import InputError, PointaeError, PointaeWarning
 
 READ_FORMATS = ("bintu", "fofct", "csv", "h5")
 WRITE_FORMATS = ("bintu", "fofct", "csv", "h5", "pdb")
@@ -99,11 +99,39 @@ def read_traces(
     """
     fmt = _normalise(format, READ_FORMATS) or detect_format(path)
     if fmt == "h5":
-        return hdf5.read_h5(path, start=start, stop=stop, **kw)
+        return _numeric_policy(hdf5.read_h5(path, start=start, stop=stop, **kw), path)
     reader = {"bintu": bintu.read_bintu, "fofct": fofct.read_fofct, "csv": longcsv.read_long_csv}[fmt]
-    t = reader(path, **kw)
+    t = _numeric_policy(reader(path, **kw), path)
     if start is not None or stop is not None:
         t = t[slice(start, stop)]
+    return t
+
+
+def _numeric_policy(t: Traces, path) -> Traces:
+    """The one place every reader's output passes: see :mod:`pointae.data.validate`.
+
+    Invalid spots (non-finite, or beyond ``COORD_LIMIT``) were made missing when the
+    :class:`Traces` was built; here they are announced (one warning line) and counted in
+    ``attrs["pointae_invalid_spots"]``. Out-of-range locus indices / positions are an error.
+    """
+    import warnings
+
+    from pointae.data.validate import COORD_LIMIT, check_positions, describe_invalid
+
+    where = f"{path}: "
+    try:
+        if t.loci is not None:
+            check_positions(t.loci["start"].to_numpy(), "genomic start", where)
+            check_positions(t.loci["end"].to_numpy(), "genomic end", where)
+        if isinstance(t.attrs.get("locus_index"), list):
+            check_positions(t.attrs["locus_index"], "locus index", where)
+    except (TypeError, ValueError):
+        raise InputError(path, "locus index list is not numeric") from None
+    report = getattr(t, "invalid_spots", None)
+    if report:
+        warnings.warn(describe_invalid(report, t.trace_ids, where), PointaeWarning, stacklevel=3)
+        counts = {k: report[k] for k in ("nonfinite", "out_of_range")}
+        t.attrs["pointae_invalid_spots"] = dict(counts, limit=COORD_LIMIT, policy="treated as missing")
     return t
 
 
@@ -116,7 +144,8 @@ def iter_traces(path, chunk_size: int = 65536, format: str | None = None, **kw) 
         raise PointaeError("chunk_size must be >= 1")
     fmt = _normalise(format, READ_FORMATS) or detect_format(path)
     if fmt == "h5":
-        yield from hdf5.iter_h5(path, chunk_size=chunk_size, **kw)
+        for part in hdf5.iter_h5(path, chunk_size=chunk_size, **kw):
+            yield _numeric_policy(part, path)
         return
     t = read_traces(path, format=fmt, **kw)
     for s in range(0, len(t), chunk_size):
