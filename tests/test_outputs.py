@@ -216,3 +216,81 @@ def test_kill_during_atomic_write_leaves_nothing_after_the_next_run(work):
     res = runner.invoke(app, ["convert", str(work / "v.csv"), str(out)])
     assert res.exit_code == 0, res.output
     _no_tmp(work)
+
+
+def test_evaluate_imputation_on_too_few_traces_says_why(work):
+    res = runner.invoke(app, ["evaluate-imputation", str(work / "v.csv")])
+    _refused(res, "6 usable trace(s)", "too few", "--max-missing")
+
+
+# ------------------------------------------------------------------------------- CLI fuzz
+FRESH_SUFFIX = {
+    "convert": ".h5",
+    "impute": ".csv",
+    "reconstruct": ".npy",
+    "embed": ".csv",
+    "evaluate-imputation": ".json",
+    "view": ".png",
+    "export-pdb": ".pdb",
+    "simulate": ".h5",
+}
+
+
+def test_cli_fuzz_no_input_bytes_ever_change(work):
+    """Seeded matrix: every writing command, outputs drawn from the inputs (also via ``..``, symlinks
+    and hard links), the run directory it reads, existing files, symlinks to them, folders and
+    fresh paths, with and without --overwrite. No input may ever change; exit 0 only where allowed."""
+    lines = BINTU.read_text().splitlines()
+    small = work / "v.csv"
+    small.write_text("\n".join(lines[: 2 + 3 * 65]) + "\n")  # 3 traces: fast commands
+    run = work / "run"
+    (run / "model.safetensors").write_bytes(b"not really weights")
+    other = work / "other.txt"
+    (work / "link_in.csv").symlink_to(small)
+    os.link(small, work / "hard_in.csv")
+    (work / "link_other.txt").symlink_to(other)
+    (work / "adir").mkdir()
+    run_files = {p: p.read_bytes() for p in (run / "config.yaml", run / "model.safetensors")}
+    before = {p: _digest(p) for p in [small, *run_files]}
+    kinds = {
+        "input": small,
+        "input_dotdot": work / "adir" / ".." / "v.csv",
+        "input_symlink": work / "link_in.csv",
+        "input_hardlink": work / "hard_in.csv",
+        "run_file": run / "config.yaml",
+        "run_new": run / "new.out",
+        "existing": other,
+        "existing_symlink": work / "link_other.txt",
+        "folder": work / "adir",
+        "under_a_file": other / "x",
+        "fresh": None,
+    }
+    rng = np.random.default_rng(11)
+    seen, codes = set(), []
+    for k in range(36):
+        cmd = sorted(COMMANDS)[k % len(COMMANDS)]
+        kind = list(kinds)[int(rng.integers(len(kinds)))]
+        overwrite = bool(rng.integers(2))
+        out = kinds[kind] or work / f"fresh{k}{FRESH_SUFFIX[cmd]}"
+        args = _args(cmd, small, out, run) + (["--overwrite"] if overwrite else [])
+        if cmd == "view":
+            args += ["--trace", "1"]
+        other.write_text("keep me\n")
+        for p, data in run_files.items():  # run/ is an input of embed only; others may overwrite it
+            p.write_bytes(data)
+        inputs = [small, *run_files] if cmd == "embed" else [small]
+        res = runner.invoke(app, args)
+        seen.add((cmd, kind))
+        codes.append(res.exit_code)
+        where = f"{cmd} -> {kind} (overwrite={overwrite}): {res.output}"
+        assert res.exit_code in (0, 1) and "Traceback" not in res.output, where
+        assert {p: _digest(p) for p in inputs} == {p: before[p] for p in inputs}, where
+        assert (work / "link_in.csv").is_symlink() and (work / "link_other.txt").is_symlink(), where
+        _no_tmp(work)
+        if res.exit_code == 0:  # only new files, or other files with --overwrite; never an input
+            new = kind == "fresh" or (kind == "run_new" and cmd != "embed")
+            replaced = kind in ("existing", "existing_symlink") or (kind == "run_file" and cmd != "embed")
+            assert new or (overwrite and replaced), where
+        if kind.startswith("existing") and not overwrite:
+            assert res.exit_code == 1 and other.read_text() == "keep me\n", where
+    assert len(seen) >= 30 and codes.count(0) >= 5 and codes.count(1) >= 15, (codes, seen)
