@@ -54,6 +54,7 @@ def check_outputs(
     outputs: Iterable[str | os.PathLike],
     inputs: Iterable[str | os.PathLike | None] = (),
     overwrite: bool = False,
+    folders: Iterable[str | os.PathLike | None] = (),
 ) -> list[Path]:
     """Check output files before a command writes them; see the module docstring.
 
@@ -62,8 +63,10 @@ def check_outputs(
     outputs
         The files the command will write.
     inputs
-        Files and folders the command reads (``None`` entries are ignored). An output may
-        neither be one of them nor lie inside one that is a folder.
+        Files the command reads (``None`` entries are ignored); no output may be one of them.
+    folders
+        Run directories (or model files) the command reads: no output may be one of them or lie
+        inside one.
     overwrite
         Allow replacing existing output files (never inputs).
 
@@ -78,8 +81,8 @@ def check_outputs(
         One line naming the output and the problem.
     """
     outs = [Path(o) for o in outputs]
-    ins = [Path(i) for i in inputs if i is not None]
-    real_ins = [(i, _real(i)) for i in ins]
+    real_ins = [(Path(i), _real(i), False) for i in inputs if i is not None]
+    real_ins += [(Path(i), _real(i), True) for i in folders if i is not None]
     seen: dict[Path, Path] = {}
     for out in outs:
         _check_parents(out)
@@ -87,10 +90,10 @@ def check_outputs(
         if real in seen:
             raise PointaeError(f"{out}: the same file is given twice as an output (also {seen[real]})")
         seen[real] = out
-        for given, ri in real_ins:
+        for given, ri, folder in real_ins:
             if real == ri or _same_file(real, ri):
                 raise PointaeError(f"{out}: output would overwrite the input {given}")
-            if ri.is_dir() and ri in real.parents:
+            if folder and ri.is_dir() and ri in real.parents:
                 raise PointaeError(
                     f"{out}: output is inside the input folder {given}, which this command reads"
                 )

@@ -59,7 +59,7 @@ def embed_cmd(
     from pointae.analysis.embed import embed
     from pointae.outputs import check_outputs
 
-    check_outputs(out, inputs=[run, data], overwrite=overwrite)
+    check_outputs(out, inputs=[data], folders=[run], overwrite=overwrite)
     res = embed(
         run,
         data,

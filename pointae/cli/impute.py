@@ -71,7 +71,7 @@ def impute(
     from pointae.impute.api import impute_traces
     from pointae.outputs import check_outputs
 
-    check_outputs([out], inputs=[src, model], overwrite=overwrite)
+    check_outputs([out], inputs=[src], folders=[model], overwrite=overwrite)
     t = read_traces(src, format=format.value if format else None)
     fmt = to.value if to else t.attrs.get("format")
     if Path(out).resolve() == Path(src).resolve():
@@ -132,7 +132,7 @@ def evaluate_imputation_cmd(
     from pointae.outputs import check_outputs
 
     if json_out is not None:
-        check_outputs([json_out], inputs=[data, model], overwrite=overwrite)
+        check_outputs([json_out], inputs=[data], folders=[model], overwrite=overwrite)
     t = read_traces(data, format=format.value if format else None)
     try:
         res = evaluate_imputation(

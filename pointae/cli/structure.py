@@ -105,7 +105,7 @@ def view(
 
     if png is not None:
         model_dir = model if model not in (None, "default") else None
-        check_outputs([png], inputs=[file, compare, model_dir], overwrite=overwrite)
+        check_outputs([png], inputs=[file, compare], folders=[model_dir], overwrite=overwrite)
     wh = parse_size(size)
     written = view_file(
         file, trace=trace, compare=compare, model=model, png=png, size=wh, gallery=gallery, overlay=overlay
