@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import command, console
+from pointae.cli._app import OVERWRITE, command, console
 from pointae.cli._read import ColumnsOpt, DuplicatesOpt, FormatOpt, PixelSizeOpt, UnitOpt, read_options
 from pointae.errors import PointaeError
 
@@ -151,10 +151,13 @@ def convert(
     unit: UnitOpt = None,
     pixel_size: PixelSizeOpt = None,
     duplicates: DuplicatesOpt = None,
+    overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
     """Convert between trace formats (Bintu, FOF-CT, long CSV, tables, HDF5, PDB), keeping ids and labels."""
     from pointae.data.io import convert_file
+    from pointae.outputs import check_outputs
 
+    check_outputs([dst], inputs=[src], overwrite=overwrite)
     opts = read_options(format, columns, unit, pixel_size, duplicates)
     n, n_loci = convert_file(src, dst, to=to.value if to else None, **opts.kwargs())
     console.print(f"wrote {n:,} traces x {n_loci} loci to {dst}", highlight=False)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import command, console
+from pointae.cli._app import OVERWRITE, command, console
 from pointae.cli._read import ColumnsOpt, DuplicatesOpt, InFormat, PixelSizeOpt, UnitOpt, read_options
 
 _InFormat = InFormat
@@ -61,6 +61,7 @@ def impute(
     unit: UnitOpt = None,
     pixel_size: PixelSizeOpt = None,
     duplicates: DuplicatesOpt = None,
+    overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
     """Fill missing loci (and with --denoise correct outliers); every original spot is kept bit for bit.
 
@@ -70,7 +71,9 @@ def impute(
     from pointae.data.io import default_write_format, read_traces, write_traces
     from pointae.errors import PointaeError
     from pointae.impute.api import impute_traces
+    from pointae.outputs import check_outputs
 
+    check_outputs([out], inputs=[src], folders=[model], overwrite=overwrite)
     opts = read_options(None, columns, unit, pixel_size, duplicates)
     opts.format = format.value if format else opts.format
     t = read_traces(src, **opts.kwargs())
@@ -117,6 +120,7 @@ def evaluate_imputation_cmd(
     format: Annotated[
         Optional[_InFormat], typer.Option("--format", "-f", help="Input format (default: detected).")
     ] = None,
+    overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
     """Held-out masking protocol: hide observed loci, impute, score only them, against the baselines.
 
@@ -127,13 +131,28 @@ def evaluate_imputation_cmd(
     Traces the model was trained on are skipped automatically.
     """
     from pointae.data.io import read_traces
-    from pointae.errors import atomic_path
+    from pointae.errors import PointaeError, atomic_path
     from pointae.impute.api import evaluate_denoising, evaluate_imputation
+    from pointae.outputs import check_outputs
 
+    if json_out is not None:
+        check_outputs([json_out], inputs=[data], folders=[model], overwrite=overwrite)
     t = read_traces(data, format=format.value if format else None)
-    res = evaluate_imputation(
-        t, model=model, hide=hide, seed=seed, runs=runs, mode=mode.value, max_missing=max_missing
-    )
+    try:
+        res = evaluate_imputation(
+            t, model=model, hide=hide, seed=seed, runs=runs, mode=mode.value, max_missing=max_missing
+        )
+    except PointaeError as e:
+        if "undefined" not in str(e):
+            raise
+        from pointae.impute.protocol import eligible
+
+        n_ok = int(eligible(t.mask, max_missing).sum())
+        raise PointaeError(
+            f"{data}: {n_ok} usable trace(s) (at most {max_missing:.0%} loci missing) are too few: the "
+            "population baselines predict each hidden locus pair from the other traces, and no other "
+            "trace observes some of them; use a file with more traces or raise --max-missing"
+        ) from None
     p = res["protocol"]
     console.print(
         f"{data}: {res['runs'][0]['_info']['n_traces']} traces (<= {max_missing:.0%} missing; "
@@ -210,7 +229,9 @@ def train_imputer_cmd(
     from pointae.impute.api import train_imputer
     from pointae.impute.fit import FitConfig
     from pointae.impute.model import ImputerConfig
+    from pointae.outputs import check_output_dir
 
+    check_output_dir(out, inputs=[data, init])
     t = read_traces(data, format=format.value if format else None)
     metrics = train_imputer(
         t,

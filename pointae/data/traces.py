@@ -79,11 +79,11 @@ class Traces:
             raise PointaeError(f"coords must have shape (N, L, 3), got {c.shape}")
         if not np.issubdtype(c.dtype, np.number):
             raise PointaeError(f"coords must be numeric, got dtype {c.dtype}")
-        c = np.array(c, dtype=np.float32, copy=True)
-        bad = ~np.isfinite(c)
-        if bad.any():
-            # a locus with any non-finite coordinate is missing as a whole
-            c[bad.any(-1)] = np.nan
+        from pointae.data.validate import clean_coords
+
+        # a locus with any non-finite or out-of-range coordinate is missing as a whole; the
+        # count is kept for the readers' report (pointae.data.validate)
+        c, self.invalid_spots = clean_coords(c)
         self.coords = c
         if self.unit not in UNITS:
             raise PointaeError(f"unknown unit {self.unit!r}; expected one of {', '.join(UNITS)}")

@@ -404,7 +404,7 @@ def test_cli_simulate_writes_file(tmp_path):
     t = Traces.load(out)
     assert len(t) == 12 and t.n_loci == 10
     assert set(t.meta["condition"]) == {"wt", "no-cohesin"}
-    r = CliRunner().invoke(app, args + ["--set", "bogus=1"])
+    r = CliRunner().invoke(app, args + ["--overwrite", "--set", "bogus=1"])
     assert r.exit_code == 1 and "unknown simulation parameter" in r.output
     r = CliRunner().invoke(app, args + ["--ctcf", str(tmp_path / "none.tsv")])
     assert r.exit_code == 1

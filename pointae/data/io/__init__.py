@@ -25,7 +25,7 @@ from pathlib import Path
 from pointae.data.io import bintu, fofct, hdf5, longcsv, table
 from pointae.data.io._common import DUPLICATE_POLICIES, check_input_path, decode_bytes
 from pointae.data.traces import Traces
-from pointae.errors import InputError, PointaeError
+from pointae.errors import InputError, PointaeError, PointaeWarning
 
 READ_FORMATS = ("bintu", "fofct", "csv", "table", "h5")
 WRITE_FORMATS = ("bintu", "fofct", "csv", "h5", "pdb")
@@ -185,16 +185,44 @@ def read_traces(
     fmt = _normalise(format, READ_FORMATS) or detect_format(path)
     kw = _reader_kwargs(fmt, kw, path)
     if fmt == "h5":
-        return hdf5.read_h5(path, start=start, stop=stop, **kw)
+        return _numeric_policy(hdf5.read_h5(path, start=start, stop=stop, **kw), path)
     reader = {
         "bintu": bintu.read_bintu,
         "fofct": fofct.read_fofct,
         "csv": longcsv.read_long_csv,
         "table": table.read_table,
     }[fmt]
-    t = reader(path, **kw)
+    t = _numeric_policy(reader(path, **kw), path)
     if start is not None or stop is not None:
         t = t[slice(start, stop)]
+    return t
+
+
+def _numeric_policy(t: Traces, path) -> Traces:
+    """The one place every reader's output passes: see :mod:`pointae.data.validate`.
+
+    Invalid spots (non-finite, or beyond ``COORD_LIMIT``) were made missing when the
+    :class:`Traces` was built; here they are announced (one warning line) and counted in
+    ``attrs["pointae_invalid_spots"]``. Out-of-range locus indices / positions are an error.
+    """
+    import warnings
+
+    from pointae.data.validate import COORD_LIMIT, check_positions, describe_invalid
+
+    where = f"{path}: "
+    try:
+        if t.loci is not None:
+            check_positions(t.loci["start"].to_numpy(), "genomic start", where)
+            check_positions(t.loci["end"].to_numpy(), "genomic end", where)
+        if isinstance(t.attrs.get("locus_index"), list):
+            check_positions(t.attrs["locus_index"], "locus index", where)
+    except (TypeError, ValueError):
+        raise InputError(path, "locus index list is not numeric") from None
+    report = getattr(t, "invalid_spots", None)
+    if report:
+        warnings.warn(describe_invalid(report, t.trace_ids, where), PointaeWarning, stacklevel=3)
+        counts = {k: report[k] for k in ("nonfinite", "out_of_range")}
+        t.attrs["pointae_invalid_spots"] = dict(counts, limit=COORD_LIMIT, policy="treated as missing")
     return t
 
 
@@ -212,12 +240,14 @@ def iter_traces(path, chunk_size: int = 65536, format: str | None = None, **kw) 
         format = "table"
     fmt = _normalise(format, READ_FORMATS) or detect_format(path)
     if fmt == "h5":
-        _reader_kwargs(fmt, kw, path)
-        yield from hdf5.iter_h5(path, chunk_size=chunk_size)
+        kw = _reader_kwargs(fmt, kw, path)
+        for part in hdf5.iter_h5(path, chunk_size=chunk_size, **kw):
+            yield _numeric_policy(part, path)
         return
     from pointae.data.io._stream import iter_text
 
-    yield from iter_text(path, fmt, chunk_size, **_reader_kwargs(fmt, kw, path))
+    for part in iter_text(path, fmt, chunk_size, **_reader_kwargs(fmt, kw, path)):
+        yield _numeric_policy(part, path)
 
 
 def format_from_suffix(path) -> str:
