@@ -136,7 +136,7 @@ def _print_table(s: dict) -> None:
         t.add_row(f"labels: {col}", ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     console.print(t)
     for w in s.get("warnings", []):
-        console.print(f"warning: {w}", style="yellow", highlight=False, markup=False)
+        console.print(f"warning: {w}", style="yellow", highlight=False, markup=False, soft_wrap=True)
 
 
 @command("convert")

@@ -55,13 +55,21 @@ def test_out_of_range_coordinates_are_missing_counted_and_reported(tmp_path, val
     assert (t.mask == expected).all()
     counts = t.attrs["pointae_invalid_spots"]
     assert counts["nonfinite"] + counts["out_of_range"] == 1 and counts["limit"] == COORD_LIMIT
-    res = runner.invoke(app, ["info", str(p), "--json"])
+    res = runner.invoke(app, ["info", str(p)])
     assert res.exit_code == 0, res.output
-    assert "warning: " in res.output and "1 spot(s) treated as missing" in res.output and "locus 8" in res.output
+    assert (
+        "warning: " in res.output and "1 spot(s) treated as missing" in res.output and "locus 8" in res.output
+    )
+    res = runner.invoke(app, ["info", str(p), "--json"])  # the same report inside the JSON
+    assert res.exit_code == 0, res.output
+    warned = json.loads(res.output)["warnings"]
+    assert any("1 spot(s) treated as missing" in w and "locus 8" in w for w in warned)
 
 
 def test_clean_coords_policy():
-    raw = np.array([[[1, 2, 3], [np.inf, 0, 0], [1e39, 0, 0], [np.nan, 0, 0], [0, 0, COORD_LIMIT]]], np.float64)
+    raw = np.array(
+        [[[1, 2, 3], [np.inf, 0, 0], [1e39, 0, 0], [np.nan, 0, 0], [0, 0, COORD_LIMIT]]], np.float64
+    )
     c, rep = clean_coords(raw)
     assert c.dtype == np.float32
     assert np.isnan(c[0, 1:4]).all() and np.isfinite(c[0, [0, 4]]).all()
@@ -73,7 +81,10 @@ def test_clean_coords_policy():
 
 def test_impute_and_reconstruct_on_a_3e38_spot_exit_0_without_overflow(tmp_path):
     p = _bintu_with(tmp_path, "3e38")
-    for args in (["reconstruct", str(p), "--out", str(tmp_path / "r.npy")], ["impute", str(p), "-o", str(tmp_path / "i.csv")]):
+    for args in (
+        ["reconstruct", str(p), "--out", str(tmp_path / "r.npy")],
+        ["impute", str(p), "-o", str(tmp_path / "i.csv")],
+    ):
         res = runner.invoke(app, args)
         assert res.exit_code == 0, res.output
         assert "overflow" not in res.output and "RuntimeWarning" not in res.output
@@ -202,14 +213,18 @@ def test_distance_maps_too_large_for_memory_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(v, "available_memory", lambda: 2**30)
     p = tmp_path / "long.h5"
     Traces(np.random.default_rng(0).normal(size=(1, 20_000, 3)).astype(np.float32)).save(p)
-    _one_error(runner.invoke(app, ["reconstruct", str(p), "--out", str(tmp_path / "o.npy")]), "20,000 loci", "GiB")
+    _one_error(
+        runner.invoke(app, ["reconstruct", str(p), "--out", str(tmp_path / "o.npy")]), "20,000 loci", "GiB"
+    )
     assert not (tmp_path / "o.npy").exists()
 
 
 def test_view_of_a_trace_with_every_locus_missing_is_one_line(tmp_path):
     p = tmp_path / "empty.h5"
     Traces(np.full((2, 6, 3), np.nan, np.float32)).save(p)
-    _one_error(runner.invoke(app, ["view", str(p), "--trace", "0", "--png", str(tmp_path / "v.png")]), "no observed")
+    _one_error(
+        runner.invoke(app, ["view", str(p), "--trace", "0", "--png", str(tmp_path / "v.png")]), "no observed"
+    )
     _one_error(runner.invoke(app, ["view", str(p), "--gallery", "2", "--png", str(tmp_path / "g.png")]))
     assert not list(tmp_path.glob("*.png"))
 
