@@ -10,7 +10,15 @@ from typing import Annotated, Optional
 import typer
 
 from pointae.cli._app import command, console
-from pointae.cli._read import ColumnsOpt, DuplicatesOpt, InFormat, PixelSizeOpt, UnitOpt, read_options
+from pointae.cli._read import (
+    ColumnsOpt,
+    DuplicatesOpt,
+    FormatOpt,
+    InFormat,
+    PixelSizeOpt,
+    UnitOpt,
+    read_options,
+)
 
 _InFormat = InFormat
 
@@ -114,9 +122,11 @@ def evaluate_imputation_cmd(
     json_out: Annotated[
         Optional[Path], typer.Option("--json", help="Write all results as JSON here.")
     ] = None,
-    format: Annotated[
-        Optional[_InFormat], typer.Option("--format", "-f", help="Input format (default: detected).")
-    ] = None,
+    format: FormatOpt = None,
+    columns: ColumnsOpt = None,
+    unit: UnitOpt = None,
+    pixel_size: PixelSizeOpt = None,
+    duplicates: DuplicatesOpt = None,
 ) -> None:
     """Held-out masking protocol: hide observed loci, impute, score only them, against the baselines.
 
@@ -130,7 +140,7 @@ def evaluate_imputation_cmd(
     from pointae.errors import atomic_path
     from pointae.impute.api import evaluate_denoising, evaluate_imputation
 
-    t = read_traces(data, format=format.value if format else None)
+    t = read_traces(data, **read_options(format, columns, unit, pixel_size, duplicates).kwargs())
     res = evaluate_imputation(
         t, model=model, hide=hide, seed=seed, runs=runs, mode=mode.value, max_missing=max_missing
     )
@@ -201,9 +211,11 @@ def train_imputer_cmd(
     init: Annotated[
         Optional[Path], typer.Option(help="Fine-tune from this imputer (e.g. pretrained).")
     ] = None,
-    format: Annotated[
-        Optional[_InFormat], typer.Option("--format", "-f", help="Input format (default: detected).")
-    ] = None,
+    format: FormatOpt = None,
+    columns: ColumnsOpt = None,
+    unit: UnitOpt = None,
+    pixel_size: PixelSizeOpt = None,
+    duplicates: DuplicatesOpt = None,
 ) -> None:
     """Train an imputer on your own traces by hiding observed loci and learning to restore them."""
     from pointae.data.io import read_traces
@@ -211,7 +223,7 @@ def train_imputer_cmd(
     from pointae.impute.fit import FitConfig
     from pointae.impute.model import ImputerConfig
 
-    t = read_traces(data, format=format.value if format else None)
+    t = read_traces(data, **read_options(format, columns, unit, pixel_size, duplicates).kwargs())
     metrics = train_imputer(
         t,
         out,
