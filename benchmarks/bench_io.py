@@ -11,7 +11,7 @@ Run ``python benchmarks/bench_io.py`` from the repository root. It prints
 4. with ``--long-table N``: a Huang-style long CSV of N traces (default 10^6; trace key
    FOV_ID + Trace_ID, genomic loci, absent rows for missing spots) is written, then read with
    ``iter_traces`` at two chunk sizes and converted to HDF5, each in a child process whose peak
-   RSS (``wait4``) and wall time are printed: memory is bounded by the chunk size, not the file.
+   RSS (``VmHWM``) and wall time are printed: memory is bounded by the chunk size, not the file.
 
 Machine info (CPU count, torch threads, load average) is printed with the numbers: on a shared
 machine the load average says how much to trust them.
@@ -226,21 +226,21 @@ if {mode!r} == "read":
     n = sum(len(p) for p in iter_traces({path!r}, chunk_size={chunk}))
 else:
     n, _ = convert_file({path!r}, {out!r})
-print(n, time.perf_counter() - t0)
+hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")][0].split()[1]
+print(n, time.perf_counter() - t0, int(hwm) / 1024)
 """
 
 
-def _child(code: str) -> tuple[str, float]:
-    """Run ``code`` in a child Python; its stdout and peak RSS in MB (from ``wait4``)."""
+def _child(code: str) -> list[str]:
+    """Run ``code`` in a child Python and return its stdout fields.
+
+    The child reports its own peak RSS (``VmHWM`` of its process image): ``wait4``'s ``ru_maxrss``
+    would count the parent's pages inherited through ``fork``.
+    """
     import subprocess
 
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise SystemExit(f"child failed ({proc.returncode})")
-    return out.strip(), usage.ru_maxrss / 1024
+    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, check=True).stdout
+    return out.split()
 
 
 def bench_long_table(n: int, n_loci: int, chunks: list[int]) -> None:
@@ -255,16 +255,18 @@ def bench_long_table(n: int, n_loci: int, chunks: list[int]) -> None:
         )
         for chunk in chunks:
             code = _CHILD.format(root=str(ROOT), mode="read", path=str(path), chunk=chunk, out="")
-            out, rss = _child(code)
-            k, secs = out.split()
+            k, secs, rss = _child(code)
+            rss = float(rss)
             assert int(k) == n, (k, n)
             print(
                 f"  iter_traces chunk_size={chunk:>7,}: {float(secs):7.1f} s "
                 f"({n / float(secs):9,.0f} traces/s), peak RSS {rss:7,.0f} MB, load1={os.getloadavg()[0]:.2f}"
             )
         h5 = Path(tmp) / "long.h5"
-        out, rss = _child(_CHILD.format(root=str(ROOT), mode="convert", path=str(path), chunk=0, out=str(h5)))
-        k, secs = out.split()
+        k, secs, rss = _child(
+            _CHILD.format(root=str(ROOT), mode="convert", path=str(path), chunk=0, out=str(h5))
+        )
+        rss = float(rss)
         assert int(k) == n
         print(
             f"  convert to HDF5 (chunks of 65,536): {float(secs):7.1f} s, peak RSS {rss:7,.0f} MB, "

@@ -10,7 +10,15 @@ from typing import Annotated, Optional
 import typer
 
 from pointae.cli._app import OVERWRITE, command, console
-from pointae.cli._read import ColumnsOpt, DuplicatesOpt, InFormat, PixelSizeOpt, UnitOpt, read_options
+from pointae.cli._read import (
+    ColumnsOpt,
+    DuplicatesOpt,
+    FormatOpt,
+    InFormat,
+    PixelSizeOpt,
+    UnitOpt,
+    read_options,
+)
 
 _InFormat = InFormat
 
@@ -117,9 +125,11 @@ def evaluate_imputation_cmd(
     json_out: Annotated[
         Optional[Path], typer.Option("--json", help="Write all results as JSON here.")
     ] = None,
-    format: Annotated[
-        Optional[_InFormat], typer.Option("--format", "-f", help="Input format (default: detected).")
-    ] = None,
+    format: FormatOpt = None,
+    columns: ColumnsOpt = None,
+    unit: UnitOpt = None,
+    pixel_size: PixelSizeOpt = None,
+    duplicates: DuplicatesOpt = None,
     overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
     """Held-out masking protocol: hide observed loci, impute, score only them, against the baselines.
@@ -137,7 +147,7 @@ def evaluate_imputation_cmd(
 
     if json_out is not None:
         check_outputs([json_out], inputs=[data], folders=[model], overwrite=overwrite)
-    t = read_traces(data, format=format.value if format else None)
+    t = read_traces(data, **read_options(format, columns, unit, pixel_size, duplicates).kwargs())
     try:
         res = evaluate_imputation(
             t, model=model, hide=hide, seed=seed, runs=runs, mode=mode.value, max_missing=max_missing
@@ -220,9 +230,11 @@ def train_imputer_cmd(
     init: Annotated[
         Optional[Path], typer.Option(help="Fine-tune from this imputer (e.g. pretrained).")
     ] = None,
-    format: Annotated[
-        Optional[_InFormat], typer.Option("--format", "-f", help="Input format (default: detected).")
-    ] = None,
+    format: FormatOpt = None,
+    columns: ColumnsOpt = None,
+    unit: UnitOpt = None,
+    pixel_size: PixelSizeOpt = None,
+    duplicates: DuplicatesOpt = None,
 ) -> None:
     """Train an imputer on your own traces by hiding observed loci and learning to restore them."""
     from pointae.data.io import read_traces
@@ -232,7 +244,7 @@ def train_imputer_cmd(
     from pointae.outputs import check_output_dir
 
     check_output_dir(out, inputs=[data, init])
-    t = read_traces(data, format=format.value if format else None)
+    t = read_traces(data, **read_options(format, columns, unit, pixel_size, duplicates).kwargs())
     metrics = train_imputer(
         t,
         out,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pointae.data.io import read_traces
+from pointae.data.io import iter_traces, read_traces
 from pointae.errors import PointaeError
 
 FILES = Path(__file__).parent / "files"
@@ -91,7 +91,8 @@ def mutated(draw, seed: bytes) -> bytes:
     return bytes(data)
 
 
-def check_reads_or_fails_cleanly(content: bytes) -> None:
+def check_reads_or_fails_cleanly(content: bytes, stream: bool = False) -> None:
+    """Whole read (or, with ``stream``, iter_traces in chunks of 3): Traces or one clean line."""
     fd, name = tempfile.mkstemp(suffix=".dat")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -99,12 +100,13 @@ def check_reads_or_fails_cleanly(content: bytes) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                t = read_traces(name)
+                parts = list(iter_traces(name, chunk_size=3)) if stream else [read_traces(name)]
             except PointaeError as e:
                 msg = str(e)
                 assert "\n" not in msg and msg.startswith(name), msg
                 return
-        t.validate()
+        for t in parts:
+            t.validate()
     finally:
         os.unlink(name)
 
@@ -118,8 +120,8 @@ def test_seed_files_read(kind):
 def test_mutated_files_never_crash(kind):
     @settings(max_examples=int(os.environ.get("POINTAE_FUZZ_EXAMPLES", 40)), deadline=None, derandomize=not os.environ.get("POINTAE_FUZZ_RANDOM"),
               suppress_health_check=list(HealthCheck))
-    @given(mutated(SEEDS[kind]))
-    def run(content):
-        check_reads_or_fails_cleanly(content)
+    @given(mutated(SEEDS[kind]), st.booleans())
+    def run(content, stream):
+        check_reads_or_fails_cleanly(content, stream)
 
     run()

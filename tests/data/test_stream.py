@@ -107,3 +107,18 @@ def test_info_streams_big_text_files_with_the_same_summary(monkeypatch):
         streamed = qc.summarize_file(FILES / name, chunk_size=4)
         monkeypatch.undo()
         assert streamed == whole
+
+
+def test_h5_writer_adds_float64_when_a_later_chunk_needs_it(tmp_path):
+    from pointae.data.io.hdf5 import H5TraceWriter
+
+    ints = read_traces(FILES / "bintu_small.csv")  # integers: no float64 needed
+    fine = ints._replace(coords64=ints.coords.astype(np.float64) + 1e-9)  # more precise than float32
+    fine = fine._replace(coords=fine.coords64)
+    assert ints.coords64 is None and fine.coords64 is not None
+    with H5TraceWriter(tmp_path / "m.h5") as w:
+        w.append(ints)
+        w.append(fine._replace(meta=fine.meta.assign(trace_id=fine.meta["trace_id"] + "b")))
+    back = read_traces(tmp_path / "m.h5")
+    np.testing.assert_array_equal(back.exact_coords()[:6], ints.coords.astype(np.float64))
+    np.testing.assert_array_equal(back.exact_coords()[6:], fine.coords64)

@@ -141,15 +141,17 @@ def parse_table(
     header = 0 if names is None else None
     first_line = skiprows + (2 if names is None else 1)
     lower = {c.lower() for c in str_columns}
+    data = text.encode("utf-8")  # bytes: io.StringIO would hold 4 bytes per character
     try:
         cols = names
         if cols is None:
-            head = pd.read_csv(io.StringIO(text), sep=sep, skiprows=skiprows, nrows=0)
+            head = pd.read_csv(io.BytesIO(data), sep=sep, skiprows=skiprows, nrows=0, encoding="utf-8")
             cols = list(head.columns)
         _check_first_row_width(path, text, first_line, len(cols), sep)
         dtype = {c: str for c in cols if str(c).lower() in lower}
         df = pd.read_csv(
-            io.StringIO(text),
+            io.BytesIO(data),
+            encoding="utf-8",
             sep=sep,
             skiprows=skiprows,
             header=header,

@@ -232,7 +232,7 @@ def _locus_union(p: Path, enc: str, n_head: int, sep, spec: dict, suffix_col: in
         header=None,
         usecols=read_cols,
         dtype=str,
-        chunksize=1_000_000,
+        chunksize=200_000,
         encoding=enc,
         skip_blank_lines=True,
         skipinitialspace=True,
@@ -271,6 +271,7 @@ def _locus_union(p: Path, enc: str, n_head: int, sep, spec: dict, suffix_col: in
 
 def _chunk(p, read, header, block, block_start, n_head, opts, plan, loci_all, first_attrs, seen) -> Traces:
     text = header + "\n".join(block) + "\n"
+    block.clear()  # the lines are in ``text`` now: free them before parsing
     kw = dict(opts)
     if plan is not None:
         kw["_plan"] = plan

@@ -148,14 +148,7 @@ class H5TraceWriter:
             **comp,
         )
         if t.coords64 is not None:
-            f.create_dataset(
-                "coords64",
-                shape=(0, n_loci, 3),
-                maxshape=(None, n_loci, 3),
-                dtype=np.float64,
-                chunks=(c, n_loci, 3),
-                **comp,
-            )
+            self._create_coords64(0)
         g, gna = f.create_group("meta"), f.create_group("meta_na")
         kinds = []
         for i, col in enumerate(t.meta.columns):
@@ -202,6 +195,22 @@ class H5TraceWriter:
             "layers": list(t.layers),
         }
 
+    def _create_coords64(self, n: int) -> None:
+        """The float64 dataset; rows written so far had float32-exact values: copied from coords."""
+        f = self._f
+        n_loci, c = f["coords"].shape[1], f["coords"].chunks[0]
+        ds = f.create_dataset(
+            "coords64",
+            shape=(n, n_loci, 3),
+            maxshape=(None, n_loci, 3),
+            dtype=np.float64,
+            chunks=(c, n_loci, 3),
+            **_COMPRESSION[self.compression],
+        )
+        for s in range(0, n, c):
+            e = min(n, s + c)
+            ds[s:e] = f["coords"][s:e].astype(np.float64)
+
     def append(self, traces: Traces) -> None:
         """Append a chunk of traces (same loci, unit, meta columns and layers as the first)."""
         if self._f is None:
@@ -222,6 +231,8 @@ class H5TraceWriter:
         f = self._f
         f["coords"].resize(n1, axis=0)
         f["coords"][n0:n1] = t.coords
+        if t.coords64 is not None and "coords64" not in f:  # a later chunk is the first to need it
+            self._create_coords64(n0)
         if "coords64" in f:
             f["coords64"].resize(n1, axis=0)
             f["coords64"][n0:n1] = t.exact_coords()
