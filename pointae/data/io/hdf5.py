@@ -315,6 +315,7 @@ def check_global_heaps(path) -> None:
     import struct
 
     p = Path(path)
+    header = struct.Struct("<H6xQ")  # object index, (reference count, reserved), size
     with open(p, "rb") as fh:
         size = fh.seek(0, 2)
         if size < len(_GCOL):
@@ -332,8 +333,7 @@ def check_global_heaps(path) -> None:
                 while q < end:
                     if q + 16 > end:  # a tail too small for an object header: free space
                         break
-                    idx = struct.unpack_from("<H", m, q)[0]
-                    (osize,) = struct.unpack_from("<Q", m, q + 8)
+                    idx, osize = header.unpack_from(m, q)
                     need = 16 + ((osize + 7) & ~7) if idx > 0 else osize
                     if need < 16 or q + need > end:
                         raise InputError(
