@@ -206,6 +206,17 @@ def test_distance_maps_too_large_for_memory_is_one_line(tmp_path, monkeypatch):
     assert not (tmp_path / "o.npy").exists()
 
 
+def test_training_on_too_many_loci_for_memory_is_one_line(tmp_path, monkeypatch):
+    import pointae.data.validate as v
+
+    monkeypatch.setattr(v, "available_memory", lambda: 2**30)
+    p = tmp_path / "long.h5"
+    Traces(np.random.default_rng(0).normal(size=(20, 3000, 3)).astype(np.float32)).save(p)
+    res = runner.invoke(app, ["train", "--data", str(p), "--out", str(tmp_path / "run"), "--set", "train.progress=false"])
+    _one_error(res, "training batches of 20 traces x 3,000 loci", "GiB", "train.batch_size")
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
 def test_view_of_a_trace_with_every_locus_missing_is_one_line(tmp_path):
     p = tmp_path / "empty.h5"
     Traces(np.full((2, 6, 3), np.nan, np.float32)).save(p)
