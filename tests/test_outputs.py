@@ -294,3 +294,12 @@ def test_cli_fuzz_no_input_bytes_ever_change(work):
         if kind.startswith("existing") and not overwrite:
             assert res.exit_code == 1 and other.read_text() == "keep me\n", where
     assert len(seen) >= 30 and codes.count(0) >= 5 and codes.count(1) >= 15, (codes, seen)
+
+
+def test_the_same_output_twice_is_refused(work):
+    out = work / "a.csv"
+    res = runner.invoke(
+        app, ["embed", str(work / "run"), str(work / "v.csv"), "-o", str(out), "-o", f"{work}/./a.csv"]
+    )
+    _refused(res, "given twice")
+    assert not out.exists()
