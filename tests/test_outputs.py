@@ -303,3 +303,27 @@ def test_the_same_output_twice_is_refused(work):
     )
     _refused(res, "given twice")
     assert not out.exists()
+
+
+def test_unreadable_input_is_one_line_exit_1(work, monkeypatch):
+    """As root every file is readable, so the EACCES a normal user gets is simulated."""
+    import builtins
+    import pathlib
+
+    locked = str(work / "v.csv")
+    real_open, real_read = builtins.open, pathlib.Path.read_bytes
+
+    def deny(path):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(
+        builtins, "open", lambda f, *a, **k: deny(f) if str(f) == locked else real_open(f, *a, **k)
+    )
+    monkeypatch.setattr(pathlib.Path, "read_bytes", lambda p: deny(p) if str(p) == locked else real_read(p))
+    for args in (
+        ["info", locked],
+        ["convert", locked, str(work / "o.h5")],
+        ["impute", locked, "-o", str(work / "i.csv")],
+    ):
+        _refused(runner.invoke(app, args), "v.csv", "permission denied")
+    assert not (work / "o.h5").exists() and not (work / "i.csv").exists()
