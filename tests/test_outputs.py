@@ -191,12 +191,16 @@ def test_stale_tmp_files_of_our_pattern_are_cleaned(work):
     foreign = work / ".o.h5.notours.tmp"
     for p in (stale, live, legacy_old, legacy_new, foreign):
         p.write_text("partial")
+    orphan = work / ".gone.h5.q1w2e3r4.tmp"  # legacy pattern, but no file gone.h5 beside it
+    orphan.write_text("not necessarily ours")
     old = time.time() - 2 * 3600
-    os.utime(legacy_old, (old, old))
-    res = runner.invoke(app, ["convert", str(work / "v.csv"), str(out)])
+    for p in (legacy_old, orphan):
+        os.utime(p, (old, old))
+    out.write_text("previous output")  # legacy temporaries are only removed beside their file
+    res = runner.invoke(app, ["convert", str(work / "v.csv"), str(out), "--overwrite"])
     assert res.exit_code == 0, res.output
     assert not stale.exists() and not legacy_old.exists()
-    assert live.exists() and legacy_new.exists() and foreign.exists()
+    assert live.exists() and legacy_new.exists() and foreign.exists() and orphan.exists()
 
 
 def test_kill_during_atomic_write_leaves_nothing_after_the_next_run(work):
