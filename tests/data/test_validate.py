@@ -149,6 +149,16 @@ def _vlen_ints(f):
     f.attrs.create("meta_columns", v, dtype=dt)
 
 
+def _external(f):
+    del f["coords"]
+    f.create_dataset("coords", shape=(6, 5, 3), dtype=np.float32, external=[("/dev/zero", 0, 6 * 5 * 3 * 4)])
+
+
+def _external_link(f):
+    del f["coords"]
+    f["coords"] = h5py.ExternalLink("/tmp/elsewhere.h5", "/coords")
+
+
 BAD_H5 = {
     "coords_group": (_coords_group, "is a group"),
     "coords_absent": (lambda f: f.__delitem__("coords"), "'coords' is missing"),
@@ -169,6 +179,8 @@ BAD_H5 = {
     "zero_traces": (_zero(0, 5), "no traces"),
     "zero_loci": (_zero(6, 0), "no loci"),
     "layers_absent": (lambda f: f.__delitem__("layers"), "'layers' is missing"),
+    "coords_external_storage": (_external, "stores its data in other files"),
+    "coords_external_link": (_external_link, "link to another file"),
 }
 
 

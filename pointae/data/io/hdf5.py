@@ -389,7 +389,11 @@ def _dataset(p, f, name, ndim, shape=None):
     h5py = _h5()
     if name not in f:
         raise InputError(p, f"HDF5 dataset {name!r} is missing")
+    if isinstance(f.get(name, getlink=True), h5py.ExternalLink):
+        raise InputError(p, f"HDF5 dataset {name!r} is a link to another file; pointae reads only its own data")
     ds = f[name]
+    if isinstance(ds, h5py.Dataset) and (ds.is_virtual or ds.external):
+        raise InputError(p, f"HDF5 dataset {name!r} stores its data in other files; pointae reads only its own")
     if not isinstance(ds, h5py.Dataset):
         raise InputError(p, f"{name!r} is a {type(ds).__name__.lower()}, expected an HDF5 dataset")
     if ds.ndim != ndim or (shape is not None and any(w is not None and w != s for w, s in zip(shape, ds.shape))):
@@ -443,6 +447,9 @@ def _validate(p, f) -> None:
         raise InputError(p, f"written by a newer pointae (format version {int(version)})")
     if int(version) < 1:
         raise InputError(p, f"invalid format version {int(version)}")
+    for group in ("meta", "meta_na", "loci", "layers"):
+        if isinstance(f.get(group, getlink=True), _h5().ExternalLink):
+            raise InputError(p, f"HDF5 group {group!r} is a link to another file; pointae reads only its own data")
     coords = _dataset(p, f, "coords", 3, (None, None, 3))
     if coords.dtype.kind != "f":
         raise InputError(p, f"HDF5 dataset 'coords' should hold floats, got {coords.dtype}")
