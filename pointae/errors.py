@@ -70,12 +70,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale_tmp(path: str | os.PathLike, legacy_age_s: float = 3600.0) -> list[Path]:
-    """Remove temporary files that an interrupted :func:`atomic_path` left beside ``path``.
+#: folders already cleaned by this process (one scan per folder keeps many small writes cheap)
+_CLEANED: set[str] = set()
 
-    Only pointae's own names are touched: ``.NAME.pointae-HOST-PID-XXXX.tmp`` whose process (on this
-    host) no longer runs, and the older pattern ``.NAME.XXXXXXXX.tmp`` once it is older than
-    ``legacy_age_s`` seconds.
+
+def clean_stale_tmp(path: str | os.PathLike, legacy_age_s: float = 3600.0, force: bool = False) -> list[Path]:
+    """Remove temporary files that interrupted :func:`atomic_path` writes left in ``path``'s folder.
+
+    Only pointae's own names are touched: ``.NAME.pointae-HOST-PID-XXXXXXXX.tmp`` whose process
+    (on this host) no longer runs, and the older pattern ``.NAME.XXXXXXXX.tmp`` beside an existing
+    ``NAME`` once it is older than ``legacy_age_s`` seconds. Each folder is scanned once per
+    process (``force=True`` scans again), so writing many files into one folder stays linear.
 
     Returns
     -------
@@ -85,26 +90,32 @@ def clean_stale_tmp(path: str | os.PathLike, legacy_age_s: float = 3600.0) -> li
     import re
     import time
 
-    path = Path(path)
-    own = re.compile(re.escape(f".{path.name}.{_TMP_TAG}-") + r"([0-9a-f]{6})-(\d+)-[a-z0-9_]{8}\.tmp")
-    legacy = re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.tmp")
-    removed = []
+    folder = Path(path).parent
+    key = os.path.abspath(folder)
+    removed: list[Path] = []
+    if key in _CLEANED and not force:
+        return removed
+    _CLEANED.add(key)
+    own = re.compile(r"\.(.+)\." + _TMP_TAG + r"-([0-9a-f]{6})-(\d+)-[a-z0-9_]{8}\.tmp")
+    legacy = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
     try:
-        entries = list(os.scandir(path.parent))
+        entries = list(os.scandir(folder))
     except OSError:
         return removed
-    host = None
+    names = {e.name for e in entries}
+    host = _host_tag()
     for e in entries:
-        if not e.name.startswith(f".{path.name}."):
+        if not (e.name.startswith(".") and e.name.endswith(".tmp")):
             continue
         stale = False
         m = own.fullmatch(e.name)
         if m:
-            host = host or _host_tag()
-            stale = m.group(1) == host and not _pid_alive(int(m.group(2)))
-        elif legacy.fullmatch(e.name):
-            with contextlib.suppress(OSError):
-                stale = time.time() - e.stat(follow_symlinks=False).st_mtime > legacy_age_s
+            stale = m.group(2) == host and not _pid_alive(int(m.group(3)))
+        else:
+            m = legacy.fullmatch(e.name)
+            if m and m.group(1) in names:
+                with contextlib.suppress(OSError):
+                    stale = time.time() - e.stat(follow_symlinks=False).st_mtime > legacy_age_s
         if stale and e.is_file(follow_symlinks=False):
             with contextlib.suppress(OSError):
                 os.unlink(e.path)

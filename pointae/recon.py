@@ -659,6 +659,7 @@ def read_structures(path):
     """
     from pathlib import Path
 
+    from pointae.data.io import _numeric_policy  # the readers' numeric policy, for these two too
     from pointae.data.traces import Traces
     from pointae.errors import InputError
 
@@ -667,14 +668,14 @@ def read_structures(path):
     if suffix == ".pdb":
         from pointae.data.io.pdb import read_pdb
 
-        return read_pdb(p)
+        return _numeric_policy(read_pdb(p), p)
     if suffix == ".npy":
         arr = _load_npy(p)
         if arr.ndim == 2:
             arr = arr[None]
         if arr.ndim != 3 or arr.shape[-1] != 3:
             raise InputError(p, f"expected coordinates of shape (N, L, 3), got {arr.shape}")
-        return Traces(arr.astype(np.float32), attrs={"source": str(p), "format": "npy"})
+        return _numeric_policy(Traces(arr, attrs={"source": str(p), "format": "npy"}), p)
     from pointae.data.io import read_traces
 
     return read_traces(p)

@@ -704,6 +704,14 @@ def fit(
         traces = load_traces(cfg)
     if traces.n_loci < 3:
         raise PointaeError(f"need at least 3 loci per trace, got {traces.n_loci}")
+    from pointae.data.validate import check_memory
+
+    bs, n_loci = min(cfg.train.batch_size, len(traces)), traces.n_loci
+    check_memory(  # a batch holds at least its target map, the prediction and their masks/gradients
+        16.0 * bs * n_loci * n_loci,
+        f"training batches of {bs} traces x {n_loci:,} loci (distance maps)",
+        hint="use fewer loci (bin them) or a smaller train.batch_size",
+    )
     split_path = run_dir / "split.json"
     if resume and split_path.is_file():
         split = _split_from_json(traces, json.loads(split_path.read_text()), split_path)

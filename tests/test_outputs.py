@@ -191,12 +191,16 @@ def test_stale_tmp_files_of_our_pattern_are_cleaned(work):
     foreign = work / ".o.h5.notours.tmp"
     for p in (stale, live, legacy_old, legacy_new, foreign):
         p.write_text("partial")
+    orphan = work / ".gone.h5.q1w2e3r4.tmp"  # legacy pattern, but no file gone.h5 beside it
+    orphan.write_text("not necessarily ours")
     old = time.time() - 2 * 3600
-    os.utime(legacy_old, (old, old))
-    res = runner.invoke(app, ["convert", str(work / "v.csv"), str(out)])
+    for p in (legacy_old, orphan):
+        os.utime(p, (old, old))
+    out.write_text("previous output")  # legacy temporaries are only removed beside their file
+    res = runner.invoke(app, ["convert", str(work / "v.csv"), str(out), "--overwrite"])
     assert res.exit_code == 0, res.output
     assert not stale.exists() and not legacy_old.exists()
-    assert live.exists() and legacy_new.exists() and foreign.exists()
+    assert live.exists() and legacy_new.exists() and foreign.exists() and orphan.exists()
 
 
 def test_kill_during_atomic_write_leaves_nothing_after_the_next_run(work):
@@ -294,3 +298,36 @@ def test_cli_fuzz_no_input_bytes_ever_change(work):
         if kind.startswith("existing") and not overwrite:
             assert res.exit_code == 1 and other.read_text() == "keep me\n", where
     assert len(seen) >= 30 and codes.count(0) >= 5 and codes.count(1) >= 15, (codes, seen)
+
+
+def test_the_same_output_twice_is_refused(work):
+    out = work / "a.csv"
+    res = runner.invoke(
+        app, ["embed", str(work / "run"), str(work / "v.csv"), "-o", str(out), "-o", f"{work}/./a.csv"]
+    )
+    _refused(res, "given twice")
+    assert not out.exists()
+
+
+def test_unreadable_input_is_one_line_exit_1(work, monkeypatch):
+    """As root every file is readable, so the EACCES a normal user gets is simulated."""
+    import builtins
+    import pathlib
+
+    locked = str(work / "v.csv")
+    real_open, real_read = builtins.open, pathlib.Path.read_bytes
+
+    def deny(path):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(
+        builtins, "open", lambda f, *a, **k: deny(f) if str(f) == locked else real_open(f, *a, **k)
+    )
+    monkeypatch.setattr(pathlib.Path, "read_bytes", lambda p: deny(p) if str(p) == locked else real_read(p))
+    for args in (
+        ["info", locked],
+        ["convert", locked, str(work / "o.h5")],
+        ["impute", locked, "-o", str(work / "i.csv")],
+    ):
+        _refused(runner.invoke(app, args), "v.csv", "permission denied")
+    assert not (work / "o.h5").exists() and not (work / "i.csv").exists()

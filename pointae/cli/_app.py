@@ -89,6 +89,11 @@ def command(*args, **kwargs):
                 )
             except MemoryError:
                 fail("out of memory; use a smaller input or fewer traces at a time")
+            except RuntimeError as e:  # torch's allocator reports running out of memory this way
+                text = str(e)
+                if "allocate" not in text and "out of memory" not in text:
+                    raise
+                fail(f"out of memory ({text.splitlines()[-1][:160]}); use a smaller input or fewer loci")
             except KeyboardInterrupt:
                 fail("interrupted")
             finally:

@@ -49,19 +49,30 @@ def clean_coords(raw) -> tuple[np.ndarray, dict]:
         c = np.array(raw, dtype=np.float32, copy=True)
     # judge the values as written (before rounding to float32, where 1e39 becomes inf)
     src = raw if raw.dtype.kind == "f" and raw.dtype.itemsize > 4 else c
+    if src.size == 0:
+        return c, {}
+    # a spot is suspect unless all three |values| <= COORD_LIMIT (False for NaN, inf and too large
+    # alike); the per-axis ANDs are much faster than a reduction over the last axis of size 3
     with np.errstate(invalid="ignore"):
-        nan = np.isnan(src).any(-1)  # (N, L) missing as written
-        inf = np.isinf(src).any(-1) & ~nan
-        big = (np.abs(src) > COORD_LIMIT).any(-1) & ~nan & ~inf
+        ok = src <= COORD_LIMIT  # (N, L, 3)
+        ok &= src >= -COORD_LIMIT
+    spot_ok = ok[..., 0] & ok[..., 1] & ok[..., 2]  # (N, L)
+    if spot_ok.all():
+        return c, {}
+    flat = src.reshape(-1, src.shape[-1])  # (N * L, 3)
+    idx = np.flatnonzero(~spot_ok)  # suspect spots, flat (N * L) indices: missing ones included
+    v = flat[idx]  # (k, 3)
+    nan = np.isnan(v).any(-1)
+    inf = np.isinf(v).any(-1) & ~nan
+    big = ~nan & ~inf
+    c.reshape(-1, c.shape[-1])[idx] = np.nan
     report: dict = {}
     if inf.any() or big.any():
-        i, j = (int(k) for k in np.argwhere(inf | big)[0])
-        v = src[i, j].astype(np.float64)
-        value = v[np.isinf(v) | (np.abs(v) > COORD_LIMIT)][0]
+        k = int(np.flatnonzero(inf | big)[0])
+        i, j = divmod(int(idx[k]), src.shape[1])
+        vk = v[k].astype(np.float64)
+        value = vk[np.isinf(vk) | (np.abs(vk) > COORD_LIMIT)][0]
         report = {"nonfinite": int(inf.sum()), "out_of_range": int(big.sum()), "first": (i, j, float(value))}
-    bad = nan | inf | big
-    if bad.any():
-        c[bad] = np.nan
     return c, report
 
 

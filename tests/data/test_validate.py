@@ -160,6 +160,16 @@ def _vlen_ints(f):
     f.attrs.create("meta_columns", v, dtype=dt)
 
 
+def _external(f):
+    del f["coords"]
+    f.create_dataset("coords", shape=(6, 5, 3), dtype=np.float32, external=[("/dev/zero", 0, 6 * 5 * 3 * 4)])
+
+
+def _external_link(f):
+    del f["coords"]
+    f["coords"] = h5py.ExternalLink("/tmp/elsewhere.h5", "/coords")
+
+
 BAD_H5 = {
     "coords_group": (_coords_group, "is a group"),
     "coords_absent": (lambda f: f.__delitem__("coords"), "'coords' is missing"),
@@ -180,6 +190,8 @@ BAD_H5 = {
     "zero_traces": (_zero(0, 5), "no traces"),
     "zero_loci": (_zero(6, 0), "no loci"),
     "layers_absent": (lambda f: f.__delitem__("layers"), "'layers' is missing"),
+    "coords_external_storage": (_external, "stores its data in other files"),
+    "coords_external_link": (_external_link, "link to another file"),
 }
 
 
@@ -217,6 +229,17 @@ def test_distance_maps_too_large_for_memory_is_one_line(tmp_path, monkeypatch):
         runner.invoke(app, ["reconstruct", str(p), "--out", str(tmp_path / "o.npy")]), "20,000 loci", "GiB"
     )
     assert not (tmp_path / "o.npy").exists()
+
+
+def test_training_on_too_many_loci_for_memory_is_one_line(tmp_path, monkeypatch):
+    import pointae.data.validate as v
+
+    monkeypatch.setattr(v, "available_memory", lambda: 2**30)
+    p = tmp_path / "long.h5"
+    Traces(np.random.default_rng(0).normal(size=(20, 3000, 3)).astype(np.float32)).save(p)
+    res = runner.invoke(app, ["train", "--data", str(p), "--out", str(tmp_path / "run"), "--set", "train.progress=false"])
+    _one_error(res, "training batches of 20 traces x 3,000 loci", "GiB", "train.batch_size")
+    assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
 def test_view_of_a_trace_with_every_locus_missing_is_one_line(tmp_path):

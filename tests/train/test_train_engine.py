@@ -276,3 +276,12 @@ def test_non_finite_gradient_stops_training_keeps_last_finite_checkpoint(tmp_pat
     assert ckpt["global_step"] == 3
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
     assert not (tmp_path / "nan" / "model.safetensors").exists()
+
+
+def test_non_finite_message_names_the_coordinate_range_when_a_spot_is_far_out(small_traces, make_cfg):
+    c = small_traces.coords.copy()
+    c[0, 3] = (5e8, 0.0, 0.0)  # inside the readers' limit (1e9), a million map scales away
+    far = small_traces._replace(coords=c)
+    cause = r"likely cause: the coordinate range: the largest \|coordinate\| is 5e\+08"
+    with pytest.raises(PointaeError, match=cause):
+        fit(make_cfg("train.max_epochs=1", name="far"), far, callbacks=[PoisonGradient(1)])

@@ -340,6 +340,7 @@ def check_global_heaps(path) -> None:
     import struct
 
     p = Path(path)
+    header = struct.Struct("<H6xQ")  # object index, (reference count, reserved), size
     with open(p, "rb") as fh:
         size = fh.seek(0, 2)
         if size < len(_GCOL):
@@ -357,8 +358,7 @@ def check_global_heaps(path) -> None:
                 while q < end:
                     if q + 16 > end:  # a tail too small for an object header: free space
                         break
-                    idx = struct.unpack_from("<H", m, q)[0]
-                    (osize,) = struct.unpack_from("<Q", m, q + 8)
+                    idx, osize = header.unpack_from(m, q)
                     need = 16 + ((osize + 7) & ~7) if idx > 0 else osize
                     if need < 16 or q + need > end:
                         raise InputError(
@@ -414,7 +414,11 @@ def _dataset(p, f, name, ndim, shape=None):
     h5py = _h5()
     if name not in f:
         raise InputError(p, f"HDF5 dataset {name!r} is missing")
+    if isinstance(f.get(name, getlink=True), h5py.ExternalLink):
+        raise InputError(p, f"HDF5 dataset {name!r} is a link to another file; pointae reads only its own data")
     ds = f[name]
+    if isinstance(ds, h5py.Dataset) and (ds.is_virtual or ds.external):
+        raise InputError(p, f"HDF5 dataset {name!r} stores its data in other files; pointae reads only its own")
     if not isinstance(ds, h5py.Dataset):
         raise InputError(p, f"{name!r} is a {type(ds).__name__.lower()}, expected an HDF5 dataset")
     if ds.ndim != ndim or (shape is not None and any(w is not None and w != s for w, s in zip(shape, ds.shape))):
@@ -468,6 +472,9 @@ def _validate(p, f) -> None:
         raise InputError(p, f"written by a newer pointae (format version {int(version)})")
     if int(version) < 1:
         raise InputError(p, f"invalid format version {int(version)}")
+    for group in ("meta", "meta_na", "loci", "layers"):
+        if isinstance(f.get(group, getlink=True), _h5().ExternalLink):
+            raise InputError(p, f"HDF5 group {group!r} is a link to another file; pointae reads only its own data")
     coords = _dataset(p, f, "coords", 3, (None, None, 3))
     if coords.dtype.kind != "f":
         raise InputError(p, f"HDF5 dataset 'coords' should hold floats, got {coords.dtype}")
