@@ -41,9 +41,11 @@ def assert_same(a: Traces, b: Traces) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-@pytest.mark.parametrize("chunk", [1, 5])
+@pytest.mark.parametrize("chunk", [1, 16])
 def test_chunks_equal_the_whole_file(name, chunk):
     kw = CASES[name]
+    if chunk == 1 and name == "him_roi5_excerpt.ecsv":
+        chunk = 3  # 405 traces: chunks of 3 exercise the same paths in a third of the time
     whole = read_traces(FILES / name, **kw)
     parts = list(iter_traces(FILES / name, chunk_size=chunk, **kw))
     assert all(len(p) <= chunk for p in parts) and len(parts) == -(-len(whole) // chunk)
@@ -104,7 +106,7 @@ def test_info_streams_big_text_files_with_the_same_summary(monkeypatch):
     for name in ("him_roi5_excerpt.ecsv", "huang2021_sox2_excerpt.csv", "bintu_labels_restart.csv"):
         whole = qc.summarize_file(FILES / name)
         monkeypatch.setattr(qc, "STREAM_BYTES", 0)
-        streamed = qc.summarize_file(FILES / name, chunk_size=4)
+        streamed = qc.summarize_file(FILES / name, chunk_size=16)
         monkeypatch.undo()
         assert streamed == whole
 
