@@ -21,6 +21,8 @@ from typing import Literal
 
 import numpy as np
 
+from pointae.data.io import read_structures  # re-exported: it lived here before
+from pointae.data.io.npy import load_npy_array
 from pointae.errors import PointaeError
 
 __all__ = [
@@ -650,51 +652,6 @@ def reconstruct_traces(
 
 
 # ---------------------------------------------------------------------------------------- files
-def read_structures(path):
-    """Read traces from any trace file, a PDB file, or an ``.npy`` of coordinates ``(N, L, 3)``.
-
-    Returns
-    -------
-    Traces
-    """
-    from pathlib import Path
-
-    from pointae.data.io import _numeric_policy  # the readers' numeric policy, for these two too
-    from pointae.data.traces import Traces
-    from pointae.errors import InputError
-
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix == ".pdb":
-        from pointae.data.io.pdb import read_pdb
-
-        return _numeric_policy(read_pdb(p), p)
-    if suffix == ".npy":
-        arr = _load_npy(p)
-        if arr.ndim == 2:
-            arr = arr[None]
-        if arr.ndim != 3 or arr.shape[-1] != 3:
-            raise InputError(p, f"expected coordinates of shape (N, L, 3), got {arr.shape}")
-        return _numeric_policy(Traces(arr, attrs={"source": str(p), "format": "npy"}), p)
-    from pointae.data.io import read_traces
-
-    return read_traces(p)
-
-
-def _load_npy(p):
-    from pointae.errors import InputError
-
-    if not p.exists():
-        raise InputError(p, "no such file")
-    try:
-        arr = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise InputError(p, f"not a numeric .npy array ({e})") from None
-    if not np.issubdtype(arr.dtype, np.number):
-        raise InputError(p, f"expected a numeric array, got dtype {arr.dtype}")
-    return np.asarray(arr, dtype=np.float64)
-
-
 def reconstruct_file(
     input,
     output,
@@ -736,7 +693,7 @@ def reconstruct_file(
     t0 = time.perf_counter()
     report: dict = {"method": method}
     if src.suffix.lower() == ".npy":
-        maps = _load_npy(src)
+        maps = load_npy_array(src)
         if maps.ndim == 2:
             maps = maps[None]
         if maps.ndim != 3 or maps.shape[1] != maps.shape[2]:

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from pointae.cli._app import OVERWRITE, command, console
+from pointae.cli._read import ColumnsOpt, DuplicatesOpt, FormatOpt, PixelSizeOpt, UnitOpt, read_options
 
 
 class Method(str, Enum):
@@ -94,21 +95,53 @@ def view(
     ] = None,
     overlay: Annotated[bool, typer.Option(help="Overlay the comparison instead of side by side.")] = False,
     overwrite: Annotated[bool, OVERWRITE] = False,
+    format: FormatOpt = None,
+    columns: ColumnsOpt = None,
+    unit: UnitOpt = None,
+    pixel_size: PixelSizeOpt = None,
+    duplicates: DuplicatesOpt = None,
 ) -> None:
     """Show a trace in 3D (open3d): spheres and a tube coloured along the chain.
 
     Missing loci are absent, imputed ones grey and hollow, corrected ones ringed in red. Without
-    a display pass --png to render offscreen.
+    a display pass --png to render offscreen. The reader options apply to FILE.
     """
+    from pointae.data.io import read_structures
+    from pointae.errors import PointaeError
     from pointae.outputs import check_outputs
-    from pointae.viz.structure import parse_size, view_file
+    from pointae.viz.structure import parse_size, select_trace, view_traces
 
     if png is not None:
         model_dir = model if model not in (None, "default") else None
         check_outputs([png], inputs=[file, compare], folders=[model_dir], overwrite=overwrite)
     wh = parse_size(size)
-    written = view_file(
-        file, trace=trace, compare=compare, model=model, png=png, size=wh, gallery=gallery, overlay=overlay
+    if compare is not None and model is not None:
+        raise PointaeError("give either --compare or --model, not both")
+    traces = read_structures(file, **read_options(format, columns, unit, pixel_size, duplicates).kwargs())
+    if trace is None and gallery is None:
+        raise PointaeError(f"give --trace ID (the first ids in {file} are {', '.join(traces.trace_ids[:3])})")
+    other, label, reflect = None, "compared", False
+    if compare is not None:
+        other = read_structures(compare)
+        label = Path(compare).name
+        reflect = "reconstruction" in other.attrs  # rebuilt from maps: mirror images are equivalent
+    elif model is not None and gallery is None:
+        from pointae.impute import impute_traces
+
+        one = traces[select_trace(traces, trace)]
+        other = impute_traces(one, model=None if model == "default" else model)
+        label = f"imputed ({Path(str(model)).name})"
+        traces = one._replace(layers={})  # left panel: what was measured
+    written = view_traces(
+        traces,
+        trace=trace,
+        compare=other,
+        compare_label=label,
+        allow_reflection=reflect,
+        png=png,
+        size=wh,
+        gallery=gallery,
+        overlay=overlay,
     )
     if written is not None:
         console.print(f"wrote {written}")

@@ -33,7 +33,7 @@ __all__ = [
     "render_gallery",
     "show_trace",
     "select_trace",
-    "view_file",
+    "view_traces",
     "parse_size",
     "CHAIN_CMAP",
 ]
@@ -603,43 +603,35 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _imputer():
-    try:
-        from pointae.impute import impute_traces
-    except ImportError:
-        try:
-            from pointae.impute.api import impute_traces
-        except ImportError as e:
-            raise PointaeError(
-                f"--model needs pointae's imputation module, which is not available ({e})"
-            ) from None
-    return impute_traces
-
-
-def view_file(
-    file,
+def view_traces(
+    traces,
     trace: str | None = None,
     compare=None,
-    model: str | None = None,
+    compare_label: str = "compared",
+    allow_reflection: bool = False,
     png=None,
     size: tuple[int, int] = (1024, 768),
     gallery: int | None = None,
     overlay: bool = False,
 ) -> Path | None:
-    """What ``pointae view`` runs: render or show a trace of ``file``.
+    """Draw what ``pointae view`` asks for: a trace (optionally beside another), or a gallery.
+
+    Only draws: reading files and imputing are the caller's (the CLI's) job.
 
     Parameters
     ----------
-    file
-        A trace file, a ``.pdb`` or an ``.npy`` of coordinates ``(N, L, 3)``.
+    traces
+        :class:`~pointae.Traces` to draw from.
     trace
         Trace id to draw (not needed with ``gallery``).
     compare
-        A second file with the same trace id (e.g. the output of ``pointae reconstruct`` or
-        ``pointae impute``); drawn Kabsch-aligned, side by side or overlaid.
-    model
-        An imputation run (or ``"default"`` for the shipped model): the trace is imputed with
-        it and drawn beside the observed one, imputed loci marked.
+        Traces holding the same trace id (e.g. reconstructed or imputed), drawn Kabsch-aligned,
+        side by side or overlaid; with no ``png``, the interactive window shows ``compare`` alone
+        when ``compare_label`` starts with ``"imputed"`` (imputed loci marked).
+    compare_label
+        Caption of the second panel.
+    allow_reflection
+        Align ``compare`` allowing a mirror image (structures rebuilt from maps).
     png
         Write a PNG instead of opening a window (required without a display).
     size
@@ -654,42 +646,26 @@ def view_file(
     Path or None
         The PNG written, or None after an interactive window closed.
     """
-    from pointae.recon import read_structures
-
-    if compare is not None and model is not None:
-        raise PointaeError("give either --compare or --model, not both")
-    traces = read_structures(file)
     if gallery is not None:
         if png is None:
             raise PointaeError("--gallery needs --png grid.png")
         ids = None if trace is None else [trace]
         return render_gallery(traces, png, n=gallery, ids=ids, size=size)
     if trace is None:
-        raise PointaeError(f"give --trace ID (the first ids in {file} are {', '.join(traces.trace_ids[:3])})")
-    other, label, reflect = None, "compared", False
-    if compare is not None:
-        other = read_structures(compare)
-        label = Path(compare).name
-        reflect = "reconstruction" in other.attrs  # rebuilt from maps: mirror images are equivalent
-    elif model is not None:
-        impute = _imputer()
-        one = traces[select_trace(traces, trace)]
-        other = impute(one, model=None if model == "default" else model)
-        label = f"imputed ({Path(str(model)).name})"
-        traces = one._replace(layers={})  # left panel: what was measured
+        raise PointaeError(f"give --trace ID (the first ids are {', '.join(traces.trace_ids[:3])})")
     if png is None:
-        if model is not None:  # interactive: the imputed trace, imputed loci marked
-            show_trace(other, trace)
+        if compare is not None and compare_label.startswith("imputed"):
+            show_trace(compare, trace)
         else:
-            show_trace(traces, trace, compare=other, allow_reflection=reflect)
+            show_trace(traces, trace, compare=compare, allow_reflection=allow_reflection)
         return None
     return render_trace(
         traces,
         trace,
         png,
-        compare=other,
-        compare_label=label,
+        compare=compare,
+        compare_label=compare_label,
         overlay=overlay,
         size=size,
-        allow_reflection=reflect,
+        allow_reflection=allow_reflection,
     )

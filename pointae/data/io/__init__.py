@@ -269,6 +269,28 @@ def format_from_suffix(path) -> str:
     )
 
 
+def read_structures(path, **kw) -> Traces:
+    """Read traces from any trace file, a PDB file, or an ``.npy`` of coordinates ``(N, L, 3)``.
+
+    What ``reconstruct``, ``view`` and ``export-pdb`` read. ``.pdb`` and ``.npy`` go through the
+    same numeric policy as the trace readers; ``kw`` (reader options such as ``columns``, ``unit``)
+    are passed to :func:`read_traces` for trace files.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in (".pdb", ".npy"):
+        if any(v is not None for v in kw.values()):
+            raise PointaeError(f"{p}: reader options do not apply to {suffix} files")
+        if suffix == ".pdb":
+            from pointae.data.io.pdb import read_pdb
+
+            return _numeric_policy(read_pdb(p), p)
+        from pointae.data.io.npy import read_npy
+
+        return _numeric_policy(read_npy(p), p)
+    return read_traces(p, **kw)
+
+
 def write_traces(traces: Traces, path, format: str | None = None, **kw) -> None:
     """Write traces; the format comes from ``format`` or the suffix of ``path``.
 

@@ -17,7 +17,6 @@ after its chunk was yielded is an :class:`~pointae.errors.InputError` naming it 
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterator
 from pathlib import Path
 

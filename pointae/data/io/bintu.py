@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from pointae.data.io._common import (
-    read_coordinates,
     LongTable,
     assemble,
     check_input_path,
@@ -28,6 +27,7 @@ from pointae.data.io._common import (
     numeric,
     parse_table,
     parse_unit,
+    read_coordinates,
     read_text,
     text_ids,
 )

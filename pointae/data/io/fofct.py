@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 
 from pointae.data.io._common import (
-    read_coordinates,
     LongTable,
     assemble,
     check_input_path,
@@ -41,6 +40,7 @@ from pointae.data.io._common import (
     parse_name_list,
     parse_table,
     parse_unit,
+    read_coordinates,
     read_text,
     split_header,
     text_ids,

@@ -353,7 +353,7 @@ def export_pdb(
     list of Path
         The files written.
     """
-    from pointae.recon import read_structures
+    from pointae.data.io import read_structures
 
     t = read_structures(input)
     if trace is not None:

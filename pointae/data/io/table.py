@@ -38,7 +38,6 @@ import numpy as np
 import pandas as pd
 
 from pointae.data.io._common import (
-    read_coordinates,
     DUPLICATE_POLICIES,
     LongTable,
     assemble,
@@ -46,6 +45,7 @@ from pointae.data.io._common import (
     numeric,
     parse_key_values,
     parse_table,
+    read_coordinates,
     read_text,
     split_header,
     text_ids,
