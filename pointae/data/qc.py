@@ -89,8 +89,15 @@ def _summarize_chunks(chunks: Callable[[], Iterable[Traces]], outlier_factor: fl
             counts = {c: Counter() for c, k in kinds.items() if k is not None}
         d = t.attrs.get("duplicates")  # per chunk when streamed: summed
         if isinstance(d, dict) and "spots" in d:
-            dups = dict(d) if dups is None else {**dups, "spots": dups["spots"] + d["spots"],
-                                                 "rows_dropped": dups["rows_dropped"] + d["rows_dropped"]}
+            dups = (
+                dict(d)
+                if dups is None
+                else {
+                    **dups,
+                    "spots": dups["spots"] + d["spots"],
+                    "rows_dropped": dups["rows_dropped"] + d["rows_dropped"],
+                }
+            )
         m = t.mask  # (B, L)
         detected = m.sum(axis=0) if detected is None else detected + m.sum(axis=0)
         n += len(t)

@@ -162,7 +162,6 @@ def test_duplicated_spots_policy(tmp_path, name):
     assert result.exit_code == 1 and "duplicated row" in result.stderr
 
 
-
 def _make(tmp_path: Path, name: str) -> Path:
     content = CASES[name][0]
     if callable(content):

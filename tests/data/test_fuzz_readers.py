@@ -29,15 +29,18 @@ SEEDS = {
     "ecsv": _head("him_roi5_excerpt.ecsv", 60),
     "huang": _head("huang2021_sox2_excerpt.csv", 50),
     "tsv": _head("snapfish_style.tsv", 40),
-    "csv": b"#unit=nm\n#attrs={\"a\": 1}\ntrace_id,locus,x,y,z,chrom,start,end\n"
-    + b"".join(f"t{i // 4},{i % 4},{i}.5,{i},-{i}.25,chr1,{100 * (i % 4)},{100 * (i % 4) + 50}\n".encode() for i in range(16)),
+    "csv": b'#unit=nm\n#attrs={"a": 1}\ntrace_id,locus,x,y,z,chrom,start,end\n'
+    + b"".join(
+        f"t{i // 4},{i % 4},{i}.5,{i},-{i}.25,chr1,{100 * (i % 4)},{100 * (i % 4) + 50}\n".encode()
+        for i in range(16)
+    ),
 }
 # lines that look like headers, directives or other formats' markers
 HEADERISH = [
     b"##columns=(Spot_ID, Trace_ID, X)",
     b"##Columns=(a, b)",
     b"#pointae_attrs=[1, 2]",
-    b"#pointae_attrs={\"x\": 1}",
+    b'#pointae_attrs={"x": 1}',
     b"#attrs=[1]",
     b"#unit=furlong",
     b"##XYZ_unit=px",
@@ -50,7 +53,7 @@ HEADERISH = [
     b"chr\tcell_id\tpos\tx\ty\tz",
     b"1e39,inf,-inf,nan,1e308",
     b",,,,,,,,,,",
-    b"\"unterminated,quote",
+    b'"unterminated,quote',
     b"\x00\x01\x02",
     b"\xff\xfe\xde\xad",
     b"",
@@ -61,7 +64,11 @@ HEADERISH = [
 def mutated(draw, seed: bytes) -> bytes:
     data = bytearray(seed)
     for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "delete", "insert", "line_del", "line_dup", "line_ins", "truncate", "swap"]))
+        op = draw(
+            st.sampled_from(
+                ["flip", "delete", "insert", "line_del", "line_dup", "line_ins", "truncate", "swap"]
+            )
+        )
         lines = bytes(data).split(b"\n")
         if op == "flip" and data:
             i = draw(st.integers(0, len(data) - 1))
@@ -71,7 +78,9 @@ def mutated(draw, seed: bytes) -> bytes:
             del data[i : i + draw(st.integers(1, 20))]
         elif op == "insert":
             i = draw(st.integers(0, len(data)))
-            data[i:i] = draw(st.sampled_from([b",", b"\t", b" ", b"\r", b"\n", b"\"", b"#", b"nan", b"-", b".", b"1e9"]))
+            data[i:i] = draw(
+                st.sampled_from([b",", b"\t", b" ", b"\r", b"\n", b'"', b"#", b"nan", b"-", b".", b"1e9"])
+            )
         elif op == "line_del" and len(lines) > 1:
             del lines[draw(st.integers(0, len(lines) - 1))]
             data = bytearray(b"\n".join(lines))
@@ -118,8 +127,12 @@ def test_seed_files_read(kind):
 
 @pytest.mark.parametrize("kind", sorted(SEEDS))
 def test_mutated_files_never_crash(kind):
-    @settings(max_examples=int(os.environ.get("POINTAE_FUZZ_EXAMPLES", 40)), deadline=None, derandomize=not os.environ.get("POINTAE_FUZZ_RANDOM"),
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=int(os.environ.get("POINTAE_FUZZ_EXAMPLES", 40)),
+        deadline=None,
+        derandomize=not os.environ.get("POINTAE_FUZZ_RANDOM"),
+        suppress_health_check=list(HealthCheck),
+    )
     @given(mutated(SEEDS[kind]), st.booleans())
     def run(content, stream):
         check_reads_or_fails_cleanly(content, stream)

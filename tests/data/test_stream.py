@@ -23,7 +23,10 @@ CASES = {
     "him_roi5_excerpt.ecsv": {},
     "huang2021_sox2_excerpt.csv": {},
     "snapfish_style.tsv": {"unit": "nm"},
-    "mapped_compound_key.csv": {"columns": "trace=field+cell,locus=hyb,x=px_x,y=px_y,z=px_z", "unit": "micron"},
+    "mapped_compound_key.csv": {
+        "columns": "trace=field+cell,locus=hyb,x=px_x,y=px_y,z=px_z",
+        "unit": "micron",
+    },
 }
 
 

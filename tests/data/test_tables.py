@@ -201,8 +201,12 @@ def test_snapfish_tsv_absent_rows_matches_huang():
         for s, c in zip(h.loci["start"], row)
         if not np.isnan(c[0])
     }
-    ts = {(tid, s): tuple(c) for tid, row in zip(t.trace_ids, t.coords) for s, c in zip(t.loci["start"], row)
-          if not np.isnan(c[0])}
+    ts = {
+        (tid, s): tuple(c)
+        for tid, row in zip(t.trace_ids, t.coords)
+        for s, c in zip(t.loci["start"], row)
+        if not np.isnan(c[0])
+    }
     assert hs == ts
     assert read_traces(SNAPFISH, unit="nm").attrs["unit_source"] == "--unit"
 
@@ -304,7 +308,11 @@ def test_impute_keeps_huang_digits_in_the_output_file(tmp_path):
     r = runner.invoke(app, ["impute", str(HUANG), "-o", str(out)])
     assert r.exit_code == 0, r.output
     src = {
-        (f"{row['FOV_ID']}/{row['Trace_ID']}", row["start"], row["stop"]): (row["x-nm"], row["y-nm"], row["z-nm"])
+        (f"{row['FOV_ID']}/{row['Trace_ID']}", row["start"], row["stop"]): (
+            row["x-nm"],
+            row["y-nm"],
+            row["z-nm"],
+        )
         for row in csv.DictReader(HUANG.open())
         if row["x-nm"]
     }
@@ -347,7 +355,18 @@ def test_cli_reader_option_choices_match_the_library():
 
 def test_impute_a_mapped_table_to_fofct(tmp_path):
     out = tmp_path / "m.fofct.csv"
-    args = ["impute", str(MAPPED), "-o", str(out), "--columns", MAPPING, "--unit", "pixel", "--pixel-size", "100"]
+    args = [
+        "impute",
+        str(MAPPED),
+        "-o",
+        str(out),
+        "--columns",
+        MAPPING,
+        "--unit",
+        "pixel",
+        "--pixel-size",
+        "100",
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     t = read_traces(out)

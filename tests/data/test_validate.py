@@ -237,7 +237,9 @@ def test_training_on_too_many_loci_for_memory_is_one_line(tmp_path, monkeypatch)
     monkeypatch.setattr(v, "available_memory", lambda: 2**30)
     p = tmp_path / "long.h5"
     Traces(np.random.default_rng(0).normal(size=(20, 3000, 3)).astype(np.float32)).save(p)
-    res = runner.invoke(app, ["train", "--data", str(p), "--out", str(tmp_path / "run"), "--set", "train.progress=false"])
+    res = runner.invoke(
+        app, ["train", "--data", str(p), "--out", str(tmp_path / "run"), "--set", "train.progress=false"]
+    )
     _one_error(res, "training batches of 20 traces x 3,000 loci", "GiB", "train.batch_size")
     assert not (tmp_path / "run" / "model.safetensors").exists()
 

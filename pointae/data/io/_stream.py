@@ -150,7 +150,9 @@ def iter_text(path, fmt: str, chunk_size: int, **kw) -> Iterator[Traces]:
         key = _key(line, sep, key_idx)
         if key != last_key:
             if n_traces >= chunk_size and block:
-                yield _chunk(p, read, header, block, block_start, n_head, opts, plan, loci_all, first_attrs, seen)
+                yield _chunk(
+                    p, read, header, block, block_start, n_head, opts, plan, loci_all, first_attrs, seen
+                )
                 block, block_start, n_traces = [], line_no, 0
             n_traces += 1
             last_key = key
@@ -204,7 +206,11 @@ def _layout(fmt: str, probe: Traces, header: str, first_data: str):
         return sep, [low.index("chromosome index")], {"cols": [low.index("segment index")], "kind": "index"}
     if fmt == "csv":
         if "chrom" in low and probe.loci is not None:
-            return sep, [low.index("trace_id")], {"cols": [low.index(c) for c in ("chrom", "start", "end")], "kind": "csv_genomic"}
+            return (
+                sep,
+                [low.index("trace_id")],
+                {"cols": [low.index(c) for c in ("chrom", "start", "end")], "kind": "csv_genomic"},
+            )
         return sep, [low.index("trace_id")], {"cols": [low.index("locus")], "kind": "index"}
     from pointae.data.io.table import ColumnMap
 
@@ -242,7 +248,9 @@ def _locus_union(p: Path, enc: str, n_head: int, sep, spec: dict, suffix_col: in
         for chunk in reader:
             if suffix_col is not None:
                 suf = chunk[suffix_col].astype(str).str.strip().str.extract(r"^\d+_([A-Za-z0-9]+)$")[0]
-                suffixes.update(suf.dropna().unique().tolist() if suf.notna().all() else [None, "", "x", "y", "z"])
+                suffixes.update(
+                    suf.dropna().unique().tolist() if suf.notna().all() else [None, "", "x", "y", "z"]
+                )
             chunk = chunk[cols].dropna(how="any").drop_duplicates()
             parts.append(chunk)
     except (pd.errors.ParserError, ValueError) as e:
@@ -315,7 +323,9 @@ def _align(p, t: Traces, loci_all) -> Traces:
         pos = pd.Index(loci_all).get_indexer(pd.Index(np.asarray(key, dtype=loci_all.dtype)))
         loci = None
     if (pos < 0).any():
-        raise PointaeError(f"{p}: a chunk has a locus the locus pass did not see (file changed while reading?)")
+        raise PointaeError(
+            f"{p}: a chunk has a locus the locus pass did not see (file changed while reading?)"
+        )
     n_all = len(loci_all)
     if n_all == t.n_loci and np.array_equal(pos, np.arange(n_all)):
         return t

@@ -45,9 +45,7 @@ def looks_like(head: str) -> bool:
     return any(line.strip().lower().replace(", ", ",").startswith(HEADER_START) for line in lines)
 
 
-def read_bintu(
-    path, unit: str = "nm", _text: str | None = None, _labels: list[str] | None = None
-) -> Traces:
+def read_bintu(path, unit: str = "nm", _text: str | None = None, _labels: list[str] | None = None) -> Traces:
     """Read a Bintu tracing CSV.
 
     Parameters

@@ -351,7 +351,9 @@ def check_global_heaps(path) -> None:
                 (csize,) = struct.unpack_from("<Q", m, off + 8) if off + 16 <= size else (0,)
                 end = off + csize
                 if end > size:
-                    raise InputError(p, f"truncated or damaged HDF5 file (global heap at byte {off} runs past the end)")
+                    raise InputError(
+                        p, f"truncated or damaged HDF5 file (global heap at byte {off} runs past the end)"
+                    )
                 if csize < 4096:
                     raise InputError(p, f"damaged HDF5 global heap at byte {off} (collection size {csize})")
                 q = off + 16
@@ -415,19 +417,27 @@ def _dataset(p, f, name, ndim, shape=None):
     if name not in f:
         raise InputError(p, f"HDF5 dataset {name!r} is missing")
     if isinstance(f.get(name, getlink=True), h5py.ExternalLink):
-        raise InputError(p, f"HDF5 dataset {name!r} is a link to another file; pointae reads only its own data")
+        raise InputError(
+            p, f"HDF5 dataset {name!r} is a link to another file; pointae reads only its own data"
+        )
     ds = f[name]
     if isinstance(ds, h5py.Dataset) and (ds.is_virtual or ds.external):
-        raise InputError(p, f"HDF5 dataset {name!r} stores its data in other files; pointae reads only its own")
+        raise InputError(
+            p, f"HDF5 dataset {name!r} stores its data in other files; pointae reads only its own"
+        )
     if not isinstance(ds, h5py.Dataset):
         raise InputError(p, f"{name!r} is a {type(ds).__name__.lower()}, expected an HDF5 dataset")
-    if ds.ndim != ndim or (shape is not None and any(w is not None and w != s for w, s in zip(shape, ds.shape))):
+    if ds.ndim != ndim or (
+        shape is not None and any(w is not None and w != s for w, s in zip(shape, ds.shape))
+    ):
         want = "x".join("?" if w is None else str(w) for w in shape) if shape else f"{ndim}-D"
         raise InputError(p, f"HDF5 dataset {name!r} has shape {ds.shape}, expected {want}")
     if ds.chunks is not None:
         nbytes = int(np.prod(ds.chunks, dtype=np.float64)) * ds.dtype.itemsize
         if nbytes > MAX_CHUNK_BYTES:
-            raise InputError(p, f"HDF5 dataset {name!r} declares chunks of {nbytes:,} bytes (damaged header?)")
+            raise InputError(
+                p, f"HDF5 dataset {name!r} declares chunks of {nbytes:,} bytes (damaged header?)"
+            )
     if ds.compression not in _FILTERS:
         raise InputError(p, f"HDF5 dataset {name!r} uses an unsupported filter {ds.compression!r}")
     _check_stored(p, ds, name)
@@ -443,7 +453,9 @@ def _check_stored(p, ds, name) -> None:
     if ds.chunks is None:
         stored = ds.id.get_storage_size()
         if stored < size * ds.dtype.itemsize and ds.dtype.kind != "O":
-            raise InputError(p, f"HDF5 dataset {name!r} declares shape {ds.shape} but stores {stored:,} bytes")
+            raise InputError(
+                p, f"HDF5 dataset {name!r} declares shape {ds.shape} but stores {stored:,} bytes"
+            )
         return
     need = int(np.prod([-(-s // c) for s, c in zip(ds.shape, ds.chunks)], dtype=np.float64))
     have = ds.id.get_num_chunks()
@@ -474,7 +486,9 @@ def _validate(p, f) -> None:
         raise InputError(p, f"invalid format version {int(version)}")
     for group in ("meta", "meta_na", "loci", "layers"):
         if isinstance(f.get(group, getlink=True), _h5().ExternalLink):
-            raise InputError(p, f"HDF5 group {group!r} is a link to another file; pointae reads only its own data")
+            raise InputError(
+                p, f"HDF5 group {group!r} is a link to another file; pointae reads only its own data"
+            )
     coords = _dataset(p, f, "coords", 3, (None, None, 3))
     if coords.dtype.kind != "f":
         raise InputError(p, f"HDF5 dataset 'coords' should hold floats, got {coords.dtype}")

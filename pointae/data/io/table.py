@@ -251,7 +251,7 @@ def detect_columns(names: list[str], path=None) -> ColumnMap | None:
             raise AmbiguousLayout(
                 path if path is not None else "<header>",
                 f"columns {', '.join(map(repr, cands))} could all be the {role}; "
-                "say which with --columns (e.g. --columns trace=...,x=...,y=...,z=...)"
+                "say which with --columns (e.g. --columns trace=...,x=...,y=...,z=...)",
             )
         return cands[0] if cands else None
 
@@ -343,7 +343,9 @@ def _ecsv_header(path, header: list[str]) -> tuple[list[dict], dict, str]:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 3 if mark is not None else None
         raise InputError(
-            path, f"ECSV header is not valid YAML ({' '.join(str(getattr(e, 'problem', e)).split())})", line=line
+            path,
+            f"ECSV header is not valid YAML ({' '.join(str(getattr(e, 'problem', e)).split())})",
+            line=line,
         ) from None
     if not isinstance(d, dict) or not isinstance(d.get("datatype"), list):
         raise InputError(path, "ECSV header has no 'datatype' list", line=2)
@@ -449,7 +451,9 @@ def read_table(
     try:  # as pandas will read it, so the names match the table's columns
         names = [str(c).strip() for c in pd.read_csv(io.StringIO(head_line + "\n"), sep=sep, nrows=0).columns]
     except (ValueError, pd.errors.ParserError) as e:
-        raise InputError(path, f"cannot read the column header ({' '.join(str(e).split())})", line=n_header + 1) from None
+        raise InputError(
+            path, f"cannot read the column header ({' '.join(str(e).split())})", line=n_header + 1
+        ) from None
     mapped = columns is not None and _plan is None
     if _plan is not None:  # decisions taken on an earlier chunk of this file (streaming)
         cmap = ColumnMap.parse(_plan["columns"])
@@ -504,7 +508,9 @@ def read_table(
     )
     if genomic:
         chrom = (
-            _strings(path, df, cmap.chrom, first_line) if cmap.chrom else np.full(len(df), "unknown", dtype=object)
+            _strings(path, df, cmap.chrom, first_line)
+            if cmap.chrom
+            else np.full(len(df), "unknown", dtype=object)
         )
         start = numeric(path, df, cmap.start, first_line, integer=True)
         end = numeric(path, df, cmap.end, first_line, integer=True) if cmap.end else start.copy()
@@ -700,8 +706,9 @@ def _decide_unit(path, unit, hint, cmap, xyz, keys, codes, n_loci) -> tuple[str,
     c[tcodes, codes] = xyz
     mnd = median_neighbour_distance(c)
     u = "micron" if np.isfinite(mnd) and mnd < 10 else "nm"
+    rule = "< 10: micron" if u == "micron" else ">= 10: nm"
     how = (
-        f"guessed from the median neighbour distance {mnd:.4g} ({'< 10: micron' if u == 'micron' else '>= 10: nm'})"
+        f"guessed from the median neighbour distance {mnd:.4g} ({rule})"
         if np.isfinite(mnd)
         else "no neighbour distances to judge from: assumed nm"
     )
