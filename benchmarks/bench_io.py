@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("POINTAE_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -73,16 +73,6 @@ def random_walks(n: int, n_loci: int, seed: int = 0, missing: float = 0.063) -> 
     c += rng.uniform(-5e4, 5e4, size=(n, 1, 3)).astype(np.float32)
     c[rng.random((n, n_loci)) < missing] = np.nan
     return c
-
-
-def machine_info() -> str:
-    import torch
-
-    return (
-        f"python {platform.python_version()}, {platform.processor() or platform.machine()}, "
-        f"cpu_count={os.cpu_count()}, torch {torch.__version__} threads={torch.get_num_threads()}, "
-        f"loadavg={tuple(round(x, 2) for x in os.getloadavg())}"
-    )
 
 
 def bench_real(data: Path, repeats: int) -> None:

@@ -192,8 +192,17 @@ def test_reconstruct_traces_aligns_onto_input():
     assert list(out.trace_ids) == list(t.trace_ids)
 
 
-def test_benchmark_reconstruction_smacof_beats_mds_on_hidden_pairs():
-    from pointae.recon import benchmark_reconstruction
+def test_benchmark_reconstruction_smacof_beats_mds_on_hidden_pairs(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench))  # as when the script runs: its folder first
+    path = bench / "bench_recon.py"
+    spec = importlib.util.spec_from_file_location("bench_recon", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    benchmark_reconstruction = mod.benchmark_reconstruction
 
     t = tiny_traces(n=6, n_loci=24, seed=9, missing=0.05)
     rep = benchmark_reconstruction(t, hide=0.3, n_traces=None, seed=1)

@@ -1,0 +1,19 @@
+"""One machine/load line for every benchmark's output (imported as ``from _machine import machine_info``;
+Python puts a script's own folder first on ``sys.path``)."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+
+def machine_info(threads: int | None = None) -> str:
+    """Python, CPU, core count, torch version and threads, and the load average right now."""
+    import torch
+
+    t = torch.get_num_threads() if threads is None else threads
+    return (
+        f"python {platform.python_version()}, {platform.processor() or platform.machine()}, "
+        f"cpu_count={os.cpu_count()}, torch {torch.__version__} threads={t}, "
+        f"loadavg={tuple(round(x, 2) for x in os.getloadavg())}"
+    )
