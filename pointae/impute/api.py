@@ -166,7 +166,7 @@ def impute_coords(
     refine: bool = True,
     precision: str = "auto",
     maps: bool = True,
-    batch_size: int = 128,
+    batch_size: int = 32,
 ) -> dict:
     """Impute the missing loci of ``coords`` ``(N, L, 3)``.
 

@@ -26,6 +26,7 @@ convolutional, so any number of loci works.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -72,11 +73,27 @@ def inference_precision(model: nn.Module, precision: str = "auto") -> Iterator[s
     old = [m.bf16 for m in nets]
     for m in nets:
         m.bf16 = use
+        if use:  # a bfloat16 copy of the trunk (the fp32 weights stay untouched)
+            trunk = _Trunk(copy.deepcopy(m.stem), copy.deepcopy(m.blocks), copy.deepcopy(m.head))
+            m.__dict__["_bf16_trunk"] = trunk.to(torch.bfloat16).to(memory_format=torch.channels_last).eval()
     try:
         yield "bf16" if use else "fp32"
     finally:
         for m, o in zip(nets, old):
             m.bf16 = o
+            m.__dict__.pop("_bf16_trunk", None)
+
+
+class _Trunk(nn.Module):
+    def __init__(self, stem: nn.Module, blocks: nn.ModuleList, head: nn.Module):
+        super().__init__()
+        self.stem, self.blocks, self.head = stem, blocks, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        for blk in self.blocks:
+            h = blk(h)
+        return self.head(h)
 
 
 @dataclass
@@ -232,10 +249,9 @@ class Imputer(nn.Module):
     def weights(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Placement weights ``(B, L, L)`` and map log-factors ``(B, L, L)`` (symmetric)."""
         if self.bf16 and not torch.is_grad_enabled():
-            # inference: the CNN in bfloat16, channels-last (oneDNN); everything after it in fp32
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                out = self.trunk(feats["x"].contiguous(memory_format=torch.channels_last))
-            out = out.float().contiguous()
+            # inference: a bfloat16 copy of the CNN, channels-last (oneDNN); everything after it in fp32
+            x = feats["x"].to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+            out = self._bf16_trunk(x).float().contiguous()
         else:
             out = self.trunk(feats["x"])  # (B, 3, L, L)
         log_factor = 0.5 * (out[:, 2] + out[:, 2].transpose(1, 2))  # (B, L, L) symmetric
