@@ -89,7 +89,8 @@ def impute(
     Imputed/corrected spots are marked in the per-spot columns pointae_status
     (observed|imputed|corrected|missing), pointae_confidence and pointae_sd (per-axis sd of the
     calibrated Gaussian predictive distribution, data unit: a sphere of radius 2.5 pointae_sd holds
-    ~90%); provenance goes to the header/attributes. The file is streamed in chunks.
+    ~90%); with --denoise also pointae_outlier_prob (calibrated probability that an observed spot
+    is mislocalised). Provenance goes to the header/attributes. The file is streamed in chunks.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -258,6 +259,19 @@ def evaluate_imputation_cmd(
                 f"F1 {s['f1']:.3f} outlier position error {s['outlier_pos_err']:.1f}",
                 highlight=False,
             )
+        op = res["denoising"]["pointae"].get("outlier_probability")
+        if op:
+            console.print(
+                f"outlier probability (pointae_outlier_prob) on planted outliers: Brier {op['brier']:.4f}, "
+                f"ECE {op['ece']:.4f}, mean {op['mean_prob_outliers']:.3f} on planted / "
+                f"{op['mean_prob_clean']:.3f} on other spots; expected {op['expected_outliers']:.0f} "
+                f"outliers vs {op['planted_outliers']} planted",
+                highlight=False,
+            )
+            for mean_p, frac, n in op["bins"]:
+                console.print(
+                    f"  predicted {mean_p:.3f}  planted fraction {frac:.3f}  ({n} spots)", highlight=False
+                )
     if json_out is not None:
         with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps(res, indent=1, default=float))

@@ -203,7 +203,9 @@ def detect_outliers_model(
     threshold: float = DENOISE_THRESHOLD,
     passes: int = _DENOISE_PASSES,
     rounds: int = 2,
-) -> np.ndarray:
+    calibration: Calibration | None = None,
+    details: bool = False,
+):
     """Flag mislocalised spots: observed loci far from where the model places them when hidden.
 
     Each observed locus is hidden in one of ``passes`` interleaved passes (loci ``i`` with
@@ -213,8 +215,10 @@ def detect_outliers_model(
 
     Returns
     -------
-    numpy.ndarray
-        ``(N, L)`` bool.
+    numpy.ndarray or (numpy.ndarray, dict)
+        ``(N, L)`` bool; with ``details`` also ``{"resid": (N, L) distance of each observed spot
+        from its placement in the last round, "sd": (N, L) the calibrated pointae_sd of that
+        placement (with a ``calibration``)}``.
     """
     coords = np.asarray(coords, np.float32)
     observed = ~np.isnan(coords[..., 0])
@@ -222,18 +226,21 @@ def detect_outliers_model(
     idx = np.arange(coords.shape[1])
     for _ in range(rounds):
         resid = np.zeros(observed.shape, np.float32)
+        sd = np.full(observed.shape, np.nan, np.float32)
         for r in range(passes):
             hide = observed & (idx % passes == r)[None, :]
             c = coords.copy()
             c[hide | flagged] = np.nan
-            pred, _ = _predict(model, c, scale)
+            pred, spread = _predict(model, c, scale)
             d = np.linalg.norm(pred - coords, axis=-1)
             resid[hide] = d[hide]
+            if calibration is not None:
+                sd[hide] = calibration.sd(spread, ~np.isnan(c[..., 0]), scale, c)[hide]
         new = observed & (resid > threshold * scale)
         if (new == flagged).all():
             break
         flagged = new
-    return flagged
+    return (flagged, {"resid": resid, "sd": sd}) if details else flagged
 
 
 def impute_traces(
@@ -291,8 +298,17 @@ def impute_traces(
     scale = _scale(traces) if scale is None else float(scale)
     observed = traces.mask
     flagged = np.zeros_like(observed)
+    cal = calibration if calibration is not None else model_calibration(loaded)
+    if cal is None:  # a model without a stored calibration: fit one on the input's visible spots
+        cal = fit_calibration(loaded.model, coords[:4000], scale, precision=precision)
+    p_out = None
     if denoise:
-        flagged = detect_outliers_model(loaded.model, coords, scale, threshold=threshold)
+        from pointae.impute.uncertainty import outlier_probability
+
+        flagged, det = detect_outliers_model(
+            loaded.model, coords, scale, threshold=threshold, calibration=cal, details=True
+        )
+        p_out, _ = outlier_probability(det["resid"], det["sd"], observed, cal.mixture)
     work = coords.copy()
     work[flagged] = np.nan
     can = (~np.isnan(work[..., 0])).any(1)  # traces with at least one usable spot
@@ -303,9 +319,6 @@ def impute_traces(
         pred[can], spread[can] = r["coords"], r["spread"]
     out = coords.copy()
     fill = (~observed | flagged) & ~np.isnan(pred[..., 0])
-    cal = calibration if calibration is not None else model_calibration(loaded)
-    if cal is None:  # a model without a stored calibration: fit one on the input's visible spots
-        cal = fit_calibration(loaded.model, coords[:4000], scale, precision=precision)
     sd = np.zeros(observed.shape, np.float32)
     kept = ~np.isnan(work[..., 0])
     sd[fill] = cal.sd(spread, kept, scale, work)[fill]
@@ -342,6 +355,8 @@ def impute_traces(
     layers["pointae_status"] = status
     layers["pointae_confidence"] = conf
     layers["pointae_sd"] = sd
+    if p_out is not None:
+        layers["pointae_outlier_prob"] = p_out
     return traces._replace(coords=out, attrs=attrs, layers=layers)
 
 
@@ -712,12 +727,24 @@ def evaluate_denoising(
     held = make_held_out(coords, 0.0, seed=seed, max_missing=max_missing, subset=subset)
     truth = held.truth
     scale = _scale(traces)
+    cal = model_calibration(loaded)
+    prob_info = None
     corr = add_outliers(truth, fraction, np.random.default_rng(seed), scale=scale)
     out = {}
     flagged_nb = None
     for name in ("pointae", "neighbour_rule", "none"):
         if name == "pointae":
-            flagged = detect_outliers_model(loaded.model, corr.coords, scale, threshold=threshold)
+            flagged, det = detect_outliers_model(
+                loaded.model, corr.coords, scale, threshold=threshold, calibration=cal, details=True
+            )
+            if cal is not None:
+                from pointae.impute.uncertainty import outlier_probability, probability_calibration
+
+                prob, fitted = outlier_probability(det["resid"], det["sd"], held.observed, cal.mixture)
+                prob_info = {
+                    **probability_calibration(prob[held.observed], corr.changed[held.observed]),
+                    **fitted,
+                }
             work = corr.coords.copy()
             work[flagged] = np.nan
             fixed = impute_coords(loaded.model, work, scale)["coords"]
@@ -741,6 +768,8 @@ def evaluate_denoising(
             "clean_spots_changed": int((flagged & ~corr.changed).sum()),
             "mean_pos_err_all": float(np.nanmean(err_out[held.observed])),
         }
+    if prob_info is not None:
+        out["pointae"]["outlier_probability"] = prob_info
     out["_info"] = {
         "fraction": fraction,
         "seed": seed,

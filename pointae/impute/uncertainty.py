@@ -458,3 +458,80 @@ def reliability_figure(results: dict, path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format=suffix.lstrip(".") or "png")
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- outlier probability
+def _maxwell_logpdf(r: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Log density of the length of a 3D isotropic Gaussian vector with per-axis sd ``a``."""
+    return 0.5 * np.log(2 / np.pi) + 2 * np.log(np.maximum(r, 1e-12)) - r * r / (2 * a * a) - 3 * np.log(a)
+
+
+def outlier_probability(
+    resid: np.ndarray, sd: np.ndarray, observed: np.ndarray, mixture: tuple, n_iter: int = 100
+) -> tuple[np.ndarray, dict]:
+    """Per-spot probability that an observed spot is an outlier.
+
+    ``resid`` is the distance of each observed spot from where the imputer places it with the spot
+    hidden (:func:`pointae.impute.api.detect_outliers_model`), ``sd`` the calibrated
+    ``pointae_sd`` of that placement. A clean spot's residual follows the calibrated predictive
+    distribution (the scale mixture ``mixture``); an outlier's follows a broad 3D Gaussian whose
+    sd and prior weight are fitted to the data by EM. The posterior probability of the outlier
+    component is returned (0 where not observed).
+
+    Returns
+    -------
+    (numpy.ndarray, dict)
+        ``(N, L)`` float32 probabilities and ``{"prior": ..., "outlier_sd": ...}``.
+    """
+    obs = np.asarray(observed, bool) & np.isfinite(sd) & (sd > 0)
+    r = np.asarray(resid, np.float64)[obs]
+    s = np.asarray(sd, np.float64)[obs]
+    w, k = (np.asarray(a, np.float64) for a in mixture)
+    comp = np.stack([np.log(wc) + _maxwell_logpdf(r, kc * s) for wc, kc in zip(w, k)], 1)
+    top = comp.max(1, keepdims=True)
+    log_in = top[:, 0] + np.log(np.exp(comp - top).sum(1))
+    prior, s_out = 0.05, 3.0 * float(np.median(s)) if s.size else 1.0
+    gamma = np.zeros_like(r)
+    for _ in range(n_iter):
+        lo = np.log(prior) + _maxwell_logpdf(r, s_out)
+        li = np.log1p(-prior) + log_in
+        m = np.maximum(lo, li)
+        gamma = np.exp(lo - m) / (np.exp(lo - m) + np.exp(li - m))
+        new_prior = float(np.clip(gamma.mean(), 1e-4, 0.5))
+        new_s = float(np.sqrt((gamma * r * r).sum() / max(3 * gamma.sum(), 1e-12)))
+        new_s = max(new_s, 1.5 * float(np.median(s)))  # the outlier component stays the broad one
+        done = abs(new_prior - prior) < 1e-6 and abs(new_s - s_out) < 1e-6 * s_out
+        prior, s_out = new_prior, new_s
+        if done:
+            break
+    out = np.zeros(np.shape(observed), np.float32)
+    out[obs] = gamma
+    return out, {"prior": prior, "outlier_sd": s_out}
+
+
+def probability_calibration(prob: np.ndarray, truth: np.ndarray, bins: int = 10) -> dict:
+    """Reliability of predicted probabilities against 0/1 outcomes: Brier score, ECE and bins."""
+    p = np.asarray(prob, np.float64)
+    y = np.asarray(truth, bool).astype(np.float64)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    rows = []
+    ece = 0.0
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            rows.append([float(p[sel].mean()), float(y[sel].mean()), int(sel.sum())])
+            ece += sel.mean() * abs(p[sel].mean() - y[sel].mean())
+    flag = p > 0.5
+    tp = float((flag & (y > 0)).sum())
+    return {
+        "brier": float(((p - y) ** 2).mean()),
+        "ece": float(ece),
+        "bins": rows,
+        "mean_prob_outliers": float(p[y > 0].mean()) if (y > 0).any() else float("nan"),
+        "mean_prob_clean": float(p[y == 0].mean()) if (y == 0).any() else float("nan"),
+        "expected_outliers": float(p.sum()),
+        "planted_outliers": int(y.sum()),
+        "precision_p50": tp / max(float(flag.sum()), 1.0),
+        "recall_p50": tp / max(float(y.sum()), 1.0),
+    }

@@ -151,3 +151,33 @@ def test_cli_evaluate_imputation_prints_calibration_and_writes_the_reliability_d
     assert r.exit_code == 0, r.output
     assert "kriging posterior" in r.output and "pos 90%" in r.output
     assert fig.stat().st_size > 10_000
+
+
+def test_outlier_probability_is_calibrated_on_planted_outliers(rng):
+    from pointae.impute.uncertainty import outlier_probability, probability_calibration
+
+    n, n_loci = 400, 30
+    sd = np.full((n, n_loci), 40.0)
+    w, k = np.array([0.7, 0.3]), np.array([0.8, 1.4])
+    comp = rng.choice(k, size=(n, n_loci), p=w)
+    resid = np.linalg.norm(rng.normal(size=(n, n_loci, 3)) * (comp * sd)[..., None], axis=-1)
+    planted = rng.random((n, n_loci)) < 0.05
+    resid[planted] = np.linalg.norm(rng.normal(size=(planted.sum(), 3)) * 400.0, axis=-1)
+    observed = np.ones((n, n_loci), bool)
+    prob, fitted = outlier_probability(resid, sd, observed, (w, k))
+    assert abs(fitted["prior"] - 0.05) < 0.01
+    cal = probability_calibration(prob[observed], planted[observed])
+    assert cal["ece"] < 0.02 and cal["mean_prob_outliers"] > 0.8 and cal["mean_prob_clean"] < 0.03
+    # a model that ignored the residuals would be far worse
+    flat = probability_calibration(np.full(planted.sum() * 0 + n * n_loci, 0.05), planted.ravel())
+    assert cal["brier"] < 0.5 * flat["brier"]
+
+
+def test_denoise_writes_outlier_probabilities():
+    from pointae.impute.api import impute_traces
+
+    t = tiny_traces(n=10, n_loci=30, seed=9, missing=0.05)
+    res = impute_traces(t, denoise=True)
+    p = res.layers["pointae_outlier_prob"]
+    assert p.shape == t.mask.shape and (p[~t.mask] == 0).all()
+    assert ((p >= 0) & (p <= 1)).all()
