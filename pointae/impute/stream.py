@@ -82,6 +82,7 @@ def impute_file(
     precision: str = "auto",
     progress: Callable[[int, int | None], None] | None = None,
     description: Callable[[dict], str] | None = None,
+    read_options: dict | None = None,
 ) -> dict:
     """Impute every trace of ``src`` into ``out`` (same format unless ``to``), chunk by chunk.
 
@@ -92,7 +93,11 @@ def impute_file(
     model, denoise, threshold, precision
         As for :func:`pointae.impute.api.impute_traces`.
     format, to
-        Input format (detected when None) and output format (default: the input's).
+        Input format (detected when None) and output format (default: the input's; FOF-CT for
+        read-only layouts such as mapped tables).
+    read_options
+        Reader options (:meth:`pointae.data.io.ReadOptions.kwargs`: ``format``, ``unit``,
+        ``columns``, ``pixel_size``, ``duplicates``); its ``format`` wins over ``format``.
     chunk_size
         Traces per chunk (memory is proportional to it).
     samples, samples_out, seed
@@ -114,8 +119,14 @@ def impute_file(
     from pointae.impute.uncertainty import fit_calibration
 
     t0 = time.time()
-    fmt_in = _normalise(format, ("bintu", "fofct", "csv", "h5")) or detect_format(src)
-    fmt = _normalise(to, ("bintu", "fofct", "csv", "h5", "pdb")) or fmt_in
+    from pointae.data.io import READ_FORMATS, WRITE_FORMATS
+
+    kw = dict(read_options or {})
+    format = kw.pop("format", None) or format
+    if kw.get("columns") is not None and format is None:
+        format = "table"
+    fmt_in = _normalise(format, READ_FORMATS) or detect_format(src)
+    fmt = _normalise(to, WRITE_FORMATS) or (fmt_in if fmt_in in WRITE_FORMATS else "fofct")
     if Path(out).resolve() == Path(src).resolve():
         raise PointaeError(f"{out}: output would overwrite the input")
     if Path(out).is_dir():
@@ -125,7 +136,7 @@ def impute_file(
     threshold = DENOISE_THRESHOLD if threshold is None else float(threshold)
     total = h5_length(src) if fmt_in == "h5" else None
     loaded = load_imputer(model)
-    chunks = iter_traces(src, chunk_size=chunk_size, format=fmt_in)
+    chunks = iter_traces(src, chunk_size=chunk_size, format=fmt_in, **kw)
     # the length unit (median neighbour distance), a missing calibration and the samples' chain
     # model come from the first SCALE_TRACES traces, whatever the chunk size
     head: list[Traces] = []
@@ -147,7 +158,7 @@ def impute_file(
         from pointae.impute.uncertainty import chain_correlation
 
         prior = chain_correlation(fit_chain_variogram(lead.coords), lead.n_loci)
-        samples_out = Path(samples_out or _samples_path(out, fmt))
+        samples_out = Path(samples_out or samples_path(out, fmt))
     del lead
     rng = np.random.default_rng(seed)
     counts = {"n_imputed": 0, "n_corrected": 0, "n_missing_left": 0}
@@ -268,14 +279,16 @@ def _bintu_line(res: Traces, settings: dict, description) -> str:
     ).strip()
 
 
-def _samples_path(out, fmt: str) -> Path:
+def samples_path(out, fmt: str | None = None) -> Path:
+    """Default samples file beside ``out``: its stem + ``.samples.h5`` (HDF5 output) or ``.samples.csv``."""
     p = Path(out)
     name = p.name
+    h5 = fmt == "h5" or name.lower().endswith((".h5", ".hdf5"))
     for suf in (".fofct.csv", ".bintu.csv", ".csv", ".h5", ".hdf5", ".tsv", ".pdb"):
         if name.lower().endswith(suf):
             name = name[: -len(suf)]
             break
-    return p.with_name(name + (".samples.h5" if fmt == "h5" else ".samples.csv"))
+    return p.with_name(name + (".samples.h5" if h5 else ".samples.csv"))
 
 
 class _SamplesWriter:

@@ -197,3 +197,37 @@ def test_reused_run_with_other_model_task_or_split_settings_is_refused(tmp_path,
     # a run saved by an older version without the newer keys counts as their defaults
     (run / "config.yaml").write_text("model:\n  latent_dim: 3\ntask:\n  name: autoencode\n")
     compare(traces, ["map"], ["autoencode"], tmp_path / "e", latent_dim=3, **kw)
+
+
+def test_report_md_escapes_data_derived_text_like_the_html_report(tmp_path, traces):
+    """Issue 11: a label column's name went into report.md as raw HTML (report.html escaped it)."""
+    evil = "<img src=x onerror=alert(1)>|cond"
+    col = next(c for c in traces.meta.columns if c != "trace_id")
+    t = traces._replace(meta=traces.meta.rename(columns={col: evil}))
+    compare(
+        t,
+        reprs=["map"],
+        tasks=["autoencode"],
+        out=tmp_path / "rep",
+        overrides=["train.max_epochs=1"],
+        labels=[evil],
+        latent_dim=4,
+        layout="pca",
+        trainer=standin_trainer,
+        loader=standin_loader_for(t, d=4),
+    )
+    md = (tmp_path / "rep" / "report.md").read_text()
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "<img src=x" not in md and "<img src=x" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in md and "&lt;img src=x onerror=alert(1)&gt;" in page
+    # every Markdown table keeps one cell count per row (no '|' from data splits a row)
+    import re
+
+    blocks, cur = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            cur.append(len(re.findall(r"(?<!\\)\|", line)))
+        elif cur:
+            blocks.append(cur)
+            cur = []
+    assert blocks and all(len(set(b)) == 1 for b in blocks)
