@@ -432,7 +432,11 @@ def train_imputer(
         "train_fingerprints": trace_fingerprints(train.coords),
         "description": describe(model),
     }
-    meta["uncertainty"] = _calibrate_on(model, train.coords, scale).to_dict()
+    try:
+        meta["uncertainty"] = _calibrate_on(model, train.coords, scale).to_dict()
+    except PointaeError as e:  # too few eligible spots: impute calibrates on its input instead
+        if log is not None:
+            log(f"no uncertainty calibration stored: {e}")
     save_imputer(model, out, meta)
     _record_weights_hash(out)
     with atomic_path(out / "history.csv") as tmp, open(tmp, "w", newline="") as f:
