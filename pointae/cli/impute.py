@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -29,6 +30,12 @@ class _OutFormat(str, Enum):
     csv = "csv"
     h5 = "h5"
     pdb = "pdb"
+
+
+class _Precision(str, Enum):
+    auto = "auto"
+    bf16 = "bf16"
+    fp32 = "fp32"
 
 
 class _HideMode(str, Enum):
@@ -65,6 +72,23 @@ def impute(
         Optional[_OutFormat],
         typer.Option("--to", "-t", help="Output format (default: the input's format; FOF-CT for tables)."),
     ] = None,
+    samples: Annotated[
+        int,
+        typer.Option(
+            help="Also write K joint samples of every trace's imputed spots (OUT stem + .samples.h5/.csv).",
+            min=0,
+        ),
+    ] = 0,
+    samples_out: Annotated[
+        Optional[Path], typer.Option("--samples-out", help="Where to write the samples (.h5 or .csv).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", help="Traces per chunk (memory grows with it).", min=1)
+    ] = 4096,
+    precision: Annotated[
+        _Precision, typer.Option(help="CNN precision: auto = bfloat16 where the CPU has it natively.")
+    ] = _Precision.auto,
     columns: ColumnsOpt = None,
     unit: UnitOpt = None,
     pixel_size: PixelSizeOpt = None,
@@ -74,38 +98,61 @@ def impute(
     """Fill missing loci (and with --denoise correct outliers); every original spot is kept bit for bit.
 
     Imputed/corrected spots are marked in the per-spot columns pointae_status
-    (observed|imputed|corrected|missing) and pointae_confidence; provenance goes to the header/attributes.
+    (observed|imputed|corrected|missing), pointae_confidence and pointae_sd (per-axis sd of the
+    calibrated Gaussian predictive distribution, data unit: a sphere of radius 2.5 pointae_sd holds
+    ~90%); with --denoise also pointae_outlier_prob (calibrated probability that an observed spot
+    is mislocalised). Provenance goes to the header/attributes. The file is streamed in chunks.
     """
-    from pointae.data.io import default_write_format, read_traces, write_traces
-    from pointae.errors import PointaeError
-    from pointae.impute.api import impute_traces
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pointae.impute.stream import impute_file, samples_path
     from pointae.outputs import check_outputs
 
-    check_outputs([out], inputs=[src], folders=[model], overwrite=overwrite)
+    fmt_out = to.value if to else None
+    outs = [out] + ([samples_out or samples_path(out, fmt_out)] if samples else [])
+    check_outputs(outs, inputs=[src], folders=[model], overwrite=overwrite)
     opts = read_options(None, columns, unit, pixel_size, duplicates)
     opts.format = format.value if format else opts.format
-    t = read_traces(src, **opts.kwargs())
-    fmt = to.value if to else default_write_format(t)
-    if Path(out).resolve() == Path(src).resolve():
-        raise PointaeError(f"{out}: output would overwrite the input")
-    res = impute_traces(t, model=model, denoise=denoise, threshold=threshold)
-    info = res.attrs["pointae_impute"]
-    res.attrs["pointae_impute"] = dict(info, input=str(src))
-    kw = {}
-    if fmt == "bintu":  # the free-text first line is the Bintu format's only header: add provenance
-        base = str(res.attrs.get("description") or "").strip()
-        kw["description"] = (
-            f"{base} [pointae {info['pointae_version']} impute: model {info['model']}, "
-            f"scale {info['scale']:.4g} {info['scale_unit']}, {info['n_imputed']} imputed, "
-            f"{info['n_corrected']} corrected; see columns pointae_status, pointae_confidence]"
-        ).strip()
-    write_traces(res, out, format=fmt, **kw)
+
+    columns = [
+        TextColumn("impute"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} traces/s"),
+        TimeElapsedColumn(),
+    ]
+    t0 = time.time()
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("impute", total=None, rate="-")
+
+        def progress(done: int, total: int | None) -> None:
+            rate = done / max(time.time() - t0, 1e-9)
+            bar.update(task, completed=done, total=total, rate=f"{rate:,.0f}")
+
+        info = impute_file(
+            src,
+            out,
+            model=model,
+            denoise=denoise,
+            threshold=threshold,
+            to=fmt_out,
+            read_options=opts.kwargs(),
+            chunk_size=chunk_size,
+            samples=samples,
+            samples_out=samples_out,
+            seed=seed,
+            precision=precision.value,
+            progress=progress,
+        )
     console.print(
-        f"wrote {len(res):,} traces x {res.n_loci} loci to {out} ({fmt}): {info['n_imputed']:,} imputed, "
-        f"{info['n_corrected']:,} corrected, {info['n_missing_left']:,} left missing; "
-        f"scale {info['scale']:.4g} {info['scale_unit']}",
+        f"wrote {info['n_traces']:,} traces x {info['n_loci']} loci to {out} ({info['format']}): "
+        f"{info['n_imputed']:,} imputed, {info['n_corrected']:,} corrected, "
+        f"{info['n_missing_left']:,} left missing; scale {info['scale']:.4g} {info['unit']}; "
+        f"{info['traces_per_s']:,.0f} traces/s",
         highlight=False,
     )
+    if info["samples"]:
+        console.print(f"wrote {samples} joint samples per trace to {info['samples']}", highlight=False)
 
 
 @command("evaluate-imputation")
@@ -125,6 +172,10 @@ def evaluate_imputation_cmd(
     json_out: Annotated[
         Optional[Path], typer.Option("--json", help="Write all results as JSON here.")
     ] = None,
+    figure: Annotated[
+        Optional[Path],
+        typer.Option("--figure", help="Write the reliability diagram of the uncertainty (.png/.svg/.pdf)."),
+    ] = None,
     format: FormatOpt = None,
     columns: ColumnsOpt = None,
     unit: UnitOpt = None,
@@ -138,15 +189,19 @@ def evaluate_imputation_cmd(
     for the model (pointae: the imputed 3D coordinates; pointae_direct: the network placement before
     refinement; pointae_map: its raw predicted distances, not a 3D structure), linear interpolation,
     the population median map and kNN across traces, with bootstrap 95% intervals over traces.
-    Traces the model was trained on are skipped automatically.
+    Traces the model was trained on are skipped automatically. Then the calibration of the
+    predictive distribution (pointae_sd) on the hidden spots, next to the exact Gaussian kriging
+    posterior: coverage of the central 50%/90% regions of the 3D position and of the distances to
+    observed loci, energy score and CRPS (--figure: reliability diagram).
     """
     from pointae.data.io import read_traces
     from pointae.errors import PointaeError, atomic_path
     from pointae.impute.api import evaluate_denoising, evaluate_imputation
     from pointae.outputs import check_outputs
 
-    if json_out is not None:
-        check_outputs([json_out], inputs=[data], folders=[model], overwrite=overwrite)
+    outs = [p for p in (json_out, figure) if p is not None]
+    if outs:
+        check_outputs(outs, inputs=[data], folders=[model], overwrite=overwrite)
     t = read_traces(data, **read_options(format, columns, unit, pixel_size, duplicates).kwargs())
     try:
         res = evaluate_imputation(
@@ -196,6 +251,42 @@ def evaluate_imputation_cmd(
     if runs > 1:
         m = res["mean"]["pointae"]
         console.print(f"mean over {runs} seeds: pointae MAE {m['mae']:.1f}, ratio to linear {m['ratio']:.3f}")
+    cal = res.get("calibration")
+    if cal:
+        console.print(
+            f"calibration on the hidden spots (mean over {runs} seed(s); nominal 0.50 / 0.90; "
+            f"proper scores in {p['unit']}, lower is better):",
+            highlight=False,
+        )
+        console.print(
+            f"{'predictive':<22}{'pos 50%':>9}{'pos 90%':>9}{'dist 50%':>10}{'dist 90%':>10}"
+            f"{'energy':>9}{'CRPS dist':>11}",
+            soft_wrap=True,
+        )
+        names = {
+            "pointae": "pointae (pointae_sd)",
+            "pointae_gaussian": "  Gaussian alone",
+            "kriging_posterior": "kriging posterior",
+        }
+        for key, label in names.items():
+            c = cal[key]
+            console.print(
+                f"{label:<22}{c['coverage_pos_50']:>9.3f}{c['coverage_pos_90']:>9.3f}"
+                f"{c['coverage_dist_50']:>10.3f}{c['coverage_dist_90']:>10.3f}"
+                f"{c['energy_score']:>9.1f}{c['crps_dist']:>11.1f}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if figure is not None:
+            from pointae.impute.uncertainty import reliability_figure
+
+            reliability_figure(
+                {names[k].strip(): cal[k] for k in ("pointae", "pointae_gaussian", "kriging_posterior")},
+                figure,
+            )
+            console.print(f"wrote {figure}")
+    elif figure is not None:
+        console.print("no calibration available for this model: no reliability diagram written")
     if denoising:
         res["denoising"] = evaluate_denoising(t, model=model, seed=seed, max_missing=max_missing)
         for name in ("pointae", "neighbour_rule", "none"):
@@ -205,6 +296,19 @@ def evaluate_imputation_cmd(
                 f"F1 {s['f1']:.3f} outlier position error {s['outlier_pos_err']:.1f}",
                 highlight=False,
             )
+        op = res["denoising"]["pointae"].get("outlier_probability")
+        if op:
+            console.print(
+                f"outlier probability (pointae_outlier_prob) on planted outliers: Brier {op['brier']:.4f}, "
+                f"ECE {op['ece']:.4f}, mean {op['mean_prob_outliers']:.3f} on planted / "
+                f"{op['mean_prob_clean']:.3f} on other spots; expected {op['expected_outliers']:.0f} "
+                f"outliers vs {op['planted_outliers']} planted",
+                highlight=False,
+            )
+            for mean_p, frac, n in op["bins"]:
+                console.print(
+                    f"  predicted {mean_p:.3f}  planted fraction {frac:.3f}  ({n} spots)", highlight=False
+                )
     if json_out is not None:
         with atomic_path(json_out) as tmp:
             tmp.write_text(json.dumps(res, indent=1, default=float))

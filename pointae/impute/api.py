@@ -38,6 +38,7 @@ from pointae.impute.fit import FitConfig, config_dict, fit_imputer, predict
 from pointae.impute.model import Imputer, ImputerConfig, ImputerEnsemble, describe
 from pointae.impute.place import place_loci
 from pointae.impute.protocol import bootstrap, make_held_out, score
+from pointae.impute.uncertainty import Calibration, fit_calibration
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "imputer"
 WEIGHTS_FILE = "model.safetensors"
@@ -46,9 +47,9 @@ META_FILE = "imputer.json"
 # neighbour distances from where the model places it with the spot hidden (see docs/impute.md)
 DENOISE_THRESHOLD = 3.0
 _DENOISE_PASSES = 8
-# refinement of the placement against the predicted map (unweighted stress, Adam iterations)
-REFINE_POWER = 0.0
-REFINE_ITER = 150
+# final placement: stress updates of the missing loci towards the predicted map after the network
+# (100 Jacobi updates: protocol ratio 0.9176 vs 0.9175 for 150 SMACOF iterations, docs/impute.md)
+PLACE_STEPS = 100
 
 
 @dataclass
@@ -129,6 +130,24 @@ def load_imputer(path=None) -> LoadedImputer:
     return LoadedImputer(model, meta, "default" if path is None else str(path))
 
 
+def model_calibration(loaded: LoadedImputer) -> Calibration | None:
+    """The uncertainty calibration stored with a model (``imputer.json`` ``"uncertainty"``), if any."""
+    return Calibration.from_dict(loaded.meta.get("uncertainty"))
+
+
+def predictive_description(cal: Calibration) -> dict:
+    """What ``pointae_sd`` means, for the output's provenance."""
+    w, k = cal.mixture
+    return {
+        "pointae_sd": "per-axis sd of an isotropic Gaussian centred on the written position "
+        "(a sphere of radius 2.5 pointae_sd holds ~90%)",
+        "mixture_weights": [round(float(v), 4) for v in w],
+        "mixture_sd_factors": [round(float(v), 4) for v in k],
+        "mixture": "full predictive: sum_c weight_c N(position, (factor_c pointae_sd)^2 I)",
+        "calibrated_on": cal.info.get("fitted_on"),
+    }
+
+
 def _scale(traces_or_coords) -> float:
     t = traces_or_coords if isinstance(traces_or_coords, Traces) else Traces(traces_or_coords)
     return MapScaler("dataset").fit(t).scale
@@ -136,29 +155,45 @@ def _scale(traces_or_coords) -> float:
 
 def _predict(model: Imputer, coords: np.ndarray, scale: float):
     """Model placement of all missing loci: ``(coords (N, L, 3), spread (N, L))``."""
-    r = predict(model, coords, scale)
+    r = predict(model, coords, scale, precision="auto", maps=False)
     return r["coords"], r["spread"]
 
 
-def impute_coords(model: Imputer, coords: np.ndarray, scale: float, refine: bool = True) -> dict:
+def impute_coords(
+    model: Imputer,
+    coords: np.ndarray,
+    scale: float,
+    refine: bool = True,
+    precision: str = "auto",
+    maps: bool = True,
+    batch_size: int = 32,
+) -> dict:
     """Impute the missing loci of ``coords`` ``(N, L, 3)``.
 
     The network places each missing locus (weighted combination of observed positions), predicts
     the distance map and (``refine_steps > 0``) moves the placed loci towards it by its own
-    unrolled stress updates; with ``refine`` the missing loci are then moved to the minimum of
-    the stress to that predicted map (:func:`pointae.impute.place.place_loci`, SMACOF, unweighted,
-    observed loci pinned), which lowers the protocol MAE (see docs/impute.md).
+    unrolled stress updates; with ``refine`` the missing loci are then moved on to the minimum of
+    the unweighted stress to that predicted map (:data:`PLACE_STEPS` more of the same updates,
+    observed loci pinned), which lowers the protocol MAE (see docs/impute.md). Traces without a
+    missing locus skip the network.
+
+    Parameters
+    ----------
+    precision
+        CNN precision, ``"auto"`` (bfloat16 where the CPU supports it), ``"bf16"`` or ``"fp32"``.
+    maps
+        Also return the predicted maps (``4 N L^2`` bytes).
 
     Returns
     -------
     dict
         ``coords`` ``(N, L, 3)`` (observed loci bit for bit), ``direct`` (the network placement
-        before any refinement), ``spread`` ``(N, L)`` and ``map`` ``(N, L, L)``.
+        before any refinement), ``spread`` ``(N, L)`` and (``maps``) ``map`` ``(N, L, L)``.
     """
-    r = predict(model, coords, scale)
-    if refine and np.isnan(coords[..., 0]).any():
-        r["coords"] = place_loci(coords, r["map"], init=r["coords"], power=REFINE_POWER, n_iter=REFINE_ITER)
-    return r
+    steps = PLACE_STEPS if refine else 0
+    return predict(
+        model, coords, scale, batch_size=batch_size, place_steps=steps, precision=precision, maps=maps
+    )
 
 
 def detect_outliers_model(
@@ -168,7 +203,9 @@ def detect_outliers_model(
     threshold: float = DENOISE_THRESHOLD,
     passes: int = _DENOISE_PASSES,
     rounds: int = 2,
-) -> np.ndarray:
+    calibration: Calibration | None = None,
+    details: bool = False,
+):
     """Flag mislocalised spots: observed loci far from where the model places them when hidden.
 
     Each observed locus is hidden in one of ``passes`` interleaved passes (loci ``i`` with
@@ -178,8 +215,10 @@ def detect_outliers_model(
 
     Returns
     -------
-    numpy.ndarray
-        ``(N, L)`` bool.
+    numpy.ndarray or (numpy.ndarray, dict)
+        ``(N, L)`` bool; with ``details`` also ``{"resid": (N, L) distance of each observed spot
+        from its placement in the last round, "sd": (N, L) the calibrated pointae_sd of that
+        placement (with a ``calibration``)}``.
     """
     coords = np.asarray(coords, np.float32)
     observed = ~np.isnan(coords[..., 0])
@@ -187,18 +226,21 @@ def detect_outliers_model(
     idx = np.arange(coords.shape[1])
     for _ in range(rounds):
         resid = np.zeros(observed.shape, np.float32)
+        sd = np.full(observed.shape, np.nan, np.float32)
         for r in range(passes):
             hide = observed & (idx % passes == r)[None, :]
             c = coords.copy()
             c[hide | flagged] = np.nan
-            pred, _ = _predict(model, c, scale)
+            pred, spread = _predict(model, c, scale)
             d = np.linalg.norm(pred - coords, axis=-1)
             resid[hide] = d[hide]
+            if calibration is not None:
+                sd[hide] = calibration.sd(spread, ~np.isnan(c[..., 0]), scale, c)[hide]
         new = observed & (resid > threshold * scale)
         if (new == flagged).all():
             break
         flagged = new
-    return flagged
+    return (flagged, {"resid": resid, "sd": sd}) if details else flagged
 
 
 def impute_traces(
@@ -208,6 +250,8 @@ def impute_traces(
     threshold: float = DENOISE_THRESHOLD,
     scale: float | None = None,
     refine: bool = True,
+    precision: str = "auto",
+    calibration: Calibration | None = None,
 ) -> Traces:
     """Fill missing loci (and optionally correct outlier loci) of ``traces``.
 
@@ -227,6 +271,11 @@ def impute_traces(
         Length unit; by default calibrated on ``traces`` (median neighbour distance).
     refine
         Refine the network's placement against its predicted map (:func:`impute_coords`).
+    precision
+        CNN precision (``"auto"``: bfloat16 where the CPU supports it natively).
+    calibration
+        The uncertainty model (:class:`~pointae.impute.uncertainty.Calibration`); default the
+        model's stored one, else one fitted on ``traces``' own visible spots.
 
     Returns
     -------
@@ -235,7 +284,11 @@ def impute_traces(
         (observed loci bit-for-bit identical unless corrected); layers ``pointae_status``
         (``(N, L)`` str: observed | imputed | corrected | missing) and ``pointae_confidence``
         (``(N, L)`` float32 in (0, 1]: 1 for observed spots, ``exp(-spread / scale)`` for placed
-        ones, where ``spread`` is the weighted RMS distance of the loci used to place them).
+        ones, where ``spread`` is the weighted RMS distance of the loci used to place them) and
+        ``pointae_sd`` (``(N, L)`` float32: per-axis sd of the isotropic Gaussian predictive
+        distribution of each imputed/corrected spot, data unit; 0 for kept spots, NaN where
+        nothing was written; calibrated on validation spots, see
+        :mod:`pointae.impute.uncertainty`).
     """
     if not isinstance(traces, Traces):
         raise PointaeError(f"impute_traces needs a Traces, got {type(traces).__name__}")
@@ -245,18 +298,31 @@ def impute_traces(
     scale = _scale(traces) if scale is None else float(scale)
     observed = traces.mask
     flagged = np.zeros_like(observed)
+    cal = calibration if calibration is not None else model_calibration(loaded)
+    if cal is None:  # a model without a stored calibration: fit one on the input's visible spots
+        cal = fit_calibration(loaded.model, coords[:4000], scale, precision=precision)
+    p_out = None
     if denoise:
-        flagged = detect_outliers_model(loaded.model, coords, scale, threshold=threshold)
+        from pointae.impute.uncertainty import outlier_probability
+
+        flagged, det = detect_outliers_model(
+            loaded.model, coords, scale, threshold=threshold, calibration=cal, details=True
+        )
+        p_out, _ = outlier_probability(det["resid"], det["sd"], observed, cal.mixture)
     work = coords.copy()
     work[flagged] = np.nan
     can = (~np.isnan(work[..., 0])).any(1)  # traces with at least one usable spot
     pred = np.full_like(coords, np.nan)
     spread = np.full(observed.shape, np.nan, np.float32)
     if can.any():
-        r = impute_coords(loaded.model, work[can], scale, refine=refine)
+        r = impute_coords(loaded.model, work[can], scale, refine=refine, precision=precision, maps=False)
         pred[can], spread[can] = r["coords"], r["spread"]
     out = coords.copy()
     fill = (~observed | flagged) & ~np.isnan(pred[..., 0])
+    sd = np.zeros(observed.shape, np.float32)
+    kept = ~np.isnan(work[..., 0])
+    sd[fill] = cal.sd(spread, kept, scale, work)[fill]
+    sd[~observed & ~fill] = np.nan
     out[fill] = pred[fill]
     status = np.full(observed.shape, "observed", dtype=object)
     status[~observed] = "missing"
@@ -282,10 +348,15 @@ def impute_traces(
         "n_corrected": int((status == "corrected").sum()),
         "n_missing_left": int((status == "missing").sum()),
         "seconds": round(time.time() - t0, 3),
+        "precision": precision,
+        "uncertainty": predictive_description(cal),
     }
     layers = dict(traces.layers)
     layers["pointae_status"] = status
     layers["pointae_confidence"] = conf
+    layers["pointae_sd"] = sd
+    if p_out is not None:
+        layers["pointae_outlier_prob"] = p_out
     return traces._replace(coords=out, attrs=attrs, layers=layers)
 
 
@@ -361,6 +432,11 @@ def train_imputer(
         "train_fingerprints": trace_fingerprints(train.coords),
         "description": describe(model),
     }
+    try:
+        meta["uncertainty"] = _calibrate_on(model, train.coords, scale).to_dict()
+    except PointaeError as e:  # too few eligible spots: impute calibrates on its input instead
+        if log is not None:
+            log(f"no uncertainty calibration stored: {e}")
     save_imputer(model, out, meta)
     _record_weights_hash(out)
     with atomic_path(out / "history.csv") as tmp, open(tmp, "w", newline="") as f:
@@ -377,6 +453,34 @@ def train_imputer(
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=1, default=float))
     return metrics
+
+
+def _calibrate_on(model, coords: np.ndarray, scale: float) -> Calibration:
+    """The uncertainty calibration of a trained model on (validation) traces: the protocol's hiding."""
+    return fit_calibration(
+        model, coords, scale, hide=0.1, mode="random", seeds=(101, 102, 103), max_missing=0.1
+    )
+
+
+def calibrate_imputer(run, traces: Traces, exclude: Traces | None = None) -> dict:
+    """Fit the uncertainty calibration of a saved model on ``traces`` and store it in its ``imputer.json``.
+
+    ``traces`` must not be the traces you evaluate on: use the model's training or validation
+    traces (the shipped model: its 1,022 IMR90 training traces, see docs/impute.md).
+
+    Returns
+    -------
+    dict
+        The stored calibration (:meth:`~pointae.impute.uncertainty.Calibration.to_dict`).
+    """
+    loaded = load_imputer(run)
+    path = (DEFAULT_MODEL_DIR if run is None else Path(run)) / META_FILE
+    cal = _calibrate_on(loaded.model, traces.coords, _scale(traces)).to_dict()
+    meta = json.loads(path.read_text())
+    meta["uncertainty"] = cal
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
+    return cal
 
 
 def combine_imputers(runs: list, out_dir) -> Path:
@@ -440,6 +544,7 @@ def score_methods(
     knn_pool: Traces | None = None,
     knn_k: int = 20,
     place_baselines: bool = True,
+    calibration: Calibration | None = None,
 ) -> tuple[dict, dict]:
     """Run the model and every baseline on one :class:`~pointae.impute.protocol.HeldOut`.
 
@@ -450,12 +555,31 @@ def score_methods(
     :func:`pointae.baselines.smooth_missing`), ``kriging`` (ordinary kriging along the chain with the
     variogram fitted to ``held``'s visible spots, :func:`pointae.baselines.krige_missing`: the best
     linear chain-only predictor), ``population_median`` and ``knn`` (their raw
-    predicted distances; 3D positions by stress placement when ``place_baselines``).
+    predicted distances; 3D positions by stress placement when ``place_baselines``). With a
+    ``calibration``, ``info["calibration"]`` holds the calibration scores of pointae's predictive
+    distribution (``pointae``: the scale mixture; ``pointae_gaussian``: the Gaussian with sd
+    ``pointae_sd`` alone) and of the exact Gaussian kriging posterior
+    (:func:`pointae.impute.uncertainty.calibration_scores`).
     """
     loaded = load_imputer(model)
     t0 = time.time()
     out = impute_coords(loaded.model, held.coords, scale, refine=True)
     t_model = time.time() - t0
+    info: dict = {"model_seconds": round(t_model, 3)}
+    if calibration is not None:
+        from pointae.baselines import fit_chain_variogram
+        from pointae.impute.oracle import gaussian_posterior
+        from pointae.impute.uncertainty import calibration_scores
+
+        sd = calibration.sd(out["spread"], held.observed, scale, held.coords)
+        # the exact Gaussian posterior (ordinary kriging over all visible loci) with the variogram
+        # fitted to the visible spots only
+        k_mean, k_sd = gaussian_posterior(held.coords, fit_chain_variogram(held.coords))
+        info["calibration"] = {
+            "pointae": calibration_scores(held, out["coords"], sd, calibration.mixture, seed=held.seed),
+            "pointae_gaussian": calibration_scores(held, out["coords"], sd, seed=held.seed),
+            "kriging_posterior": calibration_scores(held, k_mean, k_sd, seed=held.seed),
+        }
     pool = held.coords if knn_pool is None else knn_pool.coords
     med = fill_maps(held.coords, population_median_map(pool))
     knn = knn_maps(held.coords, pool, k=knn_k, exclude_self=knn_pool is None)
@@ -471,7 +595,7 @@ def score_methods(
         "population_median": score(held, med_xyz, pred_maps=med),
         "knn": score(held, knn_xyz, pred_maps=knn),
     }
-    return scores, {"model_seconds": round(t_model, 3)}
+    return scores, info
 
 
 def evaluate_imputation(
@@ -487,6 +611,7 @@ def evaluate_imputation(
     n_boot: int = 1000,
     exclude_training: bool = True,
     place_baselines: bool = True,
+    calibrate: bool = True,
 ) -> dict:
     """The held-out masking protocol: model vs linear interpolation, population median map and kNN.
 
@@ -509,6 +634,10 @@ def evaluate_imputation(
     place_baselines
         Also place the map baselines' loci in 3D (stress to their predicted distances) to report
         their position error.
+    calibrate
+        Also score the calibration of the predictive distribution (``pointae_sd``) next to the
+        exact Gaussian kriging posterior (``runs[i]["_info"]["calibration"]``, averaged in
+        ``"calibration"``); uses the model's stored calibration.
 
     Returns
     -------
@@ -525,10 +654,13 @@ def evaluate_imputation(
         if not subset.any():
             raise PointaeError("every trace was used to train this model; evaluate on other traces")
     scale = _scale(traces)
+    cal = model_calibration(loaded) if calibrate else None
+    if calibrate and cal is None and (~subset).any():  # fit on the model's own traces, never the scored ones
+        cal = _calibrate_on(loaded.model, coords[~subset], scale)
     per_run = []
     for r in range(max(1, int(runs))):
         held = make_held_out(coords, hide, seed=seed + r, mode=mode, max_missing=max_missing, subset=subset)
-        scores, info = score_methods(held, loaded, scale, knn_pool, knn_k, place_baselines)
+        scores, info = score_methods(held, loaded, scale, knn_pool, knn_k, place_baselines, cal)
         ci = bootstrap(scores, reference="linear", n_boot=n_boot, seed=seed + r)
         res = {k: {**s.summary(), **ci[k]} for k, s in scores.items()}
         res["_info"] = {"seed": seed + r, "n_traces": len(held), "n_hidden": int(held.hidden.sum()), **info}
@@ -541,7 +673,24 @@ def evaluate_imputation(
         }
         for m in methods
     }
+    calib = None
+    if cal is not None:
+        calib = {
+            m: {
+                k: (
+                    float(np.mean([r["_info"]["calibration"][m][k] for r in per_run]))
+                    if k != "reliability"
+                    else {
+                        key: np.mean([r["_info"]["calibration"][m][k][key] for r in per_run], 0).tolist()
+                        for key in ("levels", "position", "distance")
+                    }
+                )
+                for k in per_run[0]["_info"]["calibration"][m]
+            }
+            for m in per_run[0]["_info"]["calibration"]
+        }
     return {
+        "calibration": calib,
         "protocol": {
             "hide": hide,
             "mode": mode,
@@ -582,12 +731,24 @@ def evaluate_denoising(
     held = make_held_out(coords, 0.0, seed=seed, max_missing=max_missing, subset=subset)
     truth = held.truth
     scale = _scale(traces)
+    cal = model_calibration(loaded)
+    prob_info = None
     corr = add_outliers(truth, fraction, np.random.default_rng(seed), scale=scale)
     out = {}
     flagged_nb = None
     for name in ("pointae", "neighbour_rule", "none"):
         if name == "pointae":
-            flagged = detect_outliers_model(loaded.model, corr.coords, scale, threshold=threshold)
+            flagged, det = detect_outliers_model(
+                loaded.model, corr.coords, scale, threshold=threshold, calibration=cal, details=True
+            )
+            if cal is not None:
+                from pointae.impute.uncertainty import outlier_probability, probability_calibration
+
+                prob, fitted = outlier_probability(det["resid"], det["sd"], held.observed, cal.mixture)
+                prob_info = {
+                    **probability_calibration(prob[held.observed], corr.changed[held.observed]),
+                    **fitted,
+                }
             work = corr.coords.copy()
             work[flagged] = np.nan
             fixed = impute_coords(loaded.model, work, scale)["coords"]
@@ -611,6 +772,8 @@ def evaluate_denoising(
             "clean_spots_changed": int((flagged & ~corr.changed).sum()),
             "mean_pos_err_all": float(np.nanmean(err_out[held.observed])),
         }
+    if prob_info is not None:
+        out["pointae"]["outlier_probability"] = prob_info
     out["_info"] = {
         "fraction": fraction,
         "seed": seed,

@@ -26,6 +26,7 @@ convolutional, so any number of loci works.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -46,6 +47,53 @@ def torch_threads(n: int = 1) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (oneDNN with AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        return False
+
+
+@contextlib.contextmanager
+def inference_precision(model: nn.Module, precision: str = "auto") -> Iterator[str]:
+    """Temporarily run the imputer CNN(s) of ``model`` in ``"bf16"`` or ``"fp32"``.
+
+    ``"auto"`` picks bfloat16 where the CPU supports it natively (:func:`bf16_supported`): about
+    3x faster there, with a protocol ratio within 0.001 of fp32 (docs/impute.md); only the
+    convolutional trunk is affected, placement and refinement stay in fp32. Yields the precision
+    used.
+    """
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+    use = precision == "bf16" or (precision == "auto" and bf16_supported())
+    nets = [m for m in model.modules() if isinstance(m, Imputer)]
+    old = [m.bf16 for m in nets]
+    for m in nets:
+        m.bf16 = use
+        if use:  # a bfloat16 copy of the trunk (the fp32 weights stay untouched)
+            trunk = _Trunk(copy.deepcopy(m.stem), copy.deepcopy(m.blocks), copy.deepcopy(m.head))
+            m.__dict__["_bf16_trunk"] = trunk.to(torch.bfloat16).to(memory_format=torch.channels_last).eval()
+    try:
+        yield "bf16" if use else "fp32"
+    finally:
+        for m, o in zip(nets, old):
+            m.bf16 = o
+            m.__dict__.pop("_bf16_trunk", None)
+
+
+class _Trunk(nn.Module):
+    def __init__(self, stem: nn.Module, blocks: nn.ModuleList, head: nn.Module):
+        super().__init__()
+        self.stem, self.blocks, self.head = stem, blocks, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        for blk in self.blocks:
+            h = blk(h)
+        return self.head(h)
 
 
 @dataclass
@@ -186,16 +234,26 @@ class Imputer(nn.Module):
         self.head = nn.Sequential(nn.GroupNorm(4, c), nn.GELU(), nn.Conv2d(c, 3, 1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
+        self.bf16 = False  # run the CNN in bfloat16 at inference (see :func:`inference_precision`)
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def weights(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Placement weights ``(B, L, L)`` and map log-factors ``(B, L, L)`` (symmetric)."""
-        h = self.stem(feats["x"])  # (B, C, L, L)
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The CNN: features ``(B, 8, L, L)`` to head outputs ``(B, 3, L, L)``."""
+        h = self.stem(x)  # (B, C, L, L)
         for blk in self.blocks:
             h = blk(h)
-        out = self.head(h)  # (B, 3, L, L)
+        return self.head(h)
+
+    def weights(self, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Placement weights ``(B, L, L)`` and map log-factors ``(B, L, L)`` (symmetric)."""
+        if self.bf16 and not torch.is_grad_enabled():
+            # inference: a bfloat16 copy of the CNN, channels-last (oneDNN); everything after it in fp32
+            x = feats["x"].to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+            out = self._bf16_trunk(x).float().contiguous()
+        else:
+            out = self.trunk(feats["x"])  # (B, 3, L, L)
         log_factor = 0.5 * (out[:, 2] + out[:, 2].transpose(1, 2))  # (B, L, L) symmetric
         mask = feats["mask"]
         col = mask[:, None, :]  # (B, 1, L) observed columns
@@ -250,28 +308,40 @@ def refine_to_map(x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, ste
     ``steps`` simultaneous (Jacobi) Guttman updates of unweighted stress majorisation: each
     missing locus ``i`` moves to ``mean_{j != i} (x_j + D_ij (x_i - x_j) / |x_i - x_j|)``;
     observed loci never move. Used inside :class:`Imputer` (``refine_steps > 0``) so that
-    training optimises the protocol's L1 error of the *refined* 3D structure end to end.
+    training optimises the protocol's L1 error of the *refined* 3D structure end to end, and
+    after the network (more steps, same update) as the final placement. Only the rows of missing
+    loci are computed (``(B, K, L)`` with ``K`` the most missing loci of a trace in the batch), so
+    the cost scales with the number of loci that need work.
 
     Parameters
     ----------
     x
         ``(B, L, 3)`` complete coordinates (scaled units).
     target
-        ``(B, L, L)`` target distances (same units).
+        ``(B, L, L)`` target distances (same units); only rows of missing loci are read.
     mask
         ``(B, L)`` bool, True where observed (fixed).
     steps
         Number of updates.
     """
-    n_loci = x.shape[1]
-    off = (~torch.eye(n_loci, dtype=torch.bool, device=x.device)).to(x.dtype)  # (L, L)
-    fixed = mask[..., None]
+    b, n_loci = mask.shape
+    free = ~mask
+    k = int(free.sum(1).max()) if steps > 0 and b else 0
+    if k == 0:
+        return x
+    # free loci first (stable order), padded with observed ones that are written back unchanged
+    order = torch.argsort(mask.to(torch.int8), dim=1, stable=True)[:, :k]  # (B, K)
+    valid = torch.gather(free, 1, order)[..., None]  # (B, K, 1)
+    idx3 = order[..., None].expand(b, k, 3)
+    tgt = torch.gather(target, 1, order[..., None].expand(b, k, n_loci))  # (B, K, L)
+    other = (order[..., None] != torch.arange(n_loci, device=x.device)).to(x.dtype)  # (B, K, L): j != i
     for _ in range(steps):
-        diff = x[:, :, None, :] - x[:, None, :, :]  # (B, L, L, 3): x_i - x_j
-        dist = torch.sqrt((diff**2).sum(-1) + 1e-8)  # (B, L, L)
-        prop = x[:, None, :, :] + (target / dist)[..., None] * diff  # (B, L, L, 3)
-        upd = (prop * off[None, :, :, None]).sum(2) / (n_loci - 1)
-        x = torch.where(fixed, x, upd)
+        xi = torch.gather(x, 1, idx3)  # (B, K, 3)
+        diff = xi[:, :, None, :] - x[:, None, :, :]  # (B, K, L, 3): x_i - x_j
+        dist = torch.sqrt((diff**2).sum(-1) + 1e-8)  # (B, K, L)
+        prop = x[:, None, :, :] + (tgt / dist)[..., None] * diff  # (B, K, L, 3)
+        upd = (prop * other[..., None]).sum(2) / (n_loci - 1)  # (B, K, 3)
+        x = x.scatter(1, idx3, torch.where(valid, upd, xi))
     return x
 
 

@@ -96,9 +96,13 @@ def test_impute_keeps_every_observed_spot_bit_for_bit(default, n_loci):
 
 def test_impute_works_in_microns_like_in_nm(default):
     t = tiny_traces(n=4, n_loci=30, seed=3, missing=0.2)
-    a = impute_traces(t, model=default)
-    b = impute_traces(t.to_unit("micron"), model=default)
+    a = impute_traces(t, model=default, precision="fp32")
+    b = impute_traces(t.to_unit("micron"), model=default, precision="fp32")
     np.testing.assert_allclose(a.coords / 1000, b.coords, atol=1e-3)
+    # in bfloat16 (the default where the CPU has it) rounding differs by a few nm at most
+    c = impute_traces(t, model=default)
+    d = impute_traces(t.to_unit("micron"), model=default)
+    np.testing.assert_allclose(c.coords / 1000, d.coords, atol=5e-3)
 
 
 def test_denoise_corrects_a_planted_outlier(default):

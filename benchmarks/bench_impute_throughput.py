@@ -1,0 +1,175 @@
+"""Throughput and peak memory of ``pointae impute`` at experiment scale, next to linear interpolation.
+
+For each size ``N`` an input file of ``N`` traces is made by repeating the traces of the IMR90
+file (65 loci, ~6% missing, trace ids made unique) and written as pointae HDF5 (or, with
+``--csv``, as a Bintu CSV like the issue's 25,540-trace test). Then, each in a fresh process:
+
+- ``pointae``: :func:`pointae.impute.stream.impute_file` (what ``pointae impute IN --out OUT``
+  runs: streamed in chunks, shipped model, default settings), output in the input's format;
+- ``linear``: the same streamed read/write path with linear interpolation instead of the model.
+
+Reported per run: wall seconds (the whole command: read, impute, write), traces/s, peak RSS of
+the process (``ru_maxrss``), and the machine and load average it ran under. One run each.
+``--max-minutes`` skips a size whose estimated time (from the previous size's rate) exceeds it.
+
+Example::
+
+    python benchmarks/bench_impute_throughput.py --sizes 10000 100000 1000000 --json runs/throughput.json
+    python benchmarks/bench_impute_throughput.py --sizes 25540 --csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "IMR90_chr21-18-20Mb.csv"
+
+_RUN = r"""
+import json, resource, sys, time
+import torch
+torch.set_num_threads({threads})
+t0 = time.time()
+method, src, out = sys.argv[1:4]
+if method == "pointae":
+    from pointae.impute.stream import impute_file
+    info = impute_file(src, out, chunk_size={chunk}, precision="{precision}")
+    n = info["n_traces"]
+else:
+    from pointae.baselines import interpolate_missing
+    from pointae.data.io import iter_traces, write_traces
+    from pointae.data.io.hdf5 import H5TraceWriter
+    n = 0
+    parts = iter_traces(src, chunk_size={chunk})
+    if out.endswith(".h5"):
+        with H5TraceWriter(out) as w:
+            for p in parts:
+                w.append(p._replace(coords=interpolate_missing(p.coords)))
+                n += len(p)
+    else:  # text: whole-file write (the format writers have no append mode)
+        from pointae.data.traces import Traces
+        done = [p._replace(coords=interpolate_missing(p.coords)) for p in parts]
+        t = Traces.concat(done, unique_ids=False)
+        write_traces(t, out)
+        n = len(t)
+secs = time.time() - t0
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"n": n, "seconds": secs, "traces_per_s": n / secs, "peak_rss_mb": rss}}))
+"""
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version()}
+
+
+def make_input(n: int, path: Path, csv: bool) -> None:
+    import numpy as np
+
+    from pointae.data.io import read_traces, write_traces
+    from pointae.data.io.hdf5 import H5TraceWriter
+    from pointae.data.traces import Traces
+
+    base = read_traces(DATA)
+    reps = -(-n // len(base))
+    if csv:
+        parts = []
+        for r in range(reps):
+            p = base._replace(meta=base.meta.assign(trace_id=base.meta["trace_id"].astype(int) + r * 10**5))
+            parts.append(p)
+        t = Traces.concat(parts, unique_ids=False)[:n]
+        write_traces(t, path, format="bintu", description=base.attrs.get("description"))
+        return
+    with H5TraceWriter(path, compression="lzf") as w:
+        done = 0
+        for _ in range(reps):
+            take = min(len(base), n - done)
+            if take <= 0:
+                break
+            p = base[:take]
+            ids = (np.arange(take) + done).astype(str)
+            w.append(p._replace(meta=p.meta.assign(trace_id=ids)))
+            done += take
+
+
+def run(method: str, src: Path, out: Path, threads: int, chunk: int, precision: str) -> dict:
+    code = _RUN.format(threads=threads, chunk=chunk, precision=precision)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    load0 = os.getloadavg()
+    p = subprocess.run(
+        [sys.executable, "-c", code, method, str(src), str(out)], capture_output=True, text=True, env=env
+    )
+    if p.returncode != 0:
+        raise SystemExit(f"{method} failed:\n{p.stderr[-3000:]}")
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    res.update(method=method, load_before=load0, load_after=os.getloadavg())
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--csv", action="store_true", help="Bintu CSV input/output instead of HDF5.")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--chunk", type=int, default=4096)
+    ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    ap.add_argument("--max-minutes", type=float, default=30.0, help="Skip a size estimated to take longer.")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+
+    info = {"machine": machine(), "threads": args.threads, "chunk": args.chunk, "precision": args.precision}
+    print(f"machine: {info['machine']}, torch threads {args.threads}, load average {os.getloadavg()}")
+    rows, rate = [], None
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        for n in args.sizes:
+            if rate is not None and n / rate / 60 > args.max_minutes:
+                est = n / rate / 60
+                print(
+                    f"N={n:,}: skipped (estimated {est:.0f} min at {rate:.0f} traces/s > {args.max_minutes})"
+                )
+                rows.append({"n": n, "skipped": f"estimated {n / rate / 60:.0f} min"})
+                continue
+            suffix = ".bintu.csv" if args.csv else ".h5"
+            src = Path(tmp) / f"in_{n}{suffix}"
+            t0 = time.time()
+            make_input(n, src, args.csv)
+            mb = src.stat().st_size / 2**20
+            print(f"N={n:,}: input {src.name} ({mb:.0f} MB) made in {time.time() - t0:.0f} s")
+            for method in ("linear", "pointae"):
+                out = Path(tmp) / f"out_{method}_{n}{suffix}"
+                r = run(method, src, out, args.threads, args.chunk, args.precision)
+                r["n_requested"], r["input_mb"] = n, mb
+                rows.append(r)
+                print(
+                    f"  {method:<8} {r['seconds']:8.1f} s  {r['traces_per_s']:9,.0f} traces/s  "
+                    f"peak RSS {r['peak_rss_mb']:7,.0f} MB  load {r['load_before'][0]:.1f} -> "
+                    f"{r['load_after'][0]:.1f}",
+                    flush=True,
+                )
+                out.unlink(missing_ok=True)
+                if method == "pointae":
+                    rate = r["traces_per_s"]
+            src.unlink()
+    info["runs"] = rows
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(info, indent=1))
+
+
+if __name__ == "__main__":
+    main()

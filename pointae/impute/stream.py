@@ -1,0 +1,378 @@
+"""Streaming imputation of a trace file: read in chunks, impute, write chunk by chunk.
+
+:func:`impute_file` is what ``pointae impute`` runs. Memory is bounded by the chunk size, not the
+file size: chunks come from :func:`pointae.data.io.iter_traces`; HDF5 output is appended with
+:class:`~pointae.data.io.hdf5.H5TraceWriter`; text output (long CSV, Bintu CSV, FOF-CT) is written
+chunk by chunk by the format's own writer into a scratch file whose data lines are appended to
+the output (the header once; FOF-CT ``Spot_ID`` numbers continue across chunks). Everything is
+written to a temporary file renamed on success, so a failure leaves no partial output.
+
+``--samples K`` writes ``K`` joint samples of every trace's imputed spots to a second file
+(:func:`write_samples`: HDF5 with a sample axis, or a long CSV with a ``sample`` column).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from pointae.data.traces import Traces
+from pointae.errors import PointaeError, atomic_path
+
+DEFAULT_CHUNK = 4096
+SCALE_TRACES = 4096  # traces the length unit is calibrated on (the whole input when smaller)
+
+
+class _TextAppender:
+    """Append chunks written by a text writer into one file (header once, numbering continued)."""
+
+    def __init__(self, fh, fmt: str, scratch: Path, kw: dict):
+        self.fh, self.fmt, self.scratch, self.kw = fh, fmt, scratch, kw
+        self.header: list[str] | None = None
+        self.spots = 0
+
+    def append(self, t: Traces) -> None:
+        from pointae.data.io import write_traces
+
+        write_traces(t, self.scratch, format=self.fmt, **self.kw)
+        lines = self.scratch.read_text(encoding="utf-8").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        n_rows = int(t.mask.sum()) if self.fmt == "fofct" else len(t) * t.n_loci
+        n_head = len(lines) - n_rows
+        head, body = lines[:n_head], lines[n_head:]
+        if self.header is None:
+            self.header = head
+            self.fh.write("\n".join(head) + "\n")
+        elif head != self.header:
+            raise PointaeError(
+                f"cannot stream {self.fmt} output: chunks got different headers; "
+                "write .h5 or pass a larger --chunk-size"
+            )
+        if self.fmt == "fofct" and self.spots:  # Spot_ID (first column) continues across chunks
+            sep = "\t" if str(self.kw.get("sep", ",")) == "\t" else ","
+            body = [_renumber(line, sep, self.spots) for line in body]
+        self.spots += len(body)
+        if body:
+            self.fh.write("\n".join(body) + "\n")
+
+
+def _renumber(line: str, sep: str, offset: int) -> str:
+    first, _, rest = line.partition(sep)
+    return f"{int(first) + offset}{sep}{rest}"
+
+
+def impute_file(
+    src,
+    out,
+    model=None,
+    denoise: bool = False,
+    threshold: float | None = None,
+    format: str | None = None,
+    to: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    samples: int = 0,
+    samples_out=None,
+    seed: int = 0,
+    precision: str = "auto",
+    progress: Callable[[int, int | None], None] | None = None,
+    description: Callable[[dict], str] | None = None,
+    read_options: dict | None = None,
+) -> dict:
+    """Impute every trace of ``src`` into ``out`` (same format unless ``to``), chunk by chunk.
+
+    Parameters
+    ----------
+    src, out
+        Input trace file and output file (written atomically).
+    model, denoise, threshold, precision
+        As for :func:`pointae.impute.api.impute_traces`.
+    format, to
+        Input format (detected when None) and output format (default: the input's; FOF-CT for
+        read-only layouts such as mapped tables).
+    read_options
+        Reader options (:meth:`pointae.data.io.ReadOptions.kwargs`: ``format``, ``unit``,
+        ``columns``, ``pixel_size``, ``duplicates``); its ``format`` wins over ``format``.
+    chunk_size
+        Traces per chunk (memory is proportional to it).
+    samples, samples_out, seed
+        Write ``samples`` joint samples per trace to ``samples_out`` (default ``out`` with
+        ``.samples.h5`` for HDF5 output, else ``.samples.csv``), drawn with ``seed``.
+    progress
+        Called as ``progress(traces_done, total_or_None)`` after every chunk.
+    description
+        Builds the Bintu description line from the run summary (Bintu output only).
+
+    Returns
+    -------
+    dict
+        Run summary: counts, traces, loci, scale, unit, seconds, output format, samples file.
+    """
+    from pointae.data.io import _normalise, detect_format, iter_traces
+    from pointae.data.io.hdf5 import H5TraceWriter, h5_length
+    from pointae.impute.api import DENOISE_THRESHOLD, _scale, impute_traces, load_imputer, model_calibration
+    from pointae.impute.uncertainty import fit_calibration
+
+    t0 = time.time()
+    from pointae.data.io import READ_FORMATS, WRITE_FORMATS
+
+    kw = dict(read_options or {})
+    format = kw.pop("format", None) or format
+    if kw.get("columns") is not None and format is None:
+        format = "table"
+    fmt_in = _normalise(format, READ_FORMATS) or detect_format(src)
+    fmt = _normalise(to, WRITE_FORMATS) or (fmt_in if fmt_in in WRITE_FORMATS else "fofct")
+    if Path(out).resolve() == Path(src).resolve():
+        raise PointaeError(f"{out}: output would overwrite the input")
+    if Path(out).is_dir():
+        raise PointaeError(f"{out}: is a directory, expected a file name")
+    if samples < 0:
+        raise PointaeError("--samples must be >= 0")
+    threshold = DENOISE_THRESHOLD if threshold is None else float(threshold)
+    total = h5_length(src) if fmt_in == "h5" else None
+    loaded = load_imputer(model)
+    chunks = iter_traces(src, chunk_size=chunk_size, format=fmt_in, **kw)
+    # the length unit (median neighbour distance), a missing calibration and the samples' chain
+    # model come from the first SCALE_TRACES traces, whatever the chunk size
+    head: list[Traces] = []
+    while sum(map(len, head)) < SCALE_TRACES:
+        part = next(chunks, None)
+        if part is None:
+            break
+        head.append(part)
+    if not head or sum(map(len, head)) == 0:
+        raise PointaeError(f"{src}: no traces to impute")
+    lead = head[0] if len(head) == 1 else Traces.concat(head, unique_ids=False)
+    lead = lead[:SCALE_TRACES]
+    first = head[0]
+    scale = _scale(lead)
+    cal = model_calibration(loaded) or fit_calibration(loaded.model, lead.coords, scale, precision=precision)
+    prior = None
+    if samples:
+        from pointae.baselines import fit_chain_variogram
+        from pointae.impute.uncertainty import chain_correlation
+
+        prior = chain_correlation(fit_chain_variogram(lead.coords), lead.n_loci)
+        samples_out = Path(samples_out or samples_path(out, fmt))
+    del lead
+    rng = np.random.default_rng(seed)
+    counts = {"n_imputed": 0, "n_corrected": 0, "n_missing_left": 0}
+    n_done = 0
+    settings = None
+
+    def run_chunk(part: Traces) -> Traces:
+        nonlocal n_done, settings
+        res = impute_traces(
+            part,
+            model=loaded,
+            denoise=denoise,
+            threshold=threshold,
+            scale=scale,
+            precision=precision,
+            calibration=cal,
+        )
+        info = res.attrs["pointae_impute"]
+        for k in counts:
+            counts[k] += info[k]
+        settings = {k: v for k, v in info.items() if k not in counts and k != "seconds"}
+        settings.update(
+            input=str(src),
+            chunk_size=int(chunk_size),
+            scale_method=f"median neighbour distance of the first {SCALE_TRACES} traces",
+        )
+        res.attrs["pointae_impute"] = settings  # identical in every chunk (counts: see the run summary)
+        n_done += len(res)
+        if progress is not None:
+            progress(n_done, total)
+        return res
+
+    def draw(part: Traces, res: Traces) -> np.ndarray:
+        from pointae.impute.uncertainty import sample_imputations
+
+        status = res.layers["pointae_status"]
+        free = (status == "imputed") | (status == "corrected")
+        return sample_imputations(
+            part.coords, res.coords, res.layers["pointae_sd"], free, samples, rng, prior, cal.mixture
+        )
+
+    def parts():
+        while head:
+            yield head.pop(0)
+        yield from chunks
+
+    sw = _SamplesWriter(samples_out, samples) if samples else None
+    try:
+        if sw is not None:
+            sw.__enter__()
+        if fmt == "h5":
+            with H5TraceWriter(out, parameters={"command": "impute", "input": str(src)}) as w:
+                for part in parts():
+                    res = run_chunk(part)
+                    w.append(res)
+                    if sw is not None:
+                        sw.append(res, draw(part, res))
+        elif fmt == "pdb":  # write-only export of the whole result (PDB files are per-structure anyway)
+            from pointae.data.io import write_traces
+
+            done = []
+            for part in parts():
+                res = run_chunk(part)
+                done.append(res)
+                if sw is not None:
+                    sw.append(res, draw(part, res))
+            write_traces(Traces.concat(done), out, format="pdb")
+        else:
+            kw = {}
+            fd, scratch = tempfile.mkstemp(
+                prefix=f".{Path(out).name}.", suffix=".chunk", dir=Path(out).resolve().parent
+            )
+            os.close(fd)
+            scratch = Path(scratch)
+            try:
+                with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+                    app = _TextAppender(fh, fmt, scratch, kw)
+                    for part in parts():
+                        res = run_chunk(part)
+                        if fmt == "bintu":
+                            kw["description"] = _bintu_line(res, settings, description)
+                        if fmt == "fofct" and str(out).lower().endswith(".tsv"):
+                            kw["sep"] = "\t"
+                        app.append(res)
+                        if sw is not None:
+                            sw.append(res, draw(part, res))
+            finally:
+                scratch.unlink(missing_ok=True)
+        if sw is not None:
+            sw.__exit__(None, None, None)
+    except BaseException as e:
+        if sw is not None:
+            sw.__exit__(type(e), e, e.__traceback__)
+        raise
+    secs = time.time() - t0
+    return {
+        **counts,
+        "n_traces": n_done,
+        "n_loci": first.n_loci,
+        "scale": scale,
+        "unit": first.unit,
+        "format": fmt,
+        "seconds": secs,
+        "traces_per_s": n_done / max(secs, 1e-9),
+        "samples": str(samples_out) if samples else None,
+        "settings": settings,
+    }
+
+
+def _bintu_line(res: Traces, settings: dict, description) -> str:
+    base = str(res.attrs.get("description") or "").strip()
+    if description is not None:
+        return description(settings)
+    return (
+        f"{base} [pointae {settings['pointae_version']} impute: model {settings['model']}, "
+        f"scale {settings['scale']:.4g} {settings['scale_unit']}; imputed and corrected spots are marked "
+        "in column pointae_status; see also pointae_confidence, pointae_sd]"
+    ).strip()
+
+
+def samples_path(out, fmt: str | None = None) -> Path:
+    """Default samples file beside ``out``: its stem + ``.samples.h5`` (HDF5 output) or ``.samples.csv``."""
+    p = Path(out)
+    name = p.name
+    h5 = fmt == "h5" or name.lower().endswith((".h5", ".hdf5"))
+    for suf in (".fofct.csv", ".bintu.csv", ".csv", ".h5", ".hdf5", ".tsv", ".pdb"):
+        if name.lower().endswith(suf):
+            name = name[: -len(suf)]
+            break
+    return p.with_name(name + (".samples.h5" if h5 else ".samples.csv"))
+
+
+class _SamplesWriter:
+    """Joint samples, chunk by chunk: HDF5 ``samples`` ``(N, K, L, 3)`` or a long CSV with ``sample``."""
+
+    def __init__(self, path, k: int):
+        self.path, self.k = Path(path), int(k)
+        self.h5 = self.path.suffix.lower() in (".h5", ".hdf5")
+        self._ctx = None
+        self._f = None
+        self.n = 0
+
+    def __enter__(self):
+        self._ctx = atomic_path(self.path)
+        tmp = self._ctx.__enter__()
+        if self.h5:
+            import h5py
+
+            self._f = h5py.File(tmp, "w")
+        else:
+            self._f = open(tmp, "w", encoding="utf-8", newline="\n")
+        return self
+
+    def append(self, res: Traces, draws: np.ndarray) -> None:
+        n, k, n_loci, _ = draws.shape
+        ids = res.meta["trace_id"].astype(str).to_numpy()
+        status = np.asarray(res.layers["pointae_status"]).astype(str)
+        if self.h5:
+            import h5py
+
+            f = self._f
+            if "samples" not in f:
+                f.attrs["format"] = "pointae-imputation-samples"
+                f.attrs["unit"] = res.unit
+                f.attrs["description"] = (
+                    "samples[i, k] is joint sample k of trace i (N, K, L, 3); observed spots copied, "
+                    "imputed/corrected spots drawn from pointae's calibrated predictive distribution"
+                )
+                f.create_dataset(
+                    "samples",
+                    (0, k, n_loci, 3),
+                    maxshape=(None, k, n_loci, 3),
+                    dtype=np.float32,
+                    chunks=(max(1, min(256, n)), k, n_loci, 3),
+                    compression="gzip",
+                )
+                f.create_dataset("trace_id", (0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"))
+                f.create_dataset(
+                    "pointae_status", (0, n_loci), maxshape=(None, n_loci), dtype=h5py.string_dtype("utf-8")
+                )
+            n0, n1 = self.n, self.n + n
+            for key, v in (
+                ("samples", draws),
+                ("trace_id", ids.astype(object)),
+                ("pointae_status", status.astype(object)),
+            ):
+                f[key].resize(n1, axis=0)
+                f[key][n0:n1] = v
+        else:
+            import pandas as pd
+
+            from pointae.data.io._common import format_coords
+
+            flat = draws.reshape(-1, 3)
+            df = pd.DataFrame(
+                {
+                    "trace_id": np.repeat(ids, k * n_loci),
+                    "sample": np.tile(np.repeat(np.arange(k), n_loci), n),
+                    "locus": np.tile(np.arange(n_loci), n * k),
+                    "x": format_coords(flat[:, 0]),
+                    "y": format_coords(flat[:, 1]),
+                    "z": format_coords(flat[:, 2]),
+                    "pointae_status": np.repeat(status[:, None, :], k, axis=1).reshape(-1),
+                }
+            )
+            if self.n == 0:
+                self._f.write(
+                    f"#unit={res.unit}\n"
+                    "#pointae joint imputation samples, one row per (trace, sample, locus)\n"
+                )
+            df.to_csv(self._f, index=False, header=self.n == 0, na_rep="", lineterminator="\n")
+        self.n += n
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._f is not None:
+            self._f.close()
+        return self._ctx.__exit__(exc_type, exc, tb)

@@ -1,0 +1,537 @@
+"""Calibrated uncertainty of imputed spots: ``pointae_sd``, joint samples, calibration scores.
+
+**Predictive distribution.** Each imputed (or corrected) spot gets an isotropic Gaussian centred
+on the written position with per-axis standard deviation ``pointae_sd`` (data unit). The sd is a
+log-linear function of three things the imputer knows about the spot, fitted by Gaussian maximum
+likelihood on a *validation* set of held-out spots (:func:`fit_calibration`)::
+
+    log(sd / scale) = c0 + c1 log(spread / scale) + c2 log(gap) + c3 log(flank / scale)
+
+where ``spread`` is the network's weighted RMS distance of the loci it used to place the spot,
+``gap`` the chain distance (in loci) to the nearest observed locus and ``flank`` the distance
+between the two observed spots that flank it. A sphere of radius
+``2.5 sd`` holds ~90% of the mass (``sqrt(chi2_3(0.9)) = 2.50``), ``1.54 sd`` 50%.
+
+**Joint samples** (:func:`sample_imputations`): the marginal sds above, with the correlation
+between the missing loci of a trace taken from the Gaussian chain model of the file's own
+variogram (:func:`pointae.baselines.fit_chain_variogram`) conditioned on the trace's observed
+spots; observed spots are copied into every sample.
+
+**Calibration scores** (:func:`calibration_scores`): on held-out spots, the coverage of the
+central 50% / 90% regions of the 3D position and of the distances to the observed loci, the
+energy score of the position and the CRPS of the distances (proper scores, lower is better; Monte
+Carlo over the predictive distribution), and the PIT values behind a reliability diagram. The
+same function scores the exact Gaussian kriging posterior (:func:`pointae.impute.oracle.gaussian_posterior`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pointae.errors import PointaeError
+
+# radius of the central p region of a 3D isotropic standard Gaussian: sqrt(chi2_3.ppf(p))
+LEVELS = (0.5, 0.9)
+_FEATURES = ("const", "log_spread", "log_gap", "log_flank")
+
+
+def chain_gap(observed: np.ndarray) -> np.ndarray:
+    """Chain distance ``(N, L)`` (in loci) from each locus to the nearest observed one (0 if observed).
+
+    Traces with no observed locus get ``L``.
+    """
+    obs = np.asarray(observed, bool)
+    n, n_loci = obs.shape
+    idx = np.arange(n_loci)
+    big = 4 * n_loci
+    prev = np.maximum.accumulate(np.where(obs, idx, -big), axis=1)
+    nxt = np.minimum.accumulate(np.where(obs, idx, big)[:, ::-1], axis=1)[:, ::-1]
+    return np.minimum(np.minimum(idx - prev, nxt - idx), n_loci).astype(np.float32)
+
+
+def _flank_distance(coords: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Distance ``(N, L)`` between the observed loci flanking each locus (the nearest two at an end)."""
+    c = np.asarray(coords, np.float64)
+    n, n_loci = observed.shape
+    idx = np.arange(n_loci)
+    prev = np.maximum.accumulate(np.where(observed, idx, -1), axis=1)
+    nxt = np.minimum.accumulate(np.where(observed, idx, n_loci)[:, ::-1], axis=1)[:, ::-1]
+    # second observed locus after the first one (for the left end) and before it (right end)
+    nxt2 = np.concatenate([nxt[:, 1:], np.full((n, 1), n_loci)], 1)
+    nxt2 = np.take_along_axis(nxt2, np.clip(nxt, 0, n_loci - 1), 1)
+    prev2 = np.concatenate([np.full((n, 1), -1), prev[:, :-1]], 1)
+    prev2 = np.take_along_axis(prev2, np.clip(prev, 0, n_loci - 1), 1)
+    a = np.where(prev >= 0, prev, nxt)
+    b = np.where(nxt < n_loci, nxt, prev)
+    a = np.where((prev < 0) & (nxt2 < n_loci), nxt2, a)
+    b = np.where((nxt >= n_loci) & (prev2 >= 0), prev2, b)
+    a, b = np.clip(a, 0, n_loci - 1), np.clip(b, 0, n_loci - 1)
+    pa = np.take_along_axis(c, a[..., None].repeat(3, -1), 1)
+    pb = np.take_along_axis(c, b[..., None].repeat(3, -1), 1)
+    return np.nan_to_num(np.linalg.norm(pa - pb, axis=-1), nan=0.0)
+
+
+def spot_features(spread: np.ndarray, observed: np.ndarray, scale: float, coords: np.ndarray) -> np.ndarray:
+    """Design matrix ``(N, L, 4)`` of the sd model.
+
+    Columns: 1, ``log(spread / scale)``, ``log(gap)`` (chain distance to the nearest observed
+    locus) and ``log(flank / scale)`` (distance between the observed loci flanking the spot).
+    """
+    observed = np.asarray(observed, bool)
+    s = np.log(np.maximum(np.asarray(spread, np.float64) / scale, 1e-3))
+    g = np.log(np.maximum(chain_gap(observed), 1.0))
+    f = np.log(np.maximum(_flank_distance(coords, observed) / scale, 0.05))
+    return np.stack([np.ones_like(s), s, g, f], -1)
+
+
+@dataclass
+class Calibration:
+    """The fitted predictive model (stored in a model's ``imputer.json`` under ``"uncertainty"``).
+
+    ``pointae_sd = kappa * scale * exp(x @ coef)``, with ``kappa`` chosen so that the sphere of
+    radius ``2.5 pointae_sd`` holds 90% of the predictive mass. The full predictive distribution
+    is the isotropic Gaussian scale mixture ``sum_c weights_c N(written position, (factors_c
+    pointae_sd)^2 I)``; ``factors`` are in units of ``pointae_sd``.
+
+    Attributes
+    ----------
+    coef
+        ``(4,)`` coefficients of :func:`spot_features` for the log of the base sd (scaled units).
+    weights, factors
+        ``(2,)`` mixture weights and sd factors relative to ``pointae_sd``.
+    kappa
+        ``pointae_sd`` / base sd.
+    info
+        How it was fitted (traces, spots, hiding, seeds, validation coverage).
+    """
+
+    coef: np.ndarray
+    weights: np.ndarray
+    factors: np.ndarray
+    kappa: float
+    info: dict
+
+    def sd(self, spread: np.ndarray, observed: np.ndarray, scale: float, coords: np.ndarray) -> np.ndarray:
+        """``pointae_sd`` ``(N, L)`` in the data unit for every locus (meaningful at free loci).
+
+        ``observed`` marks the loci the imputation kept, ``coords`` holds them (NaN elsewhere).
+        """
+        x = spot_features(spread, observed, scale, coords)
+        return (self.kappa * scale * np.exp(x @ np.asarray(self.coef, np.float64))).astype(np.float32)
+
+    @property
+    def mixture(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(weights, factors)`` of the predictive scale mixture, factors relative to ``pointae_sd``."""
+        return np.asarray(self.weights, np.float64), np.asarray(self.factors, np.float64)
+
+    def to_dict(self) -> dict:
+        return {
+            "features": list(_FEATURES),
+            "coef": [float(c) for c in self.coef],
+            "mixture_weights": [float(c) for c in self.weights],
+            "mixture_factors": [float(c) for c in self.factors],
+            "kappa": float(self.kappa),
+            **self.info,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> Calibration | None:
+        if not d or "coef" not in d:
+            return None
+        keys = ("coef", "features", "mixture_weights", "mixture_factors", "kappa")
+        return cls(
+            np.asarray(d["coef"], np.float64),
+            np.asarray(d["mixture_weights"], np.float64),
+            np.asarray(d["mixture_factors"], np.float64),
+            float(d["kappa"]),
+            {k: v for k, v in d.items() if k not in keys},
+        )
+
+
+def _mixture_nll(err2: np.ndarray, log_sd: np.ndarray, w: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Per-spot negative log-likelihood of 3D errors under an isotropic Gaussian scale mixture."""
+    var = np.exp(2 * log_sd)[:, None] * (k**2)[None]  # (M, C)
+    logp = np.log(w)[None] - 1.5 * np.log(2 * np.pi * var) - err2[:, None] / (2 * var)
+    top = logp.max(1, keepdims=True)
+    return -(top[:, 0] + np.log(np.exp(logp - top).sum(1)))
+
+
+def mixture_radius(w, k, p: float) -> float:
+    """Radius (in units of the base sd) of the central ``p`` ball of a 3D Gaussian scale mixture."""
+    from scipy.optimize import brentq
+
+    w, k = np.asarray(w, np.float64), np.asarray(k, np.float64)
+    return float(brentq(lambda r: (w * _chi2_3_cdf(r * r / k**2)).sum() - p, 1e-6, 1e3))
+
+
+def fit_sd_model(err2: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximum likelihood for squared 3D errors ``err2`` ``(M,)`` given features ``x`` ``(M, F)``.
+
+    Model: an isotropic Gaussian scale mixture with two components, ``sd_c = k_c exp(x @ coef)``
+    (``k_0 = 1``); real localisation scatter has heavier tails than one Gaussian, so one
+    component alone cannot match the 50% and the 90% regions at once (measured on IMR90).
+
+    Returns
+    -------
+    (coef, w, k)
+        ``(F,)`` coefficients, ``(2,)`` mixture weights and ``(2,)`` scale factors.
+    """
+    from scipy.optimize import minimize
+
+    err2 = np.asarray(err2, np.float64)
+    x = np.asarray(x, np.float64)
+    if err2.size < 10 * x.shape[1]:
+        raise PointaeError(f"calibrating the uncertainty needs more held-out spots (got {err2.size})")
+    c0 = np.zeros(x.shape[1])
+    c0[0] = 0.5 * np.log(np.median(err2) / 2.37 + 1e-300)  # median of chi2_3 = 2.37
+
+    def unpack(theta):
+        coef = theta[: x.shape[1]]
+        w1 = 1 / (1 + np.exp(-theta[-2]))
+        return coef, np.array([1 - w1, w1]), np.array([1.0, 1.0 + np.exp(theta[-1])])
+
+    def f(theta):
+        coef, w, k = unpack(theta)
+        return _mixture_nll(err2, x @ coef, w, k).mean()
+
+    res = minimize(f, np.concatenate([c0, [-1.0, 0.0]]), method="L-BFGS-B")
+    return unpack(res.x)
+
+
+def fit_calibration(
+    model,
+    coords: np.ndarray,
+    scale: float,
+    hide: float = 0.1,
+    mode: str = "mixed",
+    seeds: tuple[int, ...] = (101, 102),
+    max_missing: float = 0.25,
+    precision: str = "auto",
+) -> Calibration:
+    """Fit the sd model on held-out spots of validation traces ``coords`` ``(N, L, 3)``.
+
+    Hides ``hide`` of each eligible trace's observed loci (``mode``, one masking per seed), imputes
+    them exactly as :func:`pointae.impute.api.impute_coords` does and fits
+    :func:`fit_sd_model` to the 3D errors. Use traces that are not the ones you will evaluate on.
+    """
+    from pointae.impute.api import impute_coords
+    from pointae.impute.protocol import make_held_out
+
+    err2, xs, n_tr = [], [], 0
+    for s in seeds:
+        held = make_held_out(coords, hide, seed=s, mode=mode, max_missing=max_missing)
+        r = impute_coords(model, held.coords, scale, precision=precision, maps=False)
+        e2 = ((r["coords"] - held.truth) ** 2).sum(-1) / scale**2
+        x = spot_features(r["spread"], held.observed, scale, held.coords)
+        err2.append(e2[held.hidden])
+        xs.append(x[held.hidden])
+        n_tr = len(held)
+    e2, x = np.concatenate(err2), np.concatenate(xs)
+    coef, w, k = fit_sd_model(e2, x)
+    kappa = mixture_radius(w, k, 0.9) / np.sqrt(_chi2_3_ppf(0.9))
+    cal = Calibration(coef, w, k / kappa, float(kappa), {})
+    u = e2 * np.exp(-2 * x @ coef) / kappa**2  # (error / pointae_sd)^2
+    pit = mixture_pit(u, w, k / kappa)
+    cal.info = {
+        "fitted_on": f"{n_tr} traces, {e2.size} held-out spots ({hide:.0%} hidden, {mode}, "
+        f"seeds {list(seeds)})",
+        "validation_coverage": {str(int(p * 100)): float((pit <= p).mean()) for p in LEVELS},
+        "validation_coverage_gaussian": {
+            str(int(p * 100)): float((_chi2_3_cdf(u) <= p).mean()) for p in LEVELS
+        },
+    }
+    return cal
+
+
+def mixture_pit(u: np.ndarray, weights, factors) -> np.ndarray:
+    """Predictive CDF of the squared standardised 3D error ``u = (e / sd)^2`` under the scale mixture."""
+    w, k = np.asarray(weights, np.float64), np.asarray(factors, np.float64)
+    return (w[None] * _chi2_3_cdf(np.asarray(u, np.float64)[:, None] / k[None] ** 2)).sum(1)
+
+
+def _chi2_3_ppf(p: float) -> float:
+    from scipy.special import gammaincinv
+
+    return float(2 * gammaincinv(1.5, p))
+
+
+# ------------------------------------------------------------------------------------- sampling
+def _chi2_3_cdf(u: np.ndarray) -> np.ndarray:
+    """CDF of the chi-square distribution with 3 degrees of freedom."""
+    from scipy.special import gammainc
+
+    return gammainc(1.5, np.asarray(u, np.float64) / 2)
+
+
+def chain_correlation(variogram: np.ndarray, n_loci: int) -> np.ndarray:
+    """Prior covariance ``(L, L)`` of one axis under the chain model, averaged over the axes.
+
+    Fractional Brownian chain plus per-spot scatter with the variogram rows ``(nugget, a, alpha)``
+    (:func:`pointae.baselines.fit_chain_variogram`), plus a large constant (a flat prior on the
+    trace's position, as in ordinary kriging).
+    """
+    from pointae.impute.oracle import _fbm_cov
+
+    vg = np.broadcast_to(np.asarray(variogram, np.float64), (3, 3))
+    cov = np.mean([_fbm_cov(vg[a], n_loci) + vg[a, 0] * np.eye(n_loci) for a in range(3)], 0)
+    return cov + 100.0 * float(np.abs(cov).max()) * np.ones((n_loci, n_loci))
+
+
+def sample_imputations(
+    coords: np.ndarray,
+    imputed: np.ndarray,
+    sd: np.ndarray,
+    free: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    prior_cov: np.ndarray,
+    mixture: tuple | None = None,
+) -> np.ndarray:
+    """``k`` joint samples of the free loci of every trace, observed spots copied.
+
+    Parameters
+    ----------
+    coords
+        ``(N, L, 3)`` the input (kept loci are copied bit for bit into each sample).
+    imputed
+        ``(N, L, 3)`` the written positions (sample means).
+    sd
+        ``(N, L)`` per-axis sd of the free loci (``pointae_sd``).
+    free
+        ``(N, L)`` bool, loci to sample (imputed or corrected).
+    k
+        Samples per trace.
+    rng
+        Random generator.
+    prior_cov
+        ``(L, L)`` chain covariance (:func:`chain_correlation`) giving the correlation between the
+        free loci after conditioning on the kept ones.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, k, L, 3)`` float32; NaN where ``imputed`` is NaN.
+    """
+    imputed = np.asarray(imputed, np.float32)
+    n, n_loci = free.shape
+    out = np.repeat(imputed[:, None], k, axis=1)  # (N, K, L, 3)
+    kept = ~free & ~np.isnan(np.asarray(coords)[..., 0])
+    for i in np.flatnonzero(free.any(1)):
+        h, o = np.flatnonzero(free[i]), np.flatnonzero(kept[i])
+        if o.size:
+            a = prior_cov[np.ix_(o, o)]
+            b = prior_cov[np.ix_(o, h)]
+            cond = prior_cov[np.ix_(h, h)] - b.T @ np.linalg.solve(a, b)
+        else:
+            cond = prior_cov[np.ix_(h, h)]
+        d = np.sqrt(np.maximum(np.diag(cond), 1e-300))
+        corr = cond / d[:, None] / d[None, :]
+        w, v = np.linalg.eigh(0.5 * (corr + corr.T))
+        root = v * np.sqrt(np.maximum(w, 0.0))  # (H, H): corr = root root^T
+        z = rng.standard_normal((k, h.size, 3))
+        eps = np.einsum("ij,kjc->kic", root, z) * sd[i, h][None, :, None]
+        if mixture is not None:
+            eps *= rng.choice(np.asarray(mixture[1]), size=k, p=np.asarray(mixture[0]))[:, None, None]
+        out[i][:, h] = (imputed[i, h][None] + eps).astype(np.float32)
+    return out
+
+
+# ------------------------------------------------------------------------------ calibration scores
+def calibration_scores(
+    held,
+    mean: np.ndarray,
+    sd: np.ndarray,
+    mixture: tuple | None = None,
+    n_draws: int = 400,
+    seed: int = 0,
+    chunk: int = 256,
+) -> dict:
+    """Calibration of a Gaussian predictive distribution on the hidden spots of ``held``.
+
+    Parameters
+    ----------
+    held
+        :class:`~pointae.impute.protocol.HeldOut`.
+    mean
+        ``(N, L, 3)`` predictive means (hidden loci).
+    sd
+        ``(N, L)`` isotropic per-axis sd, or ``(N, L, 3)`` per-axis sd (e.g. the kriging posterior).
+    mixture
+        Optional ``(weights, factors)``: the predictive is the scale mixture of Gaussians with sds
+        ``factors * sd`` (:attr:`Calibration.mixture`); default one Gaussian.
+    n_draws
+        Monte Carlo draws per hidden spot (distance PITs and the proper scores).
+
+    Returns
+    -------
+    dict
+        ``coverage_pos_50/90`` (fraction of true hidden spots inside the central 50% / 90% region
+        of the 3D predictive distribution), ``coverage_dist_50/90`` (fraction of true
+        hidden-to-observed distances inside the central 50% / 90% interval of the predicted
+        distance distribution), ``energy_score`` (position, data unit), ``crps_dist`` (mean CRPS
+        of the distances), ``reliability`` (nominal levels 0.1 .. 0.9 with the position and
+        distance coverages) and ``n_spots`` / ``n_pairs``.
+    """
+    mean = np.asarray(mean, np.float64)
+    sd = np.asarray(sd, np.float64)
+    sd3 = np.broadcast_to(sd[..., None], mean.shape) if sd.ndim == 2 else sd
+    rows, locs = np.nonzero(held.hidden)
+    truth = np.asarray(held.truth, np.float64)
+    obs_c = np.asarray(held.coords, np.float64)
+    e = np.random.default_rng(seed).standard_normal((n_draws, 3))
+    if mixture is not None:  # stratified: each component gets its share of the draws
+        w, k = (np.asarray(a, np.float64) for a in mixture)
+        counts = np.floor(w * n_draws).astype(int)
+        counts[np.argmax(w)] += n_draws - counts.sum()
+        e = e * np.repeat(k, counts)[:, None]
+    pit_pos, pit_dist, es, crps = [], [], [], []
+    for s in range(0, rows.size, chunk):
+        r, h = rows[s : s + chunk], locs[s : s + chunk]
+        mu, sg, y = mean[r, h], np.maximum(sd3[r, h], 1e-9), truth[r, h]  # (K, 3)
+        u = (((y - mu) / sg) ** 2).sum(-1)
+        pit_pos.append(_chi2_3_cdf(u) if mixture is None else mixture_pit(u, *mixture))
+        draws = mu[:, None] + e[None] * sg[:, None]  # (K, M, 3)
+        es.append(
+            np.linalg.norm(draws - y[:, None], axis=-1).mean(1)
+            - 0.5 * np.linalg.norm(draws - np.roll(draws, 1, axis=1), axis=-1).mean(1)
+        )
+        ok = held.observed[r]  # (K, L)
+        obs = np.nan_to_num(obs_c[r])  # (K, L, 3)
+        d_draw = np.linalg.norm(draws[:, :, None] - obs[:, None], axis=-1)  # (K, M, L)
+        d_true = np.linalg.norm(y[:, None] - obs, axis=-1)  # (K, L)
+        below = (d_draw < d_true[:, None]).mean(1)  # (K, L) PIT of the true distance
+        crps_kl = np.abs(d_draw - d_true[:, None]).mean(1) - 0.5 * np.abs(
+            d_draw - np.roll(d_draw, 1, axis=1)
+        ).mean(1)
+        pit_dist.append(below[ok])
+        crps.append(crps_kl[ok])
+    if not pit_pos:
+        raise PointaeError("no hidden spot to score")
+    pp, pd_ = np.concatenate(pit_pos), np.concatenate(pit_dist)
+    levels = np.round(np.arange(0.1, 0.95, 0.1), 2)
+    out = {
+        "n_spots": int(pp.size),
+        "n_pairs": int(pd_.size),
+        "energy_score": float(np.concatenate(es).mean()),
+        "crps_dist": float(np.concatenate(crps).mean()),
+        "reliability": {
+            "levels": levels.tolist(),
+            "position": [float((pp <= p).mean()) for p in levels],
+            "distance": [float((np.abs(pd_ - 0.5) <= p / 2).mean()) for p in levels],
+        },
+    }
+    for p in LEVELS:
+        out[f"coverage_pos_{int(p * 100)}"] = float((pp <= p).mean())
+        out[f"coverage_dist_{int(p * 100)}"] = float((np.abs(pd_ - 0.5) <= p / 2).mean())
+    return out
+
+
+def reliability_figure(results: dict, path) -> None:
+    """Reliability diagram (nominal vs observed coverage, position and distances) to ``path``.
+
+    ``results`` maps a method name to the output of :func:`calibration_scores`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pointae.errors import atomic_path
+
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 4.0), sharey=True)
+    for ax, key, title in zip(axes, ("position", "distance"), ("3D position", "distances to observed loci")):
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="nominal")
+        for name, res in results.items():
+            rel = res["reliability"]
+            ax.plot(rel["levels"], rel[key], marker="o", ms=3, label=name)
+        ax.set_title(title)
+        ax.set_xlabel("nominal coverage of the central region")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("observed coverage (held-out spots)")
+    axes[1].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    suffix = "".join(__import__("pathlib").Path(path).suffixes[-1:]) or ".png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format=suffix.lstrip(".") or "png")
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- outlier probability
+def _maxwell_logpdf(r: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Log density of the length of a 3D isotropic Gaussian vector with per-axis sd ``a``."""
+    return 0.5 * np.log(2 / np.pi) + 2 * np.log(np.maximum(r, 1e-12)) - r * r / (2 * a * a) - 3 * np.log(a)
+
+
+def outlier_probability(
+    resid: np.ndarray, sd: np.ndarray, observed: np.ndarray, mixture: tuple, n_iter: int = 100
+) -> tuple[np.ndarray, dict]:
+    """Per-spot probability that an observed spot is an outlier.
+
+    ``resid`` is the distance of each observed spot from where the imputer places it with the spot
+    hidden (:func:`pointae.impute.api.detect_outliers_model`), ``sd`` the calibrated
+    ``pointae_sd`` of that placement. A clean spot's residual follows the calibrated predictive
+    distribution (the scale mixture ``mixture``); an outlier's follows a broad 3D Gaussian whose
+    sd and prior weight are fitted to the data by EM. The posterior probability of the outlier
+    component is returned (0 where not observed).
+
+    Returns
+    -------
+    (numpy.ndarray, dict)
+        ``(N, L)`` float32 probabilities and ``{"prior": ..., "outlier_sd": ...}``.
+    """
+    obs = np.asarray(observed, bool) & np.isfinite(sd) & (sd > 0)
+    r = np.asarray(resid, np.float64)[obs]
+    s = np.asarray(sd, np.float64)[obs]
+    w, k = (np.asarray(a, np.float64) for a in mixture)
+    comp = np.stack([np.log(wc) + _maxwell_logpdf(r, kc * s) for wc, kc in zip(w, k)], 1)
+    top = comp.max(1, keepdims=True)
+    log_in = top[:, 0] + np.log(np.exp(comp - top).sum(1))
+    prior, s_out = 0.05, 3.0 * float(np.median(s)) if s.size else 1.0
+    gamma = np.zeros_like(r)
+    for _ in range(n_iter):
+        lo = np.log(prior) + _maxwell_logpdf(r, s_out)
+        li = np.log1p(-prior) + log_in
+        m = np.maximum(lo, li)
+        gamma = np.exp(lo - m) / (np.exp(lo - m) + np.exp(li - m))
+        new_prior = float(np.clip(gamma.mean(), 1e-4, 0.5))
+        new_s = float(np.sqrt((gamma * r * r).sum() / max(3 * gamma.sum(), 1e-12)))
+        new_s = max(new_s, 1.5 * float(np.median(s)))  # the outlier component stays the broad one
+        done = abs(new_prior - prior) < 1e-6 and abs(new_s - s_out) < 1e-6 * s_out
+        prior, s_out = new_prior, new_s
+        if done:
+            break
+    out = np.zeros(np.shape(observed), np.float32)
+    out[obs] = gamma
+    return out, {"prior": prior, "outlier_sd": s_out}
+
+
+def probability_calibration(prob: np.ndarray, truth: np.ndarray, bins: int = 10) -> dict:
+    """Reliability of predicted probabilities against 0/1 outcomes: Brier score, ECE and bins."""
+    p = np.asarray(prob, np.float64)
+    y = np.asarray(truth, bool).astype(np.float64)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    rows = []
+    ece = 0.0
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            rows.append([float(p[sel].mean()), float(y[sel].mean()), int(sel.sum())])
+            ece += sel.mean() * abs(p[sel].mean() - y[sel].mean())
+    flag = p > 0.5
+    tp = float((flag & (y > 0)).sum())
+    return {
+        "brier": float(((p - y) ** 2).mean()),
+        "ece": float(ece),
+        "bins": rows,
+        "mean_prob_outliers": float(p[y > 0].mean()) if (y > 0).any() else float("nan"),
+        "mean_prob_clean": float(p[y == 0].mean()) if (y == 0).any() else float("nan"),
+        "expected_outliers": float(p.sum()),
+        "planted_outliers": int(y.sum()),
+        "precision_p50": tp / max(float(flag.sum()), 1.0),
+        "recall_p50": tp / max(float(y.sum()), 1.0),
+    }

@@ -1,0 +1,183 @@
+"""Calibrated uncertainty (pointae_sd), joint samples, calibration scores and streamed imputation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pointae.cli import app
+from pointae.impute.protocol import HeldOut
+from pointae.impute.uncertainty import (
+    Calibration,
+    calibration_scores,
+    chain_correlation,
+    chain_gap,
+    fit_sd_model,
+    mixture_pit,
+    sample_imputations,
+)
+from pointae.testing import tiny_traces
+
+runner = CliRunner()
+
+
+def test_chain_gap_counts_loci_to_the_nearest_observed_one():
+    obs = np.array([[1, 0, 0, 0, 1, 1, 0], [0, 0, 1, 0, 0, 0, 0]], bool)
+    np.testing.assert_array_equal(chain_gap(obs), [[0, 1, 2, 1, 0, 0, 1], [2, 1, 0, 1, 2, 3, 4]])
+
+
+def test_fit_sd_model_recovers_a_known_heteroscedastic_scale(rng):
+    # errors with sd = exp(0.3 + 0.5 x): the fitted mixture must put 50% / 90% where they belong
+    n = 6000
+    x = np.stack([np.ones(n), rng.normal(size=n), np.zeros(n)], 1)
+    sd = np.exp(0.3 + 0.5 * x[:, 1])
+    e = rng.normal(size=(n, 3)) * sd[:, None]
+    coef, w, k = fit_sd_model((e**2).sum(1), x)
+    base = np.exp(x @ coef)
+    u = (e**2).sum(1) / base**2
+    pit = mixture_pit(u, w, k)
+    for p in (0.5, 0.9):
+        assert abs((pit <= p).mean() - p) < 0.02
+    # the effective sd tracks the true one (a Gaussian is a mixture with equal factors)
+    eff = base * np.sqrt((w * k**2).sum())
+    assert np.corrcoef(np.log(eff), np.log(sd))[0, 1] > 0.99
+
+
+def _held(truth, hidden):
+    coords = truth.copy()
+    coords[hidden] = np.nan
+    return HeldOut(truth, coords, hidden, np.arange(len(truth)), 0, 0.1, "random", 0.1)
+
+
+def test_calibration_scores_are_nominal_for_a_correct_gaussian_and_detect_overconfidence(rng):
+    n, n_loci = 300, 12
+    truth = rng.normal(size=(n, n_loci, 3)).astype(np.float32) * 100
+    hidden = np.zeros((n, n_loci), bool)
+    hidden[:, [3, 8]] = True
+    sd = np.full((n, n_loci), 30.0)
+    mean = truth + rng.normal(size=truth.shape) * 30.0  # the truth is a draw from N(mean, 30^2 I)
+    good = calibration_scores(_held(truth, hidden), mean, sd, n_draws=300)
+    for p in (50, 90):
+        assert abs(good[f"coverage_pos_{p}"] - p / 100) < 0.05
+        assert abs(good[f"coverage_dist_{p}"] - p / 100) < 0.05
+    bad = calibration_scores(_held(truth, hidden), mean, sd / 3, n_draws=300)
+    assert bad["coverage_pos_90"] < 0.5 and bad["coverage_dist_90"] < 0.6
+    assert good["energy_score"] < bad["energy_score"] and good["crps_dist"] < bad["crps_dist"]  # proper
+
+
+def test_joint_samples_keep_observed_spots_and_have_the_requested_spread(rng):
+    t = tiny_traces(n=40, n_loci=20, seed=3, missing=0.0)
+    coords = t.coords.copy()
+    free = np.zeros(coords.shape[:2], bool)
+    free[:, [4, 5, 12]] = True
+    coords[free] = np.nan
+    mean = t.coords.copy()
+    sd = np.full(free.shape, 50.0, np.float32)
+    prior = chain_correlation(np.array([[100.0, 400.0, 1.0]] * 3), 20)
+    s = sample_imputations(coords, mean, sd, free, 64, rng, prior)
+    assert s.shape == (40, 64, 20, 3)
+    np.testing.assert_array_equal(s[:, :, ~free[0]], np.repeat(mean[:, None], 64, 1)[:, :, ~free[0]])
+    dev = s[:, :, free[0]] - mean[:, None, free[0]]
+    assert abs(dev.std() - 50.0) < 3.0
+    # neighbouring missing loci move together (chain correlation), distant ones much less
+    c45 = np.corrcoef(dev[:, :, 0, 0].ravel(), dev[:, :, 1, 0].ravel())[0, 1]
+    c4_12 = np.corrcoef(dev[:, :, 0, 0].ravel(), dev[:, :, 2, 0].ravel())[0, 1]
+    assert c45 > 0.3 and c45 > c4_12 + 0.2
+
+
+def test_shipped_model_has_a_calibration_and_impute_writes_pointae_sd():
+    from pointae.impute.api import impute_traces, load_imputer, model_calibration
+
+    cal = model_calibration(load_imputer(None))
+    assert isinstance(cal, Calibration)
+    assert abs(cal.info["validation_coverage"]["90"] - 0.9) < 0.03
+    t = tiny_traces(n=12, n_loci=30, seed=4, missing=0.15)
+    res = impute_traces(t)
+    sd = res.layers["pointae_sd"]
+    obs = t.mask
+    assert (sd[obs] == 0).all()
+    assert (sd[~obs] > 0).all() and np.isfinite(sd[~obs]).all()
+    assert "pointae_sd" in res.attrs["pointae_impute"]["uncertainty"]
+
+
+@pytest.mark.parametrize("suffix", ["fofct.csv", "bintu.csv", "csv", "h5"])
+def test_streamed_impute_in_chunks_equals_one_chunk_and_writes_samples(shared_data, tmp_path, suffix):
+    from pointae.data.io import read_traces, write_traces
+
+    src = tmp_path / f"excerpt.{suffix}"
+    write_traces(read_traces(shared_data / "IMR90_chr21-18-20Mb_first300.fofct.csv")[:30], src)
+    one, many = tmp_path / f"one.{suffix}", tmp_path / f"many.{suffix}"
+    r = runner.invoke(app, ["impute", str(src), "--out", str(one), "--chunk-size", "64"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["impute", str(src), "--out", str(many), "--chunk-size", "7", "--samples", "3"])
+    assert r.exit_code == 0, r.output
+    assert "traces/s" in r.output
+    a, b = read_traces(one), read_traces(many)
+    np.testing.assert_array_equal(a.meta["trace_id"].to_numpy(), b.meta["trace_id"].to_numpy())
+    np.testing.assert_allclose(a.coords, b.coords, atol=1e-3)
+    np.testing.assert_array_equal(a.layers["pointae_status"], b.layers["pointae_status"])
+    np.testing.assert_allclose(a.layers["pointae_sd"], b.layers["pointae_sd"], rtol=1e-4)
+    if suffix == "fofct.csv":  # Spot_ID continues across chunks
+        ids = [
+            int(line.split(",", 1)[0]) for line in many.read_text().splitlines() if not line.startswith("#")
+        ]
+        assert ids == list(range(1, len(ids) + 1))
+    src_t = read_traces(src)
+    stem = f"many.{suffix}".rsplit(".", 2 if suffix.count(".") else 1)[0].split(".")[0]
+    if suffix == "h5":
+        import h5py
+
+        with h5py.File(tmp_path / f"{stem}.samples.h5") as f:
+            s = f["samples"][:]
+        assert s.shape == (30, 3, 65, 3)
+        np.testing.assert_array_equal(s[:, 1][src_t.mask], src_t.coords[src_t.mask])
+    else:
+        import pandas as pd
+
+        df = pd.read_csv(tmp_path / f"{stem}.samples.csv", comment="#")
+        assert len(df) == 30 * 3 * 65 and set(df["sample"]) == {0, 1, 2}
+        imp = df[df["pointae_status"] == "imputed"]
+        assert len(imp) == 3 * int((~src_t.mask).sum())
+    assert not list(tmp_path.glob(".*"))  # no scratch or temporary file left behind
+
+
+def test_cli_evaluate_imputation_prints_calibration_and_writes_the_reliability_diagram(tmp_path):
+    t = tiny_traces(n=40, n_loci=25, seed=7, missing=0.04)
+    src = tmp_path / "t.h5"
+    t.save(src)
+    fig = tmp_path / "rel.png"
+    r = runner.invoke(app, ["evaluate-imputation", str(src), "--figure", str(fig)])
+    assert r.exit_code == 0, r.output
+    assert "kriging posterior" in r.output and "pos 90%" in r.output
+    assert fig.stat().st_size > 10_000
+
+
+def test_outlier_probability_is_calibrated_on_planted_outliers(rng):
+    from pointae.impute.uncertainty import outlier_probability, probability_calibration
+
+    n, n_loci = 400, 30
+    sd = np.full((n, n_loci), 40.0)
+    w, k = np.array([0.7, 0.3]), np.array([0.8, 1.4])
+    comp = rng.choice(k, size=(n, n_loci), p=w)
+    resid = np.linalg.norm(rng.normal(size=(n, n_loci, 3)) * (comp * sd)[..., None], axis=-1)
+    planted = rng.random((n, n_loci)) < 0.05
+    resid[planted] = np.linalg.norm(rng.normal(size=(planted.sum(), 3)) * 400.0, axis=-1)
+    observed = np.ones((n, n_loci), bool)
+    prob, fitted = outlier_probability(resid, sd, observed, (w, k))
+    assert abs(fitted["prior"] - 0.05) < 0.01
+    cal = probability_calibration(prob[observed], planted[observed])
+    assert cal["ece"] < 0.02 and cal["mean_prob_outliers"] > 0.8 and cal["mean_prob_clean"] < 0.03
+    # a model that ignored the residuals would be far worse
+    flat = probability_calibration(np.full(planted.sum() * 0 + n * n_loci, 0.05), planted.ravel())
+    assert cal["brier"] < 0.5 * flat["brier"]
+
+
+def test_denoise_writes_outlier_probabilities():
+    from pointae.impute.api import impute_traces
+
+    t = tiny_traces(n=10, n_loci=30, seed=9, missing=0.05)
+    res = impute_traces(t, denoise=True)
+    p = res.layers["pointae_outlier_prob"]
+    assert p.shape == t.mask.shape and (p[~t.mask] == 0).all()
+    assert ((p >= 0) & (p <= 1)).all()
