@@ -836,6 +836,8 @@ def _label_verdicts(clustering: dict, cols: Sequence[str]) -> dict[str, str]:
                 "(kNN accuracy >= 0.99); this label does not discriminate between them."
             )
             continue
+        who = f"{r} ({g} regime, {t} model)"
+        lead = ""
         parts = []
         for k, name in (("pca_logdist", "PCA of log distances"), ("pca_dist", "PCA of distances")):
             if k not in b_acc:
@@ -848,9 +850,10 @@ def _label_verdicts(clustering: dict, cols: Sequence[str]) -> dict[str, str]:
                 else ("within noise" if abs(gap) <= m2 else "below it beyond two standard errors")
             )
             parts.append(f"{gap:+.3f} over {name} ({b_acc[k]:.3f}; 2 SE = {m2:.3f}, {how})")
-        text = (
-            f"{c}: best latents {r} ({g} regime, {t} model), kNN accuracy {acc:.3f} on {n} traces, "
-            + " and ".join(parts)
+            if not lead:  # the sentence opens with the winner against the strongest baseline named first
+                lead = f"{who} wins" if gap > m2 else (f"{name} wins" if gap < -m2 else "no clear winner")
+        text = f"{c}: {lead}; best latents {who}, kNN accuracy {acc:.3f} on {n} traces, " + " and ".join(
+            parts
         )
         other = [x for x in cand if x[1] != g]
         if other:

@@ -297,11 +297,19 @@ def test_label_verdict_names_representation_regime_task_and_margin():
         "skip": {"denoise": {"s": {"map": row(0.31), **base}}},
     }
     text = _label_verdicts(clustering, ["s"])["s"]
-    assert text.startswith("s: best latents map (bottleneck regime, autoencode model), kNN accuracy 0.470")
+    assert text.startswith("s: map (bottleneck regime, autoencode model) wins; best latents map (bottleneck")
+    assert "kNN accuracy 0.470 on 400 traces" in text
     assert "+0.110 over PCA of log distances (0.360; 2 SE = 0.069, beyond two standard errors)" in text
     assert "best under the skip regime: map (denoise model) 0.310" in text
     clustering["bottleneck"]["autoencode"]["s"]["map"] = row(0.38)
+    text = _label_verdicts(clustering, ["s"])["s"]
+    assert text.startswith("s: no clear winner;")
+    assert "+0.020 over PCA of log distances (0.360; 2 SE = 0.068, within noise)" in text
+    clustering["bottleneck"]["autoencode"]["s"]["map"] = row(0.25)
+    clustering["skip"]["denoise"]["s"]["map"] = row(0.2)
+    clustering["bottleneck"]["autoencode"]["s"]["graph"] = row(0.2)
+    text = _label_verdicts(clustering, ["s"])["s"]
+    assert text.startswith("s: PCA of log distances wins; best latents map (bottleneck regime, autoencode")
     assert (
-        "+0.020 over PCA of log distances (0.360; 2 SE = 0.068, within noise)"
-        in _label_verdicts(clustering, ["s"])["s"]
+        "-0.110 over PCA of log distances (0.360; 2 SE = 0.065, below it beyond two standard errors)" in text
     )
