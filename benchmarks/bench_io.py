@@ -7,7 +7,11 @@ Run ``python benchmarks/bench_io.py`` from the repository root. It prints
 2. distance maps for ``--n`` (default 10^5) synthetic traces x 65 loci, in traces/s, for
    pointae's ``distance_maps`` next to a ``scipy.spatial.distance.pdist`` loop (on a subsample,
    scaled) and a plain numpy broadcast, all in the same run, after checking they agree;
-3. HDF5 streaming of those traces (write, then ``iter_traces`` in chunks).
+3. HDF5 streaming of those traces (write, then ``iter_traces`` in chunks);
+4. with ``--long-table N``: a Huang-style long CSV of N traces (default 10^6; trace key
+   FOV_ID + Trace_ID, genomic loci, absent rows for missing spots) is written, then read with
+   ``iter_traces`` at two chunk sizes and converted to HDF5, each in a child process whose peak
+   RSS (``wait4``) and wall time are printed: memory is bounded by the chunk size, not the file.
 
 Machine info (CPU count, torch threads, load average) is printed with the numbers: on a shared
 machine the load average says how much to trust them.
@@ -176,6 +180,98 @@ def bench_h5(n: int, n_loci: int, chunk: int) -> None:
             )
 
 
+def write_long_table(path: Path, n: int, n_loci: int, seed: int = 0, missing: float = 0.3) -> tuple[int, int]:
+    """A Huang-style CSV (``,z-nm,x-nm,y-nm,Trace_ID,chr,start,stop,FOV_ID``) of ``n`` traces.
+
+    Missing spots are absent rows. Returns the rows written and the traces in the file (a trace
+    with every spot missing has no row, so it is not in the file).
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows, traces, block = 0, 0, 50_000
+    with open(path, "w") as fh:
+        fh.write(",z-nm,x-nm,y-nm,Trace_ID,chr,start,stop,FOV_ID\n")
+        for s0 in range(0, n, block):
+            b = min(block, n - s0)
+            c = random_walks(b, n_loci, seed=seed + s0, missing=0.0).reshape(-1, 3).astype(np.float64)
+            keep = rng.random(b * n_loci) >= missing
+            tr = np.repeat(np.arange(s0, s0 + b), n_loci)[keep]
+            loc = np.tile(np.arange(n_loci), b)[keep]
+            df = pd.DataFrame(
+                {
+                    "i": np.arange(rows, rows + keep.sum()),
+                    "z-nm": c[keep, 2],
+                    "x-nm": c[keep, 0],
+                    "y-nm": c[keep, 1],
+                    "Trace_ID": [f"{t % 1000}_{'129' if t % 2 else 'CAST'}" for t in tr],
+                    "chr": "chr3",
+                    "start": 34_601_078 + 5000 * loc,
+                    "stop": 34_606_078 + 5000 * loc,
+                    "FOV_ID": tr // 1000,
+                }
+            )
+            df.to_csv(fh, header=False, index=False)
+            rows += int(keep.sum())
+            traces += len(np.unique(tr))
+    return rows, traces
+
+
+_CHILD = """
+import sys, time
+sys.path.insert(0, {root!r})
+from pointae.data.io import convert_file, iter_traces
+t0 = time.perf_counter()
+if {mode!r} == "read":
+    n = sum(len(p) for p in iter_traces({path!r}, chunk_size={chunk}))
+else:
+    n, _ = convert_file({path!r}, {out!r})
+print(n, time.perf_counter() - t0)
+"""
+
+
+def _child(code: str) -> tuple[str, float]:
+    """Run ``code`` in a child Python; its stdout and peak RSS in MB (from ``wait4``)."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"child failed ({proc.returncode})")
+    return out.strip(), usage.ru_maxrss / 1024
+
+
+def bench_long_table(n: int, n_loci: int, chunks: list[int]) -> None:
+    print(f"\n[long table streaming] {n:,} traces x {n_loci} loci, Huang-style CSV, 30% absent rows")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "long.csv"
+        t0 = time.perf_counter()
+        rows, n = write_long_table(path, n, n_loci)
+        print(
+            f"  wrote {rows:,} rows of {n:,} traces (the others had no spot), "
+            f"{path.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - t0:.1f} s"
+        )
+        for chunk in chunks:
+            code = _CHILD.format(root=str(ROOT), mode="read", path=str(path), chunk=chunk, out="")
+            out, rss = _child(code)
+            k, secs = out.split()
+            assert int(k) == n, (k, n)
+            print(
+                f"  iter_traces chunk_size={chunk:>7,}: {float(secs):7.1f} s "
+                f"({n / float(secs):9,.0f} traces/s), peak RSS {rss:7,.0f} MB, load1={os.getloadavg()[0]:.2f}"
+            )
+        h5 = Path(tmp) / "long.h5"
+        out, rss = _child(_CHILD.format(root=str(ROOT), mode="convert", path=str(path), chunk=0, out=str(h5)))
+        k, secs = out.split()
+        assert int(k) == n
+        print(
+            f"  convert to HDF5 (chunks of 65,536): {float(secs):7.1f} s, peak RSS {rss:7,.0f} MB, "
+            f"{h5.stat().st_size / 1e6:,.0f} MB, load1={os.getloadavg()[0]:.2f}"
+        )
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="synthetic traces for the distance-map benchmark")
@@ -186,16 +282,28 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--skip-h5", action="store_true")
+    ap.add_argument(
+        "--long-table", type=int, default=0, metavar="N", help="traces of the long-table benchmark"
+    )
+    ap.add_argument("--long-loci", type=int, default=10)
+    ap.add_argument("--long-chunks", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--only-long-table", action="store_true", help="run only the long-table benchmark")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(ROOT))
     print(machine_info())
+    if args.only_long_table:
+        bench_long_table(args.long_table or 1_000_000, args.long_loci, args.long_chunks)
+        print("\n" + machine_info())
+        return 0
     bench_real(args.data, args.repeats)
     bench_maps(args.n, args.loci, args.pdist_n, args.chunk)
     if not args.skip_h5:
         bench_h5(args.n, args.loci, min(args.chunk, 16384))
+    if args.long_table:
+        bench_long_table(args.long_table, args.long_loci, args.long_chunks)
     print("\n" + machine_info())
     return 0
 

@@ -295,7 +295,9 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise PointaeError(f"{path}: no such config file")
     try:
-        d = yaml.safe_load(path.read_text())
+        d = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise PointaeError(f"{path}: not a UTF-8 text file (byte {e.start}); a config must be YAML") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

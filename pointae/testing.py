@@ -46,10 +46,21 @@ def random_rigid(rng: np.random.Generator, reflect: bool = False):
     return q, rng.normal(scale=1e3, size=3)
 
 
-def assert_valid_map(maps, atol: float = 1e-5) -> None:
-    """Assert maps ``(..., L, L)`` are symmetric, zero-diagonal and non-negative (NaN ignored)."""
+def assert_valid_map(maps, atol: float = 1e-5, allow_nan: bool = False) -> None:
+    """Assert maps ``(..., L, L)`` are symmetric, zero-diagonal and non-negative.
+
+    A model's output map must be finite everywhere (the default). Data maps with missing loci
+    pass ``allow_nan=True``: NaN is then allowed off the diagonal of a missing locus' row and
+    column only, in a symmetric pattern, and never on the diagonal of an observed locus.
+    """
     m = np.asarray(maps.detach().cpu() if hasattr(maps, "detach") else maps, dtype=np.float64)
-    assert m.shape[-1] == m.shape[-2], f"not square: {m.shape}"
+    assert m.ndim >= 2 and m.shape[-1] == m.shape[-2], f"not square: {m.shape}"
+    nan = np.isnan(m)
+    assert not np.isinf(m).any(), "infinite entries"
+    if not allow_nan:
+        assert not nan.any(), f"{int(nan.sum())} NaN entries"
+    else:
+        assert np.array_equal(nan, np.swapaxes(nan, -1, -2)), "NaN pattern not symmetric"
     sym = np.abs(m - np.swapaxes(m, -1, -2))
     assert np.nanmax(sym, initial=0.0) <= atol * max(1.0, np.nanmax(np.abs(m), initial=0.0)), "not symmetric"
     diag = np.diagonal(m, axis1=-2, axis2=-1)

@@ -315,6 +315,8 @@ class PointAEModule(L.LightningModule):
     def validation_step(self, batch: Batch, batch_idx: int):
         loss = self._loss(batch)
         b = len(batch)
+        if not torch.isfinite(loss.total.detach()):
+            raise NonFiniteError("validation loss", float(loss.total))
         self.log("val_loss", loss.total, prog_bar=True, on_epoch=True, batch_size=b, sync_dist=True)
         for k, v in loss.parts.items():
             self.log(f"val_{k}", v, on_epoch=True, batch_size=b, sync_dist=True)
@@ -343,6 +345,62 @@ class PointAEModule(L.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class NonFiniteError(PointaeError):
+    """Training produced a non-finite loss or gradient (completed into one line by :func:`fit`)."""
+
+    def __init__(self, what: str, value: float):
+        self.what, self.value = what, value
+        super().__init__(f"the {what} is non-finite ({value})")
+
+
+class NonFiniteGuard(Callback):
+    """Stop training as soon as a loss, gradient or weight is non-finite.
+
+    Gradients are checked before each optimizer step, so non-finite values never reach the
+    weights; Lightning runs checkpoint callbacks after this one, so no checkpoint with non-finite
+    weights is written. :func:`fit` turns the error into one line naming the likely cause.
+    """
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        for name, p in pl_module.named_parameters():
+            if p.grad is not None and not torch.isfinite(p.grad).all():
+                raise NonFiniteError(f"gradient of {name}", float(p.grad.abs().max()))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not torch.isfinite(loss.detach()).all():
+            raise NonFiniteError("training loss", float(loss))
+        for name, p in pl_module.named_parameters():
+            if not torch.isfinite(p.detach()).all():
+                raise NonFiniteError(f"weight {name}", float("nan"))
+
+
+def _non_finite_message(
+    e: NonFiniteError, trainer, traces, scale: float, cfg: RunConfig, run_dir: Path
+) -> str:
+    """One line: where training stopped, the likely cause, and which checkpoint is kept."""
+    with np.errstate(invalid="ignore"):
+        big = float(np.nanmax(np.abs(traces.coords))) if traces.mask.any() else float("nan")
+    ratio = big / scale if scale > 0 else float("inf")
+    if not np.isfinite(ratio) or ratio > 1e3:
+        cause = (
+            f"the coordinate range: the largest |coordinate| is {big:.3g} {traces.unit}, {ratio:.3g}x the "
+            "map scale; look for spots far outside the nucleus or a wrong unit ('pointae info')"
+        )
+    else:
+        cause = f"a learning rate too high (train.lr={cfg.train.lr:g}); the coordinate range looks sane"
+    ckpt = run_dir / "last.ckpt"
+    kept = (
+        f"the last finite checkpoint is kept in {ckpt}"
+        if ckpt.is_file()
+        else "no checkpoint had been written yet"
+    )
+    return (
+        f"training stopped at epoch {trainer.current_epoch}, step {trainer.global_step}: {e}; "
+        f"likely cause: {cause}; {kept}"
+    )
 
 
 class Throughput(Callback):
@@ -703,6 +761,7 @@ def fit(
         enable_version_counter=False,
     )
     cbs: list[Callback] = [
+        NonFiniteGuard(),
         best_cb,
         last_cb,
         EarlyStopping("val_loss", patience=cfg.train.patience, min_delta=cfg.train.min_delta, mode="min"),
@@ -731,7 +790,10 @@ def fit(
             write_json(_split_to_json(traces, split, cfg.data.split_seed), split_path)
 
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if resume else None, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if resume else None, weights_only=True)
+    except NonFiniteError as e:
+        raise PointaeError(_non_finite_message(e, trainer, traces, scale, cfg, run_dir)) from None
     wall = time.perf_counter() - t0
     if not trainer.is_global_zero:
         return run_dir

@@ -164,26 +164,43 @@ def render_html(title: str, sections: list[Section], subtitle: str = "") -> str:
 
 
 # ------------------------------------------------------------------------------------ Markdown
+def md_text(text) -> str:
+    """Escape text for Markdown as :func:`html.escape` does for the HTML report.
+
+    Markdown renders raw HTML, so ``<``, ``>`` and ``&`` in data-derived text (label columns, trace
+    ids, file names) become entities; newlines become spaces. pointae's own markup (backticks,
+    ``**bold**``) is kept, as in the HTML report's ``_inline``.
+    """
+    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return s.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+
+
+def _md_cell(text) -> str:
+    """:func:`md_text` plus the table separator ``|`` escaped."""
+    return md_text(text).replace("|", "\\|")
+
+
 def _table_md(t: Table) -> str:
     best = best_rows(t)
-    head = [t.name_label or " "] + [
-        c.label + (" ↓" if c.better == "min" else " ↑" if c.better == "max" else "") for c in t.columns
+    head = [_md_cell(t.name_label or " ")] + [
+        _md_cell(c.label) + (" ↓" if c.better == "min" else " ↑" if c.better == "max" else "")
+        for c in t.columns
     ]
     lines = []
     if t.title:
-        lines += [f"**{t.title}**", ""]
+        lines += [f"**{md_text(t.title)}**", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * len(t.columns)) + "|"]
     for i, r in enumerate(t.rows):
-        name = str(r.get("name", ""))
+        name = _md_cell(r.get("name", ""))
         if r.get("kind") == "baseline":
             name = f"*{name}*"
         cells = [name]
         for c in t.columns:
-            v = format_value(r.get(c.key), c.fmt)
+            v = _md_cell(format_value(r.get(c.key), c.fmt))
             cells.append(f"**{v}**" if i in best.get(c.key, ()) else v)
         lines.append("| " + " | ".join(cells) + " |")
     if t.note:
-        lines += ["", f"_{t.note}_"]
+        lines += ["", f"_{md_text(t.note)}_"]
     return "\n".join(lines)
 
 
@@ -195,19 +212,20 @@ def render_md(
     title: str, sections: list[Section], subtitle: str = "", figure_names: dict | None = None
 ) -> str:
     """Markdown version; figures referenced by ``figure_names[(section, index)]`` paths."""
-    out = [f"# {title}", ""]
+    out = [f"# {md_text(title)}", ""]
     if subtitle:
-        out += [subtitle, ""]
+        out += [md_text(subtitle), ""]
     for si, s in enumerate(sections):
-        out += [f"## {s.title}", ""]
+        out += [f"## {md_text(s.title)}", ""]
         for p in s.paragraphs:
-            out += [p, ""]
+            out += [md_text(p), ""]
         for t in s.tables:
             out += [_table_md(t), ""]
         for fi, (caption, _) in enumerate(s.figures):
             name = (figure_names or {}).get((si, fi))
             if name:
-                out += [f"![{caption}]({name})", "", f"_{caption}_", ""]
+                alt = md_text(caption).replace("[", "\\[").replace("]", "\\]")
+                out += [f"![{alt}]({name})", "", f"_{md_text(caption)}_", ""]
     return "\n".join(out)
 
 

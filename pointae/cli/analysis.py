@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import command, console
+from pointae.cli._app import OVERWRITE, command, console
 
 
 class LayoutName(str, Enum):
@@ -53,10 +53,13 @@ def embed_cmd(
         bool, typer.Option("--no-baseline", help="Skip the PCA-of-distances baseline.")
     ] = False,
     seed: Annotated[int, typer.Option(help="Random state of the layout.")] = 0,
+    overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
     """Encode traces with a trained model; write latents as AnnData (obs = metadata, obsm = latents)."""
     from pointae.analysis.embed import embed
+    from pointae.outputs import check_outputs
 
+    check_outputs(out, inputs=[data], folders=[run], overwrite=overwrite)
     res = embed(
         run,
         data,
@@ -99,7 +102,9 @@ def cluster_cmd(
 ) -> None:
     """Layout + clusters of an embedding, metrics vs labels (with the PCA baseline), figures (PNG)."""
     from pointae.analysis.clustering import cluster_embedding
+    from pointae.outputs import check_output_dir
 
+    check_output_dir(out if out is not None else emb.with_name(f"{emb.stem}_cluster"), inputs=[emb, data])
     m = cluster_embedding(
         emb, out=out, layout=method.value, clusters=clusters.value, k=k, labels=label, seed=seed, data=data
     )
@@ -167,7 +172,9 @@ def compare_cmd(
     and skip (the task models with skip paths, runs <repr>-<task>)."""
     from pointae.analysis.compare import REGIMES, REPRS, compare, summary_text
     from pointae.config import TASK_NAMES
+    from pointae.outputs import check_output_dir
 
+    check_output_dir(out, inputs=[data])
     res = compare(
         data,
         reprs=_csv_list(reprs, "reprs", REPRS),

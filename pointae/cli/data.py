@@ -9,14 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import command, console
-
-
-class InFormat(str, Enum):
-    bintu = "bintu"
-    fofct = "fofct"
-    csv = "csv"
-    h5 = "h5"
+from pointae.cli._app import OVERWRITE, command, console
+from pointae.cli._read import ColumnsOpt, DuplicatesOpt, FormatOpt, PixelSizeOpt, UnitOpt, read_options
+from pointae.errors import PointaeError
 
 
 class OutFormat(str, Enum):
@@ -27,25 +22,40 @@ class OutFormat(str, Enum):
     pdb = "pdb"
 
 
-_FILE = typer.Argument(help="Trace file: Bintu CSV, FOF-CT table, long CSV or pointae HDF5.")
+_FILE = typer.Argument(help="Trace file: Bintu CSV, FOF-CT table, long CSV/TSV table, ECSV or pointae HDF5.")
 
 
 @command("info")
 def info(
     file: Annotated[Path, _FILE],
-    format: Annotated[
-        Optional[InFormat], typer.Option("--format", "-f", help="Input format (default: detected).")
+    format: FormatOpt = None,
+    columns: ColumnsOpt = None,
+    unit: UnitOpt = None,
+    pixel_size: PixelSizeOpt = None,
+    duplicates: DuplicatesOpt = None,
+    save_columns: Annotated[
+        Optional[Path],
+        typer.Option("--save-columns", help="Save the column mapping used (tables) as YAML for --columns."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON (for scripts).")] = False,
 ) -> None:
-    """Summarise a trace file: traces, loci, missing data, sizes, outliers, labels."""
+    """Summarise a trace file: traces, loci, detection per locus, unit, keys, duplicates, outliers, labels."""
     import warnings
 
     from pointae.data.qc import summarize_file
 
-    with warnings.catch_warnings():
+    opts = read_options(format, columns, unit, pixel_size, duplicates)
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore", RuntimeWarning)
-        s = summarize_file(file, format=format.value if format else None)
+        warnings.simplefilter("always", UserWarning)
+        s = summarize_file(file, **opts.kwargs())
+    s["warnings"] = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    if save_columns is not None:
+        from pointae.data.io.table import ColumnMap
+
+        if not s.get("columns"):
+            raise PointaeError(f"{file}: --save-columns applies to long tables read by column mapping")
+        ColumnMap.parse(s["columns"]).save(save_columns)
     if as_json:
         typer.echo(json.dumps(s, indent=2))
         return
@@ -69,12 +79,34 @@ def _print_table(s: dict) -> None:
     t.add_column("value")
     t.add_row("traces", f"{s['n_traces']:,}")
     t.add_row("loci", f"{s['n_loci']:,}")
-    t.add_row("unit", s["unit"])
+    t.add_row("unit", f"{s['unit']} ({s['unit_source']})" if s.get("unit_source") else s["unit"])
+    if s.get("trace_key"):
+        t.add_row("traces keyed by", " + ".join(map(str, s["trace_key"])))
+    if s.get("columns"):
+        t.add_row("columns", s["columns"])
+    if s.get("encoding"):
+        t.add_row("encoding", f"{s['encoding']} (not UTF-8)")
     span = s["genomic_span"]
     if span:
         bp = f" ({span['bp'] / 1e6:.3g} Mb)" if span["bp"] else ""
         t.add_row("genomic span", f"{span['chrom']}:{span['start']:,}-{span['end']:,}{bp}")
     t.add_row("missing", f"{s['missing_fraction']:.2%}")
+    det = s.get("detection_per_locus") or []
+    if det:
+        names = s["locus_names"]
+        order = sorted(range(len(det)), key=det.__getitem__)
+        low = ", ".join(f"{names[i]} {det[i]:.0%}" for i in order[:3])
+        t.add_row(
+            "detection per locus",
+            f"median {sorted(det)[len(det) // 2]:.0%}, lowest: {low} (all with --json)",
+        )
+    dup = s.get("duplicates")
+    if dup and dup.get("spots"):
+        t.add_row(
+            "duplicated spots",
+            f"{dup['spots']:,} (trace, locus) with several spots, {dup['rows_dropped']:,} rows dropped "
+            f"(policy {dup['policy']})",
+        )
     mp = s["missing_per_trace"]
     if mp:
         t.add_row(
@@ -103,6 +135,8 @@ def _print_table(s: dict) -> None:
     for col, counts in s["labels"].items():
         t.add_row(f"labels: {col}", ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     console.print(t)
+    for w in s.get("warnings", []):
+        console.print(f"warning: {w}", style="yellow", highlight=False, markup=False, soft_wrap=True)
 
 
 @command("convert")
@@ -112,12 +146,18 @@ def convert(
     to: Annotated[
         Optional[OutFormat], typer.Option("--to", "-t", help="Output format (default: from OUT's suffix).")
     ] = None,
-    format: Annotated[
-        Optional[InFormat], typer.Option("--format", "-f", help="Input format (default: detected).")
-    ] = None,
+    format: FormatOpt = None,
+    columns: ColumnsOpt = None,
+    unit: UnitOpt = None,
+    pixel_size: PixelSizeOpt = None,
+    duplicates: DuplicatesOpt = None,
+    overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
-    """Convert between trace formats (Bintu CSV, FOF-CT, long CSV, HDF5, PDB), keeping ids, labels, layers."""
+    """Convert between trace formats (Bintu, FOF-CT, long CSV, tables, HDF5, PDB), keeping ids and labels."""
     from pointae.data.io import convert_file
+    from pointae.outputs import check_outputs
 
-    n, n_loci = convert_file(src, dst, to=to.value if to else None, format=format.value if format else None)
+    check_outputs([dst], inputs=[src], overwrite=overwrite)
+    opts = read_options(format, columns, unit, pixel_size, duplicates)
+    n, n_loci = convert_file(src, dst, to=to.value if to else None, **opts.kwargs())
     console.print(f"wrote {n:,} traces x {n_loci} loci to {dst}", highlight=False)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import command, console
+from pointae.cli._app import OVERWRITE, command, console
 from pointae.errors import PointaeError
 
 
@@ -82,10 +82,13 @@ def simulate_cmd(
         typer.Option("--set", help="Override a parameter, key=value (repeatable), e.g. --set dt=0.2."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
     """Simulate chromatin conformations with loop extrusion (labelled, independent samples)."""
+    from pointae.outputs import check_outputs
     from pointae.sim import simulate, simulate_mixture
 
+    check_outputs([out], inputs=[ctcf], overwrite=overwrite)
     overrides = parse_sets(set_ or [])
     kw = dict(
         n=n,

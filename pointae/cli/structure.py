@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import command, console
+from pointae.cli._app import OVERWRITE, command, console
 
 
 class Method(str, Enum):
@@ -42,6 +42,7 @@ def reconstruct(
     ] = Method.smacof,
     unit: Annotated[Unit, typer.Option(help="Unit of .npy distance maps.")] = Unit.nm,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
     """Rebuild 3D structures from distance maps (MDS or SMACOF) and report their distance error.
 
@@ -49,8 +50,10 @@ def reconstruct(
     the RMSD is printed. From an .npy of maps (e.g. a model's predictions): unknown pairs (NaN)
     are left out of the fit.
     """
+    from pointae.outputs import check_outputs
     from pointae.recon import reconstruct_file
 
+    check_outputs([out], inputs=[input], overwrite=overwrite)
     rep = reconstruct_file(input, out, method=method.value, unit=unit.value)
     if as_json:
         typer.echo(json.dumps(rep, indent=2))
@@ -90,14 +93,19 @@ def view(
         Optional[int], typer.Option(help="Render the first N traces into one PNG grid (with --png).")
     ] = None,
     overlay: Annotated[bool, typer.Option(help="Overlay the comparison instead of side by side.")] = False,
+    overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
     """Show a trace in 3D (open3d): spheres and a tube coloured along the chain.
 
     Missing loci are absent, imputed ones grey and hollow, corrected ones ringed in red. Without
     a display pass --png to render offscreen.
     """
+    from pointae.outputs import check_outputs
     from pointae.viz.structure import parse_size, view_file
 
+    if png is not None:
+        model_dir = model if model not in (None, "default") else None
+        check_outputs([png], inputs=[file, compare], folders=[model_dir], overwrite=overwrite)
     wh = parse_size(size)
     written = view_file(
         file, trace=trace, compare=compare, model=model, png=png, size=wh, gallery=gallery, overlay=overlay
@@ -122,11 +130,12 @@ def export_pdb(
         Optional[float],
         typer.Option(help="PDB units per data unit (default: nm x 0.1, micron x 100, bead x 1)."),
     ] = None,
+    overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
     """Export traces to PDB for ChimeraX/PyMOL: one pseudo-atom per locus, B-factor = confidence/status."""
     from pointae.data.io.pdb import export_pdb as run
 
-    files = run(input, out, trace=trace, per_trace=per_trace, scale=scale)
+    files = run(input, out, trace=trace, per_trace=per_trace, scale=scale, overwrite=overwrite)
     if len(files) == 1:
         console.print(f"wrote {files[0]}")
     else:

@@ -70,6 +70,10 @@ def train(
         direct.append(f"task.name={task.value}")
     if data is not None and not data.is_file():
         raise PointaeError(f"{data}: no such file")
+    if out is not None:
+        from pointae.outputs import check_output_dir
+
+        check_output_dir(out, inputs=[data, *(config or [])])
     overrides = direct + list(set_ or [])
     if resume:
         if out is None:

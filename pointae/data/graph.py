@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from pointae.data.chain import as_coords, chain_features, filled_distance_maps
 from pointae.data.transforms import distance_maps_torch
 
 
@@ -60,14 +61,6 @@ class DenseGraph:
         return tuple(self.x.shape[:2])
 
 
-def chain_features(n_loci: int, n_freq: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """``(L, 2 * n_freq + 1)``: sinusoidal chain-position encodings plus ``i / (L - 1)``."""
-    from pointae.models.layers import chain_encoding
-
-    t = torch.linspace(0.0, 1.0, n_loci, device=device, dtype=dtype)[:, None]
-    return torch.cat([chain_encoding(n_loci, n_freq, device=device, dtype=dtype), t], dim=-1)
-
-
 class GraphRepr:
     """Coordinates ``(B, L, 3)`` -> :class:`DenseGraph`.
 
@@ -101,8 +94,6 @@ class GraphRepr:
     def __call__(
         self, coords, *, train: bool = False, generator: torch.Generator | None = None
     ) -> DenseGraph:
-        from pointae.data.reprs import as_coords, filled_distance_maps
-
         c = as_coords(coords)
         b, n, _ = c.shape
         dev, dt = c.device, c.dtype
@@ -170,8 +161,6 @@ def to_pyg(coords_one_trace, rep: GraphRepr | None = None):
     ``pos`` holds the coordinates (NaN for missing loci), ``mask`` the observed flags.
     """
     from torch_geometric.data import Data
-
-    from pointae.data.reprs import as_coords
 
     rep = rep or GraphRepr()
     c = as_coords(coords_one_trace)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from pointae.data.traces import Traces
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 MAX_LABELS = 50  # a meta column with more distinct values is not treated as a label
+STREAM_BYTES = 256 * 1024**2  # text files larger than this are summarised chunk by chunk
 
 
 def _quantiles(x: np.ndarray) -> dict[str, float] | None:
@@ -75,6 +77,8 @@ def _summarize_chunks(chunks: Callable[[], Iterable[Traces]], outlier_factor: fl
     """Two passes over ``chunks()``: statistics, then outliers with the global scale."""
     first: Traces | None = None
     n = observed = total = 0
+    detected = None  # (L,) traces observing each locus
+    dups = None
     miss, rgs, bonds, gaps = [], [], [], []
     counts: dict[str, Counter] = {}
     kinds: dict[str, str | None] = {}
@@ -83,7 +87,12 @@ def _summarize_chunks(chunks: Callable[[], Iterable[Traces]], outlier_factor: fl
             first = t
             kinds = {str(c): _label_kind(t.meta[c]) for c in t.meta.columns}
             counts = {c: Counter() for c, k in kinds.items() if k is not None}
+        d = t.attrs.get("duplicates")  # per chunk when streamed: summed
+        if isinstance(d, dict) and "spots" in d:
+            dups = dict(d) if dups is None else {**dups, "spots": dups["spots"] + d["spots"],
+                                                 "rows_dropped": dups["rows_dropped"] + d["rows_dropped"]}
         m = t.mask  # (B, L)
+        detected = m.sum(axis=0) if detected is None else detected + m.sum(axis=0)
         n += len(t)
         observed += int(m.sum())
         total += m.size
@@ -133,6 +142,8 @@ def _summarize_chunks(chunks: Callable[[], Iterable[Traces]], outlier_factor: fl
         if _is_label(kinds[c], k, n):
             labels[c] = {str(v): int(x) for v, x in cnt.most_common()}
     rg = np.concatenate(rgs) if rgs else np.empty(0)
+    det = detected / n if n and detected is not None else np.zeros(n_loci)
+    a = first.attrs
     return {
         "n_traces": int(n),
         "n_loci": int(n_loci),
@@ -152,7 +163,25 @@ def _summarize_chunks(chunks: Callable[[], Iterable[Traces]], outlier_factor: fl
         "meta_columns": [str(c) for c in first.meta.columns],
         "layers": sorted(first.layers),
         "labels": labels,
+        "detection_per_locus": [round(float(v), 4) for v in det],
+        "locus_names": _locus_names(first),
+        "unit_source": a.get("unit_source", "stated by the format" if a.get("format") != "h5" else "file"),
+        "trace_key": a.get("trace_key"),
+        "columns": a.get("columns"),
+        "duplicates": dups,
+        "encoding": a.get("encoding"),
     }
+
+
+def _locus_names(t: Traces) -> list[str]:
+    """A short name per locus: ``chrom:start-end``, the locus index or label, else ``0..L-1``."""
+    if t.loci is not None:
+        return [f"{c}:{s}-{e}" for c, s, e in zip(t.loci["chrom"], t.loci["start"], t.loci["end"])]
+    for key in ("locus_labels", "locus_index", "segment_index"):
+        v = t.attrs.get(key)
+        if isinstance(v, list) and len(v) == t.n_loci:
+            return [str(x) for x in v]
+    return [str(i) for i in range(t.n_loci)]
 
 
 def summarize(traces: Traces, outlier_factor: float = 3.0) -> dict[str, Any]:
@@ -174,24 +203,38 @@ def summarize(traces: Traces, outlier_factor: float = 3.0) -> dict[str, Any]:
         ``genomic_span``, ``missing_fraction``, ``missing_per_trace``,
         ``traces_over_half_missing``, ``empty_traces``, ``median_neighbour_distance``,
         ``radius_of_gyration``, ``outlier_factor``, ``outlier_fraction``, ``outlier_traces``,
-        ``meta_columns``, ``layers``, ``labels`` (see docs/data.md).
+        ``meta_columns``, ``layers``, ``labels``, ``detection_per_locus`` (fraction of traces
+        observing each locus), ``locus_names``, ``unit_source`` (how the unit was decided),
+        ``trace_key`` (columns that key a trace), ``columns`` (the column mapping of a table),
+        ``duplicates`` (policy and counts), ``encoding`` (see docs/data.md).
     """
     return _summarize_chunks(lambda: [traces], outlier_factor)
 
 
 def summarize_file(
-    path, format: str | None = None, chunk_size: int = 65536, outlier_factor: float = 3.0
+    path, format: str | None = None, chunk_size: int = 65536, outlier_factor: float = 3.0, **read_kw
 ) -> dict[str, Any]:
-    """:func:`summarize` a file; HDF5 files are streamed in chunks of ``chunk_size`` traces."""
+    """:func:`summarize` a file; HDF5 files and text files over 256 MB are streamed in chunks of
+    ``chunk_size`` traces (two passes).
+
+    ``read_kw`` are reader options (:class:`pointae.data.io.ReadOptions`: ``columns``, ``unit``,
+    ``pixel_size``, ``duplicates``).
+    """
     from pointae.data.io import detect_format, iter_traces, read_traces
     from pointae.data.io.hdf5 import h5_length
 
+    if read_kw.get("columns") is not None and format is None:
+        format = "table"
     fmt = format or detect_format(path)
-    if fmt in ("h5", "hdf5") and h5_length(path) > 0:
+    if fmt in ("h5", "hdf5") and h5_length(path) > 0 and not read_kw:
         return _summarize_chunks(
             lambda: iter_traces(path, chunk_size=chunk_size, format="h5"), outlier_factor
         )
-    return summarize(read_traces(path, format=fmt), outlier_factor=outlier_factor)
+    if fmt not in ("h5", "hdf5") and Path(path).stat().st_size > STREAM_BYTES:  # big text: stream, 2 passes
+        return _summarize_chunks(
+            lambda: iter_traces(path, chunk_size=chunk_size, format=fmt, **read_kw), outlier_factor
+        )
+    return summarize(read_traces(path, format=fmt, **read_kw), outlier_factor=outlier_factor)
 
 
 __all__ = ["summarize", "summarize_file", "observed_gaps"]

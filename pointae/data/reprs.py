@@ -21,22 +21,13 @@ torch.Size([2, 4, 5, 5])
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
+from pointae.data.chain import as_coords, filled_distance_maps
+from pointae.data.graph import GraphRepr
 from pointae.data.transforms import distance_maps_torch
+from pointae.data.voxel import VoxelRepr
 from pointae.errors import PointaeError
-
-
-def as_coords(coords) -> torch.Tensor:
-    """Accept a tensor or array ``(B, L, 3)`` (or one trace ``(L, 3)``) -> float32 ``(B, L, 3)``."""
-    c = torch.as_tensor(np.asarray(coords) if not isinstance(coords, torch.Tensor) else coords)
-    c = c.to(torch.float32)
-    if c.ndim == 2:
-        c = c[None]
-    if c.ndim != 3 or c.shape[-1] != 3:
-        raise PointaeError(f"coords must have shape (B, L, 3), got {tuple(c.shape)}")
-    return c
 
 
 class MapRepr:
@@ -68,28 +59,7 @@ class MapRepr:
         return "MapRepr(channels=[distance, pair_mask, chain_separation, interpolated_distance])"
 
 
-def filled_distance_maps(coords: torch.Tensor, maps: torch.Tensor | None = None) -> torch.Tensor:
-    """Distances ``(B, L, L)`` after filling missing loci by linear interpolation along the chain.
-
-    Observed pairs keep their exact distance (``maps`` if given); rigid-motion invariant, since
-    interpolation commutes with rigid motions. Traces with no observed locus give zeros.
-    """
-    from pointae.data.voxel import interpolate_along_chain
-
-    filled = distance_maps_torch(interpolate_along_chain(coords))  # (B, L, L), no NaN
-    if maps is not None:
-        filled = torch.where(torch.isnan(maps), filled, maps)
-    return filled
-
-
-def _registry() -> dict[str, type]:
-    from pointae.data.graph import GraphRepr
-    from pointae.data.voxel import VoxelRepr
-
-    return {"map": MapRepr, "graph": GraphRepr, "voxel": VoxelRepr}
-
-
-REPRS: dict[str, type] = _registry()
+REPRS: dict[str, type] = {"map": MapRepr, "graph": GraphRepr, "voxel": VoxelRepr}
 
 
 def build_repr(name: str, **kw):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -70,6 +71,7 @@ class Traces:
     loci: pd.DataFrame | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
     layers: dict[str, np.ndarray] = field(default_factory=dict)
+    coords64: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         c = np.asarray(self.coords)
@@ -77,11 +79,11 @@ class Traces:
             raise PointaeError(f"coords must have shape (N, L, 3), got {c.shape}")
         if not np.issubdtype(c.dtype, np.number):
             raise PointaeError(f"coords must be numeric, got dtype {c.dtype}")
-        c = np.array(c, dtype=np.float32, copy=True)
-        bad = ~np.isfinite(c)
-        if bad.any():
-            # a locus with any non-finite coordinate is missing as a whole
-            c[bad.any(-1)] = np.nan
+        from pointae.data.validate import clean_coords
+
+        # a locus with any non-finite or out-of-range coordinate is missing as a whole; the
+        # count is kept for the readers' report (pointae.data.validate)
+        c, self.invalid_spots = clean_coords(c)
         self.coords = c
         if self.unit not in UNITS:
             raise PointaeError(f"unknown unit {self.unit!r}; expected one of {', '.join(UNITS)}")
@@ -110,6 +112,22 @@ class Traces:
         for k, v in self.layers.items():
             if v.shape != (n, n_loci):
                 raise PointaeError(f"layer {k!r} has shape {v.shape}, expected {(n, n_loci)}")
+        if self.coords64 is not None:
+            c64 = np.asarray(self.coords64, dtype=np.float64)
+            if c64.shape != c.shape:
+                raise PointaeError(f"coords64 has shape {c64.shape}, expected {c.shape}")
+            self.coords64 = c64
+
+    def exact_coords(self) -> np.ndarray:
+        """float64 ``(N, L, 3)``: ``coords64`` where it still agrees with ``coords``, else ``coords``.
+
+        What writers write: observed values exactly as read, changed or new values as float32.
+        """
+        out = self.coords.astype(np.float64)
+        if self.coords64 is not None:
+            same = self.coords64.astype(np.float32) == self.coords  # (N, L, 3); False for NaN
+            out[same] = self.coords64[same]
+        return out
 
     # ------------------------------------------------------------------ basic properties
     def __len__(self) -> int:
@@ -173,7 +191,8 @@ class Traces:
                     raise IndexError(f"boolean index of shape {sel.shape} for {len(self)} traces")
                 sel = np.flatnonzero(sel)
         layers = {k: v[sel] for k, v in self.layers.items()}
-        return self._replace(coords=self.coords[sel], meta=self.meta.iloc[sel], layers=layers)
+        c64 = None if self.coords64 is None else self.coords64[sel]
+        return self._replace(coords=self.coords[sel], meta=self.meta.iloc[sel], layers=layers, coords64=c64)
 
     def _replace(self, **changes) -> Traces:
         kw = dict(
@@ -183,6 +202,7 @@ class Traces:
             loci=self.loci,
             attrs=self.attrs,
             layers=self.layers,
+            coords64=self.coords64,
         )
         kw.update(changes)
         return Traces(**kw)
@@ -210,10 +230,11 @@ class Traces:
                 raise PointaeError(f"cannot concatenate units {first.unit!r} and {t.unit!r}")
         meta = pd.concat([t.meta for t in items], ignore_index=True)
         if unique_ids and meta["trace_id"].duplicated().any():
-            meta["trace_id"] = [
-                f"{k}:{tid}" for k, t in enumerate(items) for tid in t.meta["trace_id"]
-            ]
+            meta["trace_id"] = [f"{k}:{tid}" for k, t in enumerate(items) for tid in t.meta["trace_id"]]
         common = set.intersection(*(set(t.layers) for t in items))
+        c64 = None
+        if any(t.coords64 is not None for t in items):
+            c64 = np.concatenate([t.exact_coords() for t in items])
         return Traces(
             coords=np.concatenate([t.coords for t in items]),
             unit=first.unit,
@@ -221,6 +242,7 @@ class Traces:
             loci=first.loci,
             attrs=dict(first.attrs),
             layers={k: np.concatenate([t.layers[k] for t in items]) for k in sorted(common)},
+            coords64=c64,
         )
 
     # ------------------------------------------------------------------ splits
@@ -255,7 +277,7 @@ class Traces:
         if unit not in _TO_NM or self.unit not in _TO_NM:
             raise PointaeError(f"cannot convert {self.unit!r} to {unit!r} without a calibration")
         factor = _TO_NM[self.unit] / _TO_NM[unit]
-        return self._replace(coords=self.coords * np.float32(factor), unit=unit)
+        return self._replace(coords=self.coords * np.float32(factor), unit=unit, coords64=None)
 
     # ------------------------------------------------------------------ geometry
     def distance_maps(self, idx=None) -> np.ndarray:

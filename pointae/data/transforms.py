@@ -75,6 +75,13 @@ def distance_maps(coords: np.ndarray, chunk: int = _CHUNK) -> np.ndarray:
     if coords.ndim != 3 or coords.shape[-1] != 3:
         raise PointaeError(f"coords must have shape (N, L, 3), got {coords.shape}")
     n, n_loci = coords.shape[:2]
+    from pointae.data.validate import check_memory
+
+    check_memory(
+        4.0 * n * n_loci * n_loci,
+        f"distance maps of {n:,} traces x {n_loci:,} loci",
+        hint="use fewer loci or fewer traces at a time",
+    )
     out = np.empty((n, n_loci, n_loci), dtype=np.float32)
     if n == 0 or n_loci == 0:
         return out

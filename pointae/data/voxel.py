@@ -24,7 +24,14 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from pointae.models.layers import chain_encoding
+from pointae.data.chain import (
+    as_coords,
+    chain_encoding,
+    filled_distance_maps,
+    interpolate_along_chain,
+    random_rotations,
+)
+from pointae.data.transforms import distance_maps_torch
 
 
 @dataclass
@@ -66,43 +73,21 @@ class VoxelInput:
         return self.grid.shape
 
 
-def random_rotations(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
-    """``(n, 3, 3)`` uniformly random rotations (QR of Gaussian matrices, Haar measure)."""
-    a = torch.randn(n, 3, 3, generator=generator, dtype=torch.float64)
-    q, r = torch.linalg.qr(a)
-    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]
-    det = torch.linalg.det(q)
-    q[:, :, 0] *= det.sign()[:, None]  # proper rotations
-    return q.to(dtype)
-
-
-def interpolate_along_chain(coords: torch.Tensor) -> torch.Tensor:
-    """Fill missing loci ``(B, L, 3)`` by linear interpolation along the chain index.
-
-    Ends take the nearest observed locus; traces with no observed locus become zeros.
-    """
-    b, n, _ = coords.shape
-    obs = ~torch.isnan(coords[..., 0])  # (B, L)
-    idx = torch.arange(n, device=coords.device).expand(b, n)
-    big = n + 1
-    # index of the previous / next observed locus for every position
-    prev = torch.where(obs, idx, torch.full_like(idx, -1)).cummax(1).values  # (B, L)
-    nxt = torch.where(obs, idx, torch.full_like(idx, big)).flip(1).cummin(1).values.flip(1)
-    has_p, has_n = prev >= 0, nxt < big
-    p = torch.where(has_p, prev, torch.where(has_n, nxt, 0))
-    q = torch.where(has_n, nxt, p)
-    c0 = torch.nan_to_num(coords, nan=0.0)
-    cp = torch.gather(c0, 1, p[..., None].expand(b, n, 3))
-    cq = torch.gather(c0, 1, q[..., None].expand(b, n, 3))
-    w = torch.where(q > p, (idx - p).to(coords.dtype) / (q - p).clamp(min=1).to(coords.dtype), 0.0)
-    return cp + w[..., None] * (cq - cp)  # (B, L, 3)
-
-
-def canonical_frame(coords: torch.Tensor) -> torch.Tensor:
+def canonical_frame(coords: torch.Tensor, degenerate_tol: float = 1e-3) -> torch.Tensor:
     """Deterministic orientation ``(B, 3, 3)`` (rows = axes) from the observed loci.
 
     PCA axes sorted by decreasing variance; each axis flipped so that the projection has a
     non-negative covariance with the locus index (ties broken towards the third moment).
+
+    PCA alone is unstable where two principal variances are (nearly) equal: a ring, a disc or a
+    round globule has no preferred axis inside the degenerate plane (or space), and the
+    eigenvectors returned there are arbitrary, so a rotated copy got a different grid. When two
+    variances differ by at most ``degenerate_tol`` times the largest, the axes inside that
+    subspace come from the chain instead: the chain moments ``m_k = sum_i h_k(i) (x_i - mu)``
+    (``h_k`` the centred locus index to the power 1, 2, 3) projected onto the subspace and
+    orthonormalised in that order. Eigenvalues and chain moments are both rotation-equivariant, so
+    the frame is too; it stays ambiguous only for a structure whose chain moments also vanish or
+    align in that subspace (e.g. a perfectly symmetric shape traversed symmetrically).
     """
     b, n, _ = coords.shape
     obs = ~torch.isnan(coords[..., 0])  # (B, L)
@@ -112,8 +97,9 @@ def canonical_frame(coords: torch.Tensor) -> torch.Tensor:
     mu = (x * w[..., None]).sum(1) / cnt[:, None]  # (B, 3)
     xc = (x - mu[:, None]) * w[..., None]  # (B, L, 3)
     cov = xc.transpose(1, 2) @ xc / cnt[:, None, None]  # (B, 3, 3)
-    _, vec = torch.linalg.eigh(cov)  # ascending eigenvalues
+    lam, vec = torch.linalg.eigh(cov)  # ascending eigenvalues
     axes = vec.flip(-1).transpose(1, 2)  # (B, 3, 3) rows = axes, largest variance first
+    lam = lam.flip(-1)  # (B, 3) descending
     proj = xc @ axes.transpose(1, 2)  # (B, L, 3)
     t = torch.arange(n, dtype=torch.float64, device=coords.device)
     tc = (t - (t * w).sum(1, keepdim=True) / cnt[:, None]) * w  # (B, L)
@@ -121,7 +107,49 @@ def canonical_frame(coords: torch.Tensor) -> torch.Tensor:
     s3 = (proj**3).sum(1)  # (B, 3) third moment, for ties
     tol = 1e-9 * (proj.abs().sum(1) * tc.abs().sum(1, keepdim=True) + 1.0)
     sign = torch.where(s1.abs() > tol, s1.sign(), torch.where(s3 != 0, s3.sign(), 1.0))
-    return (axes * sign[..., None]).to(coords.dtype)
+    axes = axes * sign[..., None]
+    gap = degenerate_tol * lam[:, :1].clamp(min=0.0)  # (B, 1)
+    deg = (lam[:, :2] - lam[:, 1:]) <= gap  # (B, 2): top pair, bottom pair (nearly) equal
+    for i in torch.nonzero(deg.any(1) & (lam[:, 0] > 0)).flatten().tolist():
+        axes[i] = _chain_axes(axes[i], deg[i], xc[i], tc[i], w[i])
+    return axes.to(coords.dtype)
+
+
+def _chain_axes(axes: torch.Tensor, deg: torch.Tensor, xc: torch.Tensor, tc: torch.Tensor, w: torch.Tensor):
+    """Replace the axes of a degenerate eigen-subspace by chain moments projected onto it."""
+    if bool(deg[0]) and bool(deg[1]):
+        groups = [[0, 1, 2]]
+    elif bool(deg[0]):
+        groups = [[0, 1]]
+    else:
+        groups = [[1, 2]]
+    moments = []
+    for k in (1, 2, 3):
+        h = tc**k
+        h = (h - (h * w).sum() / w.sum().clamp(min=1.0)) * w
+        moments.append(h @ xc)  # (3,)
+    scale = float(xc.abs().sum()) * float(tc.abs().max() ** 3 + 1.0) * 1e-12
+    out = axes.clone()
+    for g in groups:
+        basis = axes[g]  # (k, 3) rows span the degenerate subspace
+        found: list[torch.Tensor] = []
+        for m in moments:
+            v = basis.T @ (basis @ m)  # projection onto the subspace
+            for f in found:
+                v = v - (v @ f) * f
+            if float(v.norm()) > scale:
+                found.append(v / v.norm())
+            if len(found) == len(g):
+                break
+        if len(found) < len(g) - 1:
+            continue  # chain moments do not fix this subspace either: keep the PCA axes
+        if len(found) < len(g):  # the last axis is the remaining direction of the subspace
+            other = found[0] if len(g) == 3 else out[3 - sum(g)]  # axis outside a plane group
+            v = torch.linalg.cross(other, found[-1])
+            found.append(v / v.norm())
+        for j, v in zip(g, found):
+            out[j] = v
+    return out
 
 
 class VoxelRepr:
@@ -165,9 +193,6 @@ class VoxelRepr:
     def __call__(
         self, coords, *, train: bool = False, generator: torch.Generator | None = None
     ) -> VoxelInput:
-        from pointae.data.reprs import as_coords, filled_distance_maps
-        from pointae.data.transforms import distance_maps_torch
-
         c = as_coords(coords)
         b, n, _ = c.shape
         g = self.grid

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pointae.data.chain import chain_encoding  # noqa: F401  (re-exported: models use it from here)
 
 
 def valid_map(raw: torch.Tensor) -> torch.Tensor:
@@ -80,18 +81,6 @@ class MLP(nn.Sequential):
                 if dropout > 0:
                     layers.append(nn.Dropout(dropout))
         super().__init__(*layers)
-
-
-def chain_encoding(n_loci: int, n_freq: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Sinusoidal position-along-chain encoding ``(L, 2 * n_freq)``.
-
-    Column pairs are ``sin/cos(pi * 2^k * t)`` with ``t = i / (L - 1)`` in [0, 1], k = 0..n_freq-1,
-    so the encoding is the same for any L (a fraction of the chain, not an index).
-    """
-    t = torch.linspace(0.0, 1.0, n_loci, device=device, dtype=dtype)  # (L,)
-    freq = math.pi * 2.0 ** torch.arange(n_freq, device=device, dtype=dtype)  # (F,)
-    ang = t[:, None] * freq[None, :]  # (L, F)
-    return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1)  # (L, 2F)
 
 
 def crop_or_pad2d(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -432,6 +432,10 @@ def render_trace(
         if y.shape != x.shape:
             raise PointaeError(f"cannot compare traces of {x.shape[0]} and {y.shape[0]} loci")
         y = align(y, x, allow_reflection=allow_reflection)
+    if not np.isfinite(x).all(1).any():
+        src = traces.attrs.get("source") if hasattr(traces, "attrs") else None
+        where = f"{src}: " if src else ""
+        raise PointaeError(f"{where}trace {trace!r} has no observed locus; nothing to draw")
     centre = np.nanmean(x, 0)
     rot = _view_rotation(x)
     x = (x - centre) @ rot.T

@@ -313,3 +313,37 @@ def test_label_verdict_names_representation_regime_task_and_margin():
     assert (
         "-0.110 over PCA of log distances (0.360; 2 SE = 0.065, below it beyond two standard errors)" in text
     )
+
+
+def test_report_md_escapes_data_derived_text_like_the_html_report(tmp_path, traces):
+    """Issue 11: a label column's name went into report.md as raw HTML (report.html escaped it)."""
+    evil = "<img src=x onerror=alert(1)>|cond"
+    col = next(c for c in traces.meta.columns if c != "trace_id")
+    t = traces._replace(meta=traces.meta.rename(columns={col: evil}))
+    compare(
+        t,
+        reprs=["map"],
+        tasks=["autoencode"],
+        out=tmp_path / "rep",
+        overrides=["train.max_epochs=1"],
+        labels=[evil],
+        latent_dim=4,
+        layout="pca",
+        trainer=standin_trainer,
+        loader=standin_loader_for(t, d=4),
+    )
+    md = (tmp_path / "rep" / "report.md").read_text()
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "<img src=x" not in md and "<img src=x" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in md and "&lt;img src=x onerror=alert(1)&gt;" in page
+    # every Markdown table keeps one cell count per row (no '|' from data splits a row)
+    import re
+
+    blocks, cur = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            cur.append(len(re.findall(r"(?<!\\)\|", line)))
+        elif cur:
+            blocks.append(cur)
+            cur = []
+    assert blocks and all(len(set(b)) == 1 for b in blocks)

@@ -55,7 +55,7 @@ def test_write_report_files(tmp_path, rng):
     assert re.search(r'<tr class="baseline">.*<td class="best">9</td>', html)
     assert '<td class="best">0.9</td>' in html
     md = paths["md"].read_text()
-    assert "| map | 10 | **0.9** | 5 |" in md and "| *PCA <b>* | **9** | 0.7 | — |" in md
+    assert "| map | 10 | **0.9** | 5 |" in md and "| *PCA &lt;b&gt;* | **9** | 0.7 | — |" in md
     assert "figures/00_summary_00.png" in md and (tmp_path / "figures" / "00_summary_00.png").is_file()
     j = json.loads(paths["json"].read_text())  # strict JSON: NaN became null
     assert j == {"a": 1.0, "b": None, "c": 2.5, "d": {"e": [3]}}

@@ -79,24 +79,11 @@ CASES = {
         None,
     ),
     "bintu_duplicated": (_replace_line(BINTU, 5, "1,2,1,2,3,G1,100"), "duplicated row for segment 2", 5, "1"),
-    "fofct_duplicated": (
-        FOF_HEAD + "1,a,1,2,3,chr1,0,10\n2,a,1,2,3,chr1,10,20\n3,a,4,5,6,chr1,0,10\n",
-        "duplicated row for locus chr1:0-10",
-        7,
-        "a",
-    ),
-    "csv_duplicated": (CSV_HEAD + "t,0,1,2,3\nu,0,1,2,3\nt,0,1,2,3\n", "duplicated row for locus 0", 4, "t"),
     "bintu_inconsistent_loci": (
         "\n".join(line for line in BINTU.split("\n") if not line.startswith("3,7,")),
         "inconsistent locus sets",
         None,
         "3",
-    ),
-    "fofct_overlapping_loci": (
-        FOF_HEAD + "1,a,1,2,3,chr1,0,10\n2,b,1,2,3,chr1,5,15\n",
-        "inconsistent locus sets",
-        6,
-        None,
     ),
     "fofct_other_chromosome": (
         FOF_HEAD + "1,a,1,2,3,chr1,0,10\n2,b,1,2,3,chr2,0,10\n",
@@ -121,7 +108,59 @@ CASES = {
     ),
     "csv_unknown_unit": ("#unit=parsec\n" + CSV_HEAD + "t,0,1,2,3\n", "unknown unit 'parsec'", 1, None),
     "binary_garbage": (b"\x00\xff\xfe" * 100, "not a UTF-8 text file", None, None),
+    "fofct_attrs_list": (
+        FOF_HEAD.replace("##columns", "#pointae_attrs=[1, 2]\n##columns") + "1,a,1,2,3,chr1,0,10\n",
+        "must hold a JSON object",
+        4,
+        None,
+    ),
+    "csv_attrs_list": ("#attrs=[1]\n" + CSV_HEAD + "t,0,1,2,3\n", "must hold a JSON object", 1, None),
+    "fofct_short_required": (FOF_HEAD + "1,a,1,2,3,chr1,0\n", "expected 8 fields, found 7", 5, None),
+    "site_table": ("chrom\tstart\tend\tfc\nchr1\t10\t20\t3.5\n", "a genomic site table", 1, None),
+    "table_two_x_columns": (
+        "cell_id,barcode,x,y,z,x_um\nt,1,1,2,3,4\n",
+        "could all be the x coordinate",
+        None,
+        None,
+    ),
+    "table_unmapped_column": (
+        "cell,x,y,z\nc,1,2,3\n",
+        "cannot detect the format",
+        1,
+        None,
+    ),
 }
+
+# several spots for one (trace, locus): counted by default (closest), an error with duplicates="error"
+DUPLICATES = {
+    "fofct": (
+        FOF_HEAD + "1,a,1,2,3,chr1,0,10\n2,a,1,2,3,chr1,10,20\n3,a,4,5,6,chr1,0,10\n",
+        "duplicated row for locus chr1:0-10",
+        7,
+        "a",
+    ),
+    "csv": (CSV_HEAD + "t,0,1,2,3\nu,0,1,2,3\nt,0,1,2,3\n", "duplicated row for locus 0", 4, "t"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DUPLICATES))
+def test_duplicated_spots_policy(tmp_path, name):
+    content, problem, line, trace = DUPLICATES[name]
+    p = tmp_path / f"{name}.dat"
+    p.write_text(content)
+    with pytest.raises(InputError) as ei:
+        read_traces(p, duplicates="error")
+    assert problem in ei.value.problem and ei.value.line == line and ei.value.trace == trace
+    t = read_traces(p)  # default: the spot closest to its chain neighbours, counted
+    assert t.attrs["duplicates"] == {"policy": "closest", "spots": 1, "rows_dropped": 1}
+    first = read_traces(p, duplicates="first")
+    mean = read_traces(p, duplicates="mean")
+    i = list(t.meta["trace_id"]).index(trace)
+    assert first.coords[i, 0].tolist() == [1, 2, 3]
+    assert mean.coords[i, 0].tolist() == ([2.5, 3.5, 4.5] if name == "fofct" else [1, 2, 3])
+    result = CliRunner().invoke(app, ["info", str(p), "--duplicates", "error"])
+    assert result.exit_code == 1 and "duplicated row" in result.stderr
+
 
 
 def _make(tmp_path: Path, name: str) -> Path:

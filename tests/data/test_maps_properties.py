@@ -53,7 +53,7 @@ def test_distance_maps_are_valid_and_mask_aware(c):
     diag = np.diagonal(d, axis1=1, axis2=2)
     assert np.all(diag[m] == 0.0)
     assert np.all(d[~np.isnan(d)] >= 0.0)
-    assert_valid_map(d)
+    assert_valid_map(d, allow_nan=True)
     # close to a float64 reference
     scale = max(1.0, float(np.nanmax(np.abs(c), initial=1.0)))
     np.testing.assert_allclose(d, _reference(c), rtol=0, atol=2e-3 * scale, equal_nan=True)
@@ -203,3 +203,32 @@ def test_split_partitions_and_concat_restores(t, seed, test_fraction, val_fracti
     np.testing.assert_array_equal(joined.coords, t.coords[allidx])
     np.testing.assert_array_equal(joined.layers["q"], t.layers["q"][allidx])
     assert joined.trace_ids.tolist() == t.trace_ids[allidx].tolist()
+
+
+def test_assert_valid_map_rejects_bad_maps():
+    """The helper the property tests rely on must fail on each kind of invalid map."""
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=(6, 3))
+    good = np.linalg.norm(c[:, None] - c[None], axis=-1)
+    assert_valid_map(good)
+    bad = {
+        "NaN": good.copy(),
+        "asymmetric": good.copy(),
+        "diagonal": good.copy(),
+        "negative": good.copy(),
+        "inf": good.copy(),
+    }
+    bad["NaN"][1, 2] = bad["NaN"][2, 1] = np.nan
+    bad["asymmetric"][1, 2] += 0.5
+    bad["diagonal"][3, 3] = 0.5
+    bad["negative"][1, 2] = bad["negative"][2, 1] = -0.5
+    bad["inf"][0, 4] = bad["inf"][4, 0] = np.inf
+    for m in bad.values():
+        with pytest.raises(AssertionError):
+            assert_valid_map(m)
+    # a data map's missing locus: NaN allowed when asked for, but only in a symmetric pattern
+    assert_valid_map(bad["NaN"], allow_nan=True)
+    one_sided = good.copy()
+    one_sided[1, 2] = np.nan
+    with pytest.raises(AssertionError, match="NaN pattern"):
+        assert_valid_map(one_sided, allow_nan=True)

@@ -135,14 +135,29 @@ def test_latent_invariant_to_rigid_motions(rep, seed, reflect):
     torch.testing.assert_close(a, b, rtol=0, atol=2e-3 * scale)
 
 
+def _randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every parameter random values, so zero-initialised residual heads stop returning the
+    input map unchanged (an untrained task model is then not a trivial identity)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return model
+
+
 @pytest.mark.parametrize("rep", ["map", "graph"])
 def test_task_model_recon_invariant(rep):
     n = 16
-    model = tiny_task_model(rep, "denoise", n).eval()
+    model = _randomise(tiny_task_model(rep, "denoise", n)).eval()
     r = build_repr(rep)
     c = walk(2, n, seed=3)
     with torch.no_grad():
         a, b = model(r(c)).recon, model(r(_rigid(c, np.random.default_rng(3), True))).recon
+        plain = tiny_task_model(rep, "denoise", n).eval()(r(c)).recon
+    # the randomised model really transforms its input (otherwise invariance would be trivial)...
+    assert float((a - plain).abs().max()) > 0.02 * float(plain.abs().max())
+    assert_valid_map(a)
+    # ...and still gives the same map for a rotated, translated, reflected copy
     torch.testing.assert_close(a, b, rtol=0, atol=2e-3 * max(1.0, float(a.max())))
 
 

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -91,3 +92,36 @@ def test_ddp_two_cpu_processes(tmp_path, small_file, fast):
     assert m["training"]["world_size"] == 2
     assert m["training"]["epochs"] == 1
     assert sys.executable  # the launcher re-ran the same interpreter
+
+
+def test_train_cli_huge_learning_rate_is_one_line_exit_1(tmp_path, small_file, fast):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(small_file), "--out", str(out)]
+    r = runner.invoke(app, args + _sets(fast, "train.max_epochs=2", "train.lr=1e30"))
+    assert r.exit_code == 1, r.output
+    err = [x for x in r.output.splitlines() if x.startswith("error:")]
+    assert len(err) == 1 and "non-finite" in err[0] and "train.lr" in err[0], r.output
+    assert "Traceback" not in r.output and not (out / "model.safetensors").exists()
+
+
+def test_train_cli_spot_at_3e38_is_treated_as_missing_and_gives_finite_weights(tmp_path, small_traces, fast):
+    """Issue 11 item 3: one locus at 3e38 (finite in float32) used to give a NaN model with exit 0."""
+    from safetensors.numpy import load_file
+
+    data = tmp_path / "huge.csv"
+    small_traces.save(data)  # long CSV: trace_id,locus,x,y,z
+    lines = data.read_text().splitlines()
+    tid = small_traces.trace_ids[3]
+    row = next(i for i, x in enumerate(lines) if x.split(",")[:2] == [tid, "4"])
+    f = lines[row].split(",")
+    lines[row] = ",".join(f[:2] + ["3e38", "0", "0"] + f[5:])
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    args = ["train", "--data", str(data), "--out", str(out)]
+    r = runner.invoke(app, args + _sets(fast, "train.max_epochs=1"))
+    assert r.exit_code == 0, r.output
+    assert "1 spot(s) treated as missing" in r.output and "3e+38" in r.output
+    w = load_file(out / "model.safetensors")
+    assert all(np.isfinite(v).all() for v in w.values())
+    hist = (out / "history.csv").read_text().splitlines()
+    assert len(hist) == 2 and ",," not in hist[1].split(",lr")[0]

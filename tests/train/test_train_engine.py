@@ -251,3 +251,28 @@ def test_default_data_is_simulated_once_and_cached(tmp_path, monkeypatch):
     assert list(a.trace_ids) == list(b.trace_ids)
     load_traces(load_config(overrides=["data.n_traces=12", "data.n_loci=10", "data.sim_seed=1"]))
     assert len(calls) == 2  # other settings, other cache entry
+
+
+class PoisonGradient(L.Callback):
+    """Makes one gradient NaN from optimisation step ``at`` on (a numerically broken run)."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_after_backward(self, trainer, pl_module):
+        if trainer.global_step >= self.at:
+            next(pl_module.parameters()).grad.fill_(float("nan"))
+
+
+def test_non_finite_gradient_stops_training_keeps_last_finite_checkpoint(tmp_path, small_traces, make_cfg):
+    # 3 steps per epoch: epoch 0 ends with last.ckpt at step 3; step 4 gets a NaN gradient
+    cfg = make_cfg("train.max_epochs=3", name="nan")
+    with pytest.raises(PointaeError) as ei:
+        fit(cfg, small_traces, callbacks=[PoisonGradient(4)])
+    msg = str(ei.value)
+    assert "\n" not in msg and "non-finite" in msg and "likely cause" in msg
+    assert "last finite checkpoint is kept" in msg and "epoch 1, step 4" in msg
+    ckpt = safe_load_checkpoint(tmp_path / "nan" / "last.ckpt")
+    assert ckpt["global_step"] == 3
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+    assert not (tmp_path / "nan" / "model.safetensors").exists()

@@ -5,6 +5,9 @@ Formats (``format=`` names):
 - ``"bintu"``: Bintu et al. 2018 tracing CSV (:mod:`pointae.data.io.bintu`)
 - ``"fofct"``: 4DN FOF-CT core table (:mod:`pointae.data.io.fofct`)
 - ``"csv"``: plain long CSV ``trace_id,locus,x,y,z`` (:mod:`pointae.data.io.longcsv`)
+- ``"table"``: read-only, any long table (CSV, TSV, astropy ECSV) by a column mapping given with
+  ``columns=`` or detected (Huang CSV, SnapFISH TSV, Hi-M ECSV; :mod:`pointae.data.io.table`);
+  written back as FOF-CT
 - ``"h5"``: native HDF5, chunked and compressed, streamable (:mod:`pointae.data.io.hdf5`)
 - ``"pdb"``: write-only, one model per trace (:mod:`pointae.data.io.pdb`)
 
@@ -16,16 +19,89 @@ bintu, ``.csv`` -> csv, ``.pdb`` -> pdb). ``format=`` overrides both. All writes
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from pointae.data.io import bintu, fofct, hdf5, longcsv
-from pointae.data.io._common import check_input_path
+from pointae.data.io import bintu, fofct, hdf5, longcsv, table
+from pointae.data.io._common import DUPLICATE_POLICIES, check_input_path, decode_bytes
 from pointae.data.traces import Traces
-from pointae.errors import InputError, PointaeError
+from pointae.errors import InputError, PointaeError, PointaeWarning
 
-READ_FORMATS = ("bintu", "fofct", "csv", "h5")
+READ_FORMATS = ("bintu", "fofct", "csv", "table", "h5")
 WRITE_FORMATS = ("bintu", "fofct", "csv", "h5", "pdb")
-_ALIASES = {"hdf5": "h5", "fof-ct": "fofct", "long": "csv", "longcsv": "csv"}
+_ALIASES = {
+    "hdf5": "h5",
+    "fof-ct": "fofct",
+    "long": "csv",
+    "longcsv": "csv",
+    "ecsv": "table",
+    "tsv": "table",
+    "mapped": "table",
+}
+# reader options each text format understands (h5 takes none)
+_OPTIONS = {
+    "bintu": ("unit",),
+    "fofct": ("unit", "duplicates"),
+    "csv": ("unit", "duplicates"),
+    "table": ("unit", "columns", "pixel_size", "duplicates"),
+    "h5": (),
+}
+
+
+@dataclass
+class ReadOptions:
+    """How to read a trace file; the CLI's ``--format --columns --unit --pixel-size --duplicates``.
+
+    Parameters
+    ----------
+    format
+        Input format (detected when None).
+    columns
+        Column mapping for a long table (``"trace=A+B,locus=start,x=..."`` or a YAML file); implies
+        ``format="table"``.
+    unit
+        Coordinate unit (``nm``, ``micron``/``um``, ``pixel``); default from the file.
+    pixel_size
+        Nanometres per pixel when the unit is ``pixel``.
+    duplicates
+        Several spots for one (trace, locus): ``error``, ``first``, ``mean`` or ``closest``
+        (default: closest to its chain neighbours, counted).
+    """
+
+    format: str | None = None
+    columns: object = None
+    unit: str | None = None
+    pixel_size: float | None = None
+    duplicates: str | None = None
+
+    def kwargs(self) -> dict:
+        """``format=`` and the reader options that were given, for :func:`read_traces`."""
+        kw = {k: getattr(self, k) for k in ("columns", "unit", "pixel_size", "duplicates")}
+        kw = {k: v for k, v in kw.items() if v is not None}
+        fmt = self.format
+        if self.columns is not None and fmt is None:
+            fmt = "table"
+        return {"format": fmt, **kw}
+
+
+def _reader_kwargs(fmt: str, kw: dict, path) -> dict:
+    """Keep the options ``fmt`` understands; an option given for a format without it is an error."""
+    kw = {k: v for k, v in kw.items() if v is not None}
+    if "duplicates" in kw and kw["duplicates"] not in DUPLICATE_POLICIES:
+        raise PointaeError(
+            f"unknown duplicates policy {kw['duplicates']!r}; expected one of {', '.join(DUPLICATE_POLICIES)}"
+        )
+    bad = [k for k in kw if k not in _OPTIONS[fmt]]
+    if bad:
+        flags = ", ".join("--" + k.replace("_", "-") for k in bad)
+        raise PointaeError(f"{path}: {flags} does not apply to {fmt} files")
+    return kw
+
+
+def default_write_format(traces: Traces) -> str:
+    """The format to write traces back in: their input format, FOF-CT for read-only layouts."""
+    fmt = traces.attrs.get("format")
+    return fmt if fmt in WRITE_FORMATS else "fofct"
 
 
 def _normalise(fmt: str | None, allowed: tuple[str, ...]) -> str | None:
@@ -53,25 +129,29 @@ def detect_format(path) -> str:
     if hdf5.looks_like(head):
         return "h5"
     try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        if e.start < len(head) - 4:  # not just a character cut at the end of the sample
-            raise InputError(p, f"not a UTF-8 text file (byte {e.start}) nor HDF5") from None
-        text = head[: e.start].decode("utf-8-sig")
+        text, _ = decode_bytes(p, head, partial=len(head) == 64 * 1024)
+    except InputError as e:
+        raise InputError(p, e.problem.replace("text file", "text file nor HDF5", 1)) from None
     if not text.strip():
         raise InputError(p, "empty file (only whitespace)")
-    text = text.replace("\r\n", "\n")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if fofct.looks_like(text):
         return "fofct"
     if bintu.looks_like(text):
         return "bintu"
     if longcsv.looks_like(text):
         return "csv"
+    if table.looks_like(text):
+        return "table"
     first = text.split("\n", 1)[0][:60]
+    site = table.site_table_problem(text)
+    if site:
+        raise InputError(p, site, line=1)
     raise InputError(
         p,
         f"cannot detect the format (first line {first!r}); expected a Bintu CSV, a FOF-CT table, "
-        "a long CSV with trace_id,locus,x,y,z or a pointae HDF5 file; pass --format/format=",
+        "an ECSV or a long table with trace, locus and x/y/z columns, or a pointae HDF5 file; "
+        "pass --columns trace=...,locus=...,x=...,y=...,z=... or --format",
         line=1,
     )
 
@@ -86,41 +166,88 @@ def read_traces(
     path
         The file.
     format
-        ``"bintu"``, ``"fofct"``, ``"csv"`` or ``"h5"``; detected from the content when None.
+        ``"bintu"``, ``"fofct"``, ``"csv"``, ``"table"`` or ``"h5"``; detected from the content when
+        None (``"table"`` when ``columns=`` is given).
     start, stop
         Read only traces ``[start, stop)``. For HDF5 only that slice is read from disk.
     **kw
-        Passed to the format's reader (e.g. ``unit=`` for the text formats).
+        Reader options (see :class:`ReadOptions`): ``unit=`` (text formats), ``duplicates=``
+        (FOF-CT, long CSV, tables), ``columns=`` and ``pixel_size=`` (tables). An option the
+        format does not take is an error.
 
     Returns
     -------
     Traces
         ``coords (N, L, 3)`` float32; ``attrs["source"]`` and ``attrs["format"]`` are set.
     """
+    if kw.get("columns") is not None and format is None:
+        format = "table"
     fmt = _normalise(format, READ_FORMATS) or detect_format(path)
+    kw = _reader_kwargs(fmt, kw, path)
     if fmt == "h5":
-        return hdf5.read_h5(path, start=start, stop=stop, **kw)
-    reader = {"bintu": bintu.read_bintu, "fofct": fofct.read_fofct, "csv": longcsv.read_long_csv}[fmt]
-    t = reader(path, **kw)
+        return _numeric_policy(hdf5.read_h5(path, start=start, stop=stop, **kw), path)
+    reader = {
+        "bintu": bintu.read_bintu,
+        "fofct": fofct.read_fofct,
+        "csv": longcsv.read_long_csv,
+        "table": table.read_table,
+    }[fmt]
+    t = _numeric_policy(reader(path, **kw), path)
     if start is not None or stop is not None:
         t = t[slice(start, stop)]
+    return t
+
+
+def _numeric_policy(t: Traces, path) -> Traces:
+    """The one place every reader's output passes: see :mod:`pointae.data.validate`.
+
+    Invalid spots (non-finite, or beyond ``COORD_LIMIT``) were made missing when the
+    :class:`Traces` was built; here they are announced (one warning line) and counted in
+    ``attrs["pointae_invalid_spots"]``. Out-of-range locus indices / positions are an error.
+    """
+    import warnings
+
+    from pointae.data.validate import COORD_LIMIT, check_positions, describe_invalid
+
+    where = f"{path}: "
+    try:
+        if t.loci is not None:
+            check_positions(t.loci["start"].to_numpy(), "genomic start", where)
+            check_positions(t.loci["end"].to_numpy(), "genomic end", where)
+        if isinstance(t.attrs.get("locus_index"), list):
+            check_positions(t.attrs["locus_index"], "locus index", where)
+    except (TypeError, ValueError):
+        raise InputError(path, "locus index list is not numeric") from None
+    report = getattr(t, "invalid_spots", None)
+    if report:
+        warnings.warn(describe_invalid(report, t.trace_ids, where), PointaeWarning, stacklevel=3)
+        counts = {k: report[k] for k in ("nonfinite", "out_of_range")}
+        t.attrs["pointae_invalid_spots"] = dict(counts, limit=COORD_LIMIT, policy="treated as missing")
     return t
 
 
 def iter_traces(path, chunk_size: int = 65536, format: str | None = None, **kw) -> Iterator[Traces]:
     """Yield :class:`Traces` chunks of at most ``chunk_size`` traces.
 
-    HDF5 files are streamed (only one chunk in memory); text formats are read whole, then chunked.
+    Every format streams: HDF5 reads one slice at a time; text formats (Bintu, FOF-CT, long CSV,
+    tables) are read in chunks of whole traces aligned on the file's locus set (two passes: the
+    locus columns, then the rows; memory bounded by the chunk size; a trace's rows must be
+    contiguous). ``**kw`` are reader options (:class:`ReadOptions`).
     """
     if chunk_size < 1:
         raise PointaeError("chunk_size must be >= 1")
+    if kw.get("columns") is not None and format is None:
+        format = "table"
     fmt = _normalise(format, READ_FORMATS) or detect_format(path)
     if fmt == "h5":
-        yield from hdf5.iter_h5(path, chunk_size=chunk_size, **kw)
+        kw = _reader_kwargs(fmt, kw, path)
+        for part in hdf5.iter_h5(path, chunk_size=chunk_size, **kw):
+            yield _numeric_policy(part, path)
         return
-    t = read_traces(path, format=fmt, **kw)
-    for s in range(0, len(t), chunk_size):
-        yield t[s : s + chunk_size]
+    from pointae.data.io._stream import iter_text
+
+    for part in iter_text(path, fmt, chunk_size, **_reader_kwargs(fmt, kw, path)):
+        yield _numeric_policy(part, path)
 
 
 def format_from_suffix(path) -> str:
@@ -179,11 +306,12 @@ def write_traces(traces: Traces, path, format: str | None = None, **kw) -> None:
         write_pdb(traces, path, **kw)
 
 
-def convert_file(src, dst, to: str | None = None, format: str | None = None) -> tuple[int, int]:
+def convert_file(src, dst, to: str | None = None, format: str | None = None, **kw) -> tuple[int, int]:
     """Read ``src`` (format detected unless ``format``) and write it to ``dst`` (format ``to`` or
-    from the suffix). Trace ids, meta columns, loci, layers and attrs are carried over.
+    from the suffix). Trace ids, meta columns, loci, layers and attrs are carried over; ``**kw``
+    are reader options (:class:`ReadOptions`).
 
-    HDF5 to HDF5 streams chunk by chunk.
+    Conversion to HDF5 streams chunk by chunk (:func:`iter_traces`), from any input format.
 
     Returns
     -------
@@ -191,7 +319,10 @@ def convert_file(src, dst, to: str | None = None, format: str | None = None) -> 
         Number of traces and of loci written.
     """
     fmt_out = _normalise(to, WRITE_FORMATS) or format_from_suffix(dst)
+    if kw.get("columns") is not None and format is None:
+        format = "table"
     fmt_in = _normalise(format, READ_FORMATS) or detect_format(src)
+    kw = _reader_kwargs(fmt_in, kw, src)
     if Path(dst).resolve() == Path(src).resolve():
         raise PointaeError(f"{dst}: output would overwrite the input")
     if fmt_in == "h5" and fmt_out == "h5" and hdf5.h5_length(src) > 0:  # stream, one chunk at a time
@@ -200,16 +331,24 @@ def convert_file(src, dst, to: str | None = None, format: str | None = None) -> 
             for part in hdf5.iter_h5(src, chunk_size=65536):
                 w.append(part)
         return w.n, w._spec["n_loci"] if w._spec else 0
-    t = read_traces(src, format=fmt_in)
-    kw = {}
+    if fmt_out == "h5":  # stream, chunk by chunk: the input is never held whole
+        params = {"command": "convert", "input": str(src), "input_format": fmt_in}
+        with hdf5.H5TraceWriter(dst, parameters=params) as w:
+            for part in iter_traces(src, chunk_size=65536, format=fmt_in, **kw):
+                w.append(part)
+        return w.n, w._spec["n_loci"] if w._spec else 0
+    t = read_traces(src, format=fmt_in, **kw)
+    wkw = {}
     if fmt_out == "h5":
-        kw["parameters"] = {"command": "convert", "input": str(src), "input_format": fmt_in}
-    write_traces(t, dst, format=fmt_out, **kw)
+        wkw["parameters"] = {"command": "convert", "input": str(src), "input_format": fmt_in}
+    write_traces(t, dst, format=fmt_out, **wkw)
     return len(t), t.n_loci
 
 
 __all__ = [
     "READ_FORMATS",
+    "ReadOptions",
+    "default_write_format",
     "convert_file",
     "WRITE_FORMATS",
     "detect_format",

@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 
 from pointae.data.io._common import (
+    read_coordinates,
     LongTable,
     assemble,
     check_input_path,
     check_short_rows,
+    coord_text,
     find_columns,
-    format_coords,
     numeric,
     parse_table,
     parse_unit,
@@ -44,7 +45,9 @@ def looks_like(head: str) -> bool:
     return any(line.strip().lower().replace(", ", ",").startswith(HEADER_START) for line in lines)
 
 
-def read_bintu(path, unit: str = "nm") -> Traces:
+def read_bintu(
+    path, unit: str = "nm", _text: str | None = None, _labels: list[str] | None = None
+) -> Traces:
     """Read a Bintu tracing CSV.
 
     Parameters
@@ -62,7 +65,9 @@ def read_bintu(path, unit: str = "nm") -> Traces:
     """
     path = check_input_path(path)
     unit = parse_unit(path, unit)
-    text = read_text(path)
+    encoding: list[str] = []
+    text = read_text(path, encoding) if _text is None else _text
+    encoding = encoding or ["utf-8"]
     first = text.split("\n", 1)[0]
     if first.strip().lower().replace(", ", ",").startswith(HEADER_START):
         skip, description = 0, None
@@ -88,7 +93,7 @@ def read_bintu(path, unit: str = "nm") -> Traces:
     lines = first_line + df.index.to_numpy()
     keys = text_ids(path, df, cols["chromosome index"], first_line)
     seg = numeric(path, df, cols["segment index"], first_line, integer=True)
-    xyz = np.stack([numeric(path, df, cols[a], first_line) for a in "xyz"], axis=1)
+    xyz, text_attrs = read_coordinates(path, df, [cols[a] for a in "xyz"], first_line, text)
     segments = np.unique(seg)
     codes = np.searchsorted(segments, seg)
     extra = df.drop(columns=list(cols.values()))
@@ -98,6 +103,13 @@ def read_bintu(path, unit: str = "nm") -> Traces:
         lc = [lower[k] for k in _LOCI_COLS]
         loci = _loci_from_columns(path, extra[lc], codes, len(segments), lines)
         extra = extra.drop(columns=lc)
+    if _labels is None:
+        key_cols = _label_key(keys, seg, extra)
+    else:  # decided on an earlier chunk of the file (streaming)
+        key_cols = [c for c in _labels if c in extra.columns]
+    if key_cols:  # the index restarts for each label: a trace is (labels..., index)
+        parts = [extra[c].astype(str).str.strip().to_numpy() for c in key_cols] + [keys]
+        keys = np.array(["/".join(p) for p in zip(*parts)], dtype=object)
     table = LongTable(
         trace_keys=keys,
         locus_codes=codes,
@@ -107,13 +119,47 @@ def read_bintu(path, unit: str = "nm") -> Traces:
         extra=extra,
         locus_label=lambda c: int(segments[c]),
     )
-    coords, meta, layers = assemble(path, table, complete=True, locus_name="segment")
-    attrs = {"source": str(path), "format": "bintu"}
+    res = assemble(path, table, complete=True, locus_name="segment")
+    coords, meta, layers = res
+    attrs = {"source": str(path), "format": "bintu", **text_attrs}
+    if key_cols:
+        attrs["trace_key"] = [*key_cols, cols["chromosome index"]]
+        attrs["bintu_label_columns"] = list(key_cols)
+    else:
+        attrs["trace_key"] = [cols["chromosome index"]]
     if description is not None:
         attrs["description"] = description
+    if encoding[0] != "utf-8":
+        attrs["encoding"] = encoding[0]
     if not np.array_equal(segments, np.arange(1, len(segments) + 1)):
         attrs["segment_index"] = segments.tolist()
-    return Traces(coords, unit=unit, meta=meta, loci=loci, attrs=attrs, layers=layers)
+    return Traces(coords, unit=unit, meta=meta, loci=loci, attrs=attrs, layers=layers, coords64=res.coords64)
+
+
+def _label_key(keys: np.ndarray, seg: np.ndarray, extra: pd.DataFrame) -> list[str]:
+    """Extra columns that, with the chromosome index, make (trace, segment) unique.
+
+    Empty when the chromosome index alone is a trace key. When it restarts (a published file
+    numbers traces per cell-cycle label), the first columns (in file order) constant over each
+    run of rows of one index whose values make every (label..., index, segment) unique are the
+    trace key. No such columns: empty, and the duplicated rows are reported by :func:`assemble`.
+    """
+    base = pd.DataFrame({"k": keys, "s": seg})
+    if not base.duplicated().any():
+        return []
+    run = np.r_[0, np.cumsum(keys[1:] != keys[:-1])]  # (M,) runs of one chromosome index
+    chosen: list[str] = []
+    for c in extra.columns:
+        if str(c).lower() == "trace_id" or extra[c].isna().any():
+            continue
+        codes = pd.factorize(extra[c])[0]
+        if np.any((codes[1:] != codes[:-1]) & (run[1:] == run[:-1])):
+            continue  # changes within a trace's rows: per spot, not a label
+        chosen.append(c)
+        probe = base.assign(**{f"_{i}": extra[c].to_numpy() for i, c in enumerate(chosen)})
+        if not probe.duplicated().any():
+            return chosen
+    return []
 
 
 def _loci_from_columns(path, df: pd.DataFrame, codes: np.ndarray, n_loci: int, lines: np.ndarray):
@@ -132,6 +178,25 @@ def _loci_from_columns(path, df: pd.DataFrame, codes: np.ndarray, n_loci: int, l
     if loci[["start", "end"]].isna().any().any():
         raise InputError(path, "missing Chrom_Start/Chrom_End values")
     return loci
+
+
+def _label_indices(t: Traces, ids: np.ndarray) -> np.ndarray | None:
+    """Chromosome indices of a file read with label keys (``attrs["bintu_label_columns"]``).
+
+    Returns the per-trace index when every id is ``label/.../index`` built from its meta labels,
+    so the file is written back with its restarting index and no ``trace_id`` column.
+    """
+    labels = t.attrs.get("bintu_label_columns")
+    if not labels or not all(c in t.meta.columns for c in labels):
+        return None
+    prefix = ["/".join(p) for p in zip(*(t.meta[c].astype(str).to_numpy() for c in labels))]
+    idx = []
+    for pre, tid in zip(prefix, ids):
+        head, _, tail = tid.rpartition("/")
+        if head != pre or not _INT_ID.match(tail):
+            return None
+        idx.append(tail)
+    return np.asarray(idx, dtype=object)
 
 
 def write_bintu(traces: Traces, path, description: str | None = None) -> None:
@@ -157,7 +222,10 @@ def write_bintu(traces: Traces, path, description: str | None = None) -> None:
     if looks_like(desc):
         raise PointaeError("the Bintu description line must not look like the header")
     ids = t.meta["trace_id"].astype(str).to_numpy()
-    int_ids = all(_INT_ID.match(s) for s in ids)
+    index_ids = _label_indices(t, ids)
+    int_ids = index_ids is not None or all(_INT_ID.match(s) for s in ids)
+    if index_ids is not None:
+        ids = index_ids
     seg = np.asarray(t.attrs.get("segment_index") or np.arange(1, n_loci + 1))
     if len(seg) != n_loci:
         seg = np.arange(1, n_loci + 1)
@@ -165,9 +233,9 @@ def write_bintu(traces: Traces, path, description: str | None = None) -> None:
         "Chromosome index": np.repeat(ids if int_ids else np.arange(1, n + 1), n_loci),
         "Segment index": np.tile(seg, n),
     }
-    flat = t.coords.reshape(-1, 3)
+    xyz = coord_text(t, na_rep="nan")
     for name, axis in (("Z", 2), ("X", 0), ("Y", 1)):
-        cols[name] = format_coords(flat[:, axis])
+        cols[name] = xyz[axis]
     if not int_ids:
         cols["trace_id"] = np.repeat(ids, n_loci)
     extra: list[tuple[str, object]] = [

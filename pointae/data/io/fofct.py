@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 
 from pointae.data.io._common import (
+    read_coordinates,
     LongTable,
     assemble,
     check_input_path,
     check_short_rows,
+    coord_text,
     find_columns,
-    format_coords,
     jsonable,
     numeric,
     parse_key_values,
@@ -44,6 +45,7 @@ from pointae.data.io._common import (
     split_header,
     text_ids,
 )
+from pointae.data.io.table import genomic_union
 from pointae.data.traces import Traces
 from pointae.errors import InputError, PointaeError, atomic_path
 
@@ -56,6 +58,7 @@ _REQUIRED = {
     "chrom_start": "Chrom_Start",
     "chrom_end": "Chrom_End",
 }
+WRITE_VERSION = "v1.0"
 _STANDARD_KEYS = ("FOF-CT_version", "Table_namespace", "genome_assembly", "XYZ_unit", "columns")
 _LAYER_HINT = "#pointae_layers="
 _ATTRS = "#pointae_attrs="
@@ -82,7 +85,9 @@ def looks_like(head: str) -> bool:
     return False
 
 
-def read_fofct(path, unit: str | None = None) -> Traces:
+def read_fofct(
+    path, unit: str | None = None, duplicates: str = "closest", _text: str | None = None
+) -> Traces:
     """Read a FOF-CT core table (comma- or tab-separated).
 
     Parameters
@@ -91,6 +96,9 @@ def read_fofct(path, unit: str | None = None) -> Traces:
         The table.
     unit
         Override ``##XYZ_unit`` (default: taken from the file; ``nm`` when absent).
+    duplicates
+        Several spots for one (trace, locus): ``"error"``, ``"first"``, ``"mean"`` or
+        ``"closest"`` (to the chain neighbours; counted in ``attrs["duplicates"]``).
 
     Returns
     -------
@@ -100,7 +108,9 @@ def read_fofct(path, unit: str | None = None) -> Traces:
         header fields and comments go to ``attrs``.
     """
     path = check_input_path(path)
-    text = read_text(path)
+    encoding: list[str] = []
+    text = read_text(path, encoding) if _text is None else _text
+    encoding = encoding or ["utf-8"]
     header, n_header = split_header(text)
     kv = parse_key_values(header, "##")
     kv_lower = {k.lower(): v for k, v in kv.items()}
@@ -123,6 +133,8 @@ def read_fofct(path, unit: str | None = None) -> Traces:
                 extra_attrs = json.loads(h[len(_ATTRS) :])
             except json.JSONDecodeError:
                 raise InputError(path, "the #pointae_attrs= line is not valid JSON", line=i) from None
+            if not isinstance(extra_attrs, dict):
+                raise InputError(path, "the #pointae_attrs= line must hold a JSON object {...}", line=i)
     hint = set()
     for h in header:
         if h.startswith(_LAYER_HINT):
@@ -134,6 +146,10 @@ def read_fofct(path, unit: str | None = None) -> Traces:
         cols_line = kv_lower["columns"][1]
         if not names:
             raise InputError(path, "empty ##columns list", line=cols_line)
+        seen = [n.lower() for n in names]
+        dup = next((n for i, n in enumerate(names) if n.lower() in seen[:i]), None)
+        if dup is not None:
+            raise InputError(path, f"column {dup!r} appears twice in ##columns", line=cols_line)
         df, first_line = parse_table(
             path, text, skiprows=n_header, names=names, sep=sep, str_columns=("trace_id", "chrom", "cell_id")
         )
@@ -149,17 +165,18 @@ def read_fofct(path, unit: str | None = None) -> Traces:
     if df.empty:
         raise InputError(path, "the table has no rows", line=cols_line)
     cols = find_columns(path, df, _REQUIRED, line=cols_line)
-    check_short_rows(path, df, text, first_line, sep=sep)
+    required_pos = [list(df.columns).index(c) for c in cols.values()]
+    check_short_rows(path, df, text, first_line, sep=sep, min_fields=max(required_pos) + 1)
     lines = first_line + df.index.to_numpy()
     keys = text_ids(path, df, cols["trace_id"], first_line)
-    xyz = np.stack([numeric(path, df, cols[a], first_line) for a in "xyz"], axis=1)
+    xyz, text_attrs = read_coordinates(path, df, [cols[a] for a in "xyz"], first_line, text, sep)
     chrom = text_ids(path, df, cols["chrom"], first_line)
     start = numeric(path, df, cols["chrom_start"], first_line, integer=True)
     end = numeric(path, df, cols["chrom_end"], first_line, integer=True)
     bad = np.flatnonzero(end < start)
     if bad.size:
         raise InputError(path, "Chrom_End is before Chrom_Start", line=int(lines[bad[0]]))
-    loci, codes = _union_of_loci(path, chrom, start, end, lines)
+    loci, codes = genomic_union(chrom, start, end)
     _check_chromosome_sets(path, keys, chrom, lines)
 
     lower = {c.lower(): c for c in df.columns}
@@ -176,44 +193,24 @@ def read_fofct(path, unit: str | None = None) -> Traces:
         layer_hint={c for c in extra.columns if c in hint},
         rename=rename,
         locus_label=lambda c: f"{loci.chrom[c]}:{loci.start[c]}-{loci.end[c]}",
+        duplicates=duplicates,
     )
-    coords, meta, layers = assemble(path, table, locus_name="locus")
-    attrs: dict = {**extra_attrs, "source": str(path), "format": "fofct"}
+    res = assemble(path, table, locus_name="locus")
+    attrs: dict = {**extra_attrs, **text_attrs, "source": str(path), "format": "fofct"}
     if "genome_assembly" in kv_lower:
         attrs["genome_assembly"] = kv_lower["genome_assembly"][0]
     other = {k: v for k, (v, _) in kv.items() if k.lower() not in {s.lower() for s in _STANDARD_KEYS}}
     if other:
         attrs["fofct_header"] = other
-    if "fof-ct_version" in kv_lower and kv_lower["fof-ct_version"][0] != "v0.1":
-        attrs["fofct_version"] = kv_lower["fof-ct_version"][0]
+    if encoding[0] != "utf-8":
+        attrs["encoding"] = encoding[0]
+    if res.duplicates["spots"]:
+        attrs["duplicates"] = res.duplicates
     if comments:
         attrs["comments"] = comments
-    return Traces(coords, unit=unit, meta=meta, loci=loci, attrs=attrs, layers=layers)
-
-
-def _union_of_loci(path, chrom, start, end, lines):
-    """Sorted union of ``(chrom, start, end)`` and each row's index into it."""
-    key = pd.DataFrame({"chrom": chrom, "start": start, "end": end})
-    chrom_order = {c: i for i, c in enumerate(pd.unique(chrom))}
-    loci = key.drop_duplicates().copy()
-    loci["_c"] = loci["chrom"].map(chrom_order)
-    loci = loci.sort_values(["_c", "start", "end"]).drop(columns="_c").reset_index(drop=True)
-    idx = pd.MultiIndex.from_frame(loci)
-    codes = idx.get_indexer(pd.MultiIndex.from_frame(key))
-    # overlapping but different loci mean two locus sets in one file
-    same = loci["chrom"].to_numpy()[1:] == loci["chrom"].to_numpy()[:-1]
-    overlap = same & (loci["start"].to_numpy()[1:] < loci["end"].to_numpy()[:-1])
-    if overlap.any():
-        j = int(np.flatnonzero(overlap)[0]) + 1
-        a, b = loci.iloc[j - 1], loci.iloc[j]
-        r = np.flatnonzero(codes == j)[0]
-        raise InputError(
-            path,
-            f"inconsistent locus sets: loci {a.chrom}:{a.start}-{a.end} and {b.chrom}:{b.start}-{b.end} "
-            "overlap (one file must hold one locus set)",
-            line=int(lines[r]),
-        )
-    return loci, codes.astype(np.int64)
+    return Traces(
+        res.coords, unit=unit, meta=res.meta, loci=loci, attrs=attrs, layers=res.layers, coords64=res.coords64
+    )
 
 
 def _check_chromosome_sets(path, keys, chrom, lines):
@@ -237,10 +234,11 @@ def _check_chromosome_sets(path, keys, chrom, lines):
 def write_fofct(traces: Traces, path, genome_assembly: str | None = None, sep: str = ",") -> None:
     """Write a FOF-CT core table that :func:`read_fofct` reads back identically.
 
-    Only observed spots are written. Coordinates are written as integers when all are integral,
-    else with float32 repr precision (bit-identical on reading). Loci are required for FOF-CT;
-    when ``traces.loci`` is None, placeholder loci ``unknown:i-(i+1)`` (the locus index) are
-    written and a comment says so.
+    A v1.0 header; only observed spots, with the digits they were read with
+    (:func:`~pointae.data.io._common.coord_text`: float64 when read so, integers without decimals,
+    new values as float32 shortest text). Loci are required for FOF-CT; when ``traces.loci`` is
+    None, placeholder loci ``unknown:i-(i+1)`` (the locus index, or the barcode from
+    ``attrs["locus_index"]``) are written and a comment says so.
     """
     t = traces
     n, n_loci = len(t), t.n_loci
@@ -248,20 +246,26 @@ def write_fofct(traces: Traces, path, genome_assembly: str | None = None, sep: s
     comments = list(attrs.get("comments", []))
     rest = {k: v for k, v in attrs.items() if k not in _HEADER_ATTRS}
     if t.loci is None:
-        loci = pd.DataFrame({"chrom": "unknown", "start": np.arange(n_loci), "end": np.arange(1, n_loci + 1)})
-        comments.append("loci unknown: Chrom_Start is the locus index (0-based)")
+        idx = t.attrs.get("locus_index")
+        if isinstance(idx, list) and len(idx) == n_loci and all(isinstance(i, int) for i in idx):
+            start = np.asarray(idx, dtype=np.int64)  # e.g. barcode numbers
+            comments.append("loci unknown: Chrom_Start is the locus index or barcode of the source file")
+        else:
+            start = np.arange(n_loci)
+            comments.append("loci unknown: Chrom_Start is the locus index (0-based)")
+        loci = pd.DataFrame({"chrom": "unknown", "start": start, "end": start + 1})
     else:
         loci = t.loci
     mask = t.mask.reshape(-1)
     ti = np.repeat(np.arange(n), n_loci)[mask]
     li = np.tile(np.arange(n_loci), n)[mask]
-    flat = t.coords.reshape(-1, 3)[mask]
+    xyz = coord_text(t, rows=mask)
     cols: dict[str, object] = {
         "Spot_ID": np.arange(1, len(ti) + 1),
         "Trace_ID": t.meta["trace_id"].astype(str).to_numpy()[ti],
-        "X": format_coords(flat[:, 0]),
-        "Y": format_coords(flat[:, 1]),
-        "Z": format_coords(flat[:, 2]),
+        "X": xyz[0],
+        "Y": xyz[1],
+        "Z": xyz[2],
         "Chrom": loci["chrom"].to_numpy()[li],
         "Chrom_Start": loci["start"].to_numpy()[li],
         "Chrom_End": loci["end"].to_numpy()[li],
@@ -283,10 +287,10 @@ def write_fofct(traces: Traces, path, genome_assembly: str | None = None, sep: s
     df = pd.DataFrame(cols)
     assembly = genome_assembly or attrs.get("genome_assembly", "unknown")
     head = [
-        f"##FOF-CT_version={attrs.get('fofct_version', 'v0.1')}",
-        "##Table_namespace=4dn_FOF-CT_core",
-        f"##genome_assembly={assembly}",
-        f"##XYZ_unit={t.unit}",
+        f"##FOF-CT_Version={WRITE_VERSION}",
+        "##Table_Namespace=4dn_FOF-CT_core",
+        f"##Genome_Assembly={assembly}",
+        f"##XYZ_Unit={t.unit}",
     ]
     head += [f"##{k}={v}" for k, v in attrs.get("fofct_header", {}).items()]
     head += ["#" + c for c in comments]
@@ -294,7 +298,7 @@ def write_fofct(traces: Traces, path, genome_assembly: str | None = None, sep: s
         head.append(_ATTRS + json.dumps(jsonable(rest), ensure_ascii=False))
     if t.layers:
         head.append(_LAYER_HINT + "(" + ", ".join(t.layers) + ")")
-    head.append("##columns=(" + ", ".join(df.columns) + ")")
+    head.append("##Columns=(" + ", ".join(df.columns) + ")")
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
             fh.write("\n".join(head) + "\n")

@@ -10,6 +10,8 @@ Layout (``format_version`` 1)::
     /meta_na/<column>   (N,) bool, only for text columns that had missing values
     /loci/chrom|start|end   (L,) when the loci are known
     /layers/<name>      (N, L) chunks (c, L)
+    /coords64           float64 (N, L, 3), only when the traces carry values more precise than
+                        float32 (``Traces.coords64``: coordinates exactly as read from a text file)
 
 ``provenance`` records the source file, pointae version, creation time (UTC), the writer
 parameters and the provenance of the traces that were written (their lineage).
@@ -19,13 +21,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 
 from pointae.data.io._common import check_input_path, jsonable
-from pointae.data.traces import Traces
+from pointae.data.traces import UNITS, Traces
 from pointae.errors import InputError, PointaeError, atomic_path
 
 FORMAT_NAME = "pointae-traces"
@@ -144,6 +147,15 @@ class H5TraceWriter:
             chunks=(c, n_loci, 3),
             **comp,
         )
+        if t.coords64 is not None:
+            f.create_dataset(
+                "coords64",
+                shape=(0, n_loci, 3),
+                maxshape=(None, n_loci, 3),
+                dtype=np.float64,
+                chunks=(c, n_loci, 3),
+                **comp,
+            )
         g, gna = f.create_group("meta"), f.create_group("meta_na")
         kinds = []
         for i, col in enumerate(t.meta.columns):
@@ -210,6 +222,9 @@ class H5TraceWriter:
         f = self._f
         f["coords"].resize(n1, axis=0)
         f["coords"][n0:n1] = t.coords
+        if "coords64" in f:
+            f["coords64"].resize(n1, axis=0)
+            f["coords64"][n0:n1] = t.exact_coords()
         for i, (col, kind) in enumerate(zip(spec["meta"], spec["kinds"])):
             key, s = f"{i:04d}", t.meta[col]
             ds = f["meta"][key]
@@ -269,20 +284,227 @@ def write_h5(
 
 
 def _open(path):
+    """Open a pointae HDF5 file and validate its structure before anything is read."""
     h5py = _h5()
     p = check_input_path(path)
+    check_global_heaps(p)
     try:
         f = h5py.File(p, "r")
-    except OSError as e:
+    except Exception as e:  # h5py raises OSError, sometimes RuntimeError/ValueError on damage
         why = "truncated or damaged HDF5 file" if "truncated" in str(e) else "cannot open as HDF5"
         raise InputError(p, f"{why} ({str(e).split('(')[0].strip()})") from None
-    if f.attrs.get("format") != FORMAT_NAME:
+    try:
+        _validate(p, f)
+    except InputError:
         f.close()
-        raise InputError(p, "HDF5 file is not a pointae traces file (no format='pointae-traces' attribute)")
-    if int(f.attrs.get("format_version", 0)) > FORMAT_VERSION:
+        raise
+    except MemoryError:
         f.close()
-        raise InputError(p, f"written by a newer pointae (format version {f.attrs['format_version']})")
+        raise
+    except Exception as e:  # a damaged header that h5py cannot even describe
+        f.close()
+        raise InputError(p, f"damaged pointae HDF5 file ({type(e).__name__}: {e})") from None
     return p, f
+
+
+#: largest HDF5 chunk pointae reads (bytes); a damaged header can declare absurd ones
+MAX_CHUNK_BYTES = 256 * 2**20
+_FILTERS = {None, "gzip", "lzf"}
+
+
+_GCOL = b"GCOL\x01\x00\x00\x00"  # global heap collection signature, version 1, reserved bytes
+
+
+def check_global_heaps(path) -> None:
+    """Refuse a file whose global heap collections libhdf5 would loop on or read past.
+
+    Variable-length strings (attributes, text columns) live in global heap collections. libhdf5
+    (``H5HG__cache_heap_deserialize``) walks a collection's objects with ``p = begin + need``
+    where ``need`` comes from the file: a damaged object whose index and size are 0 makes it loop
+    forever on the same bytes, and a size beyond the collection makes later reads run off the
+    buffer. Each collection (found by its signature) is walked here first with the same rule and
+    bounds checks; one scan of the file, no timeout needed.
+    """
+    import mmap
+    import struct
+
+    p = Path(path)
+    with open(p, "rb") as fh:
+        size = fh.seek(0, 2)
+        if size < len(_GCOL):
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            off = m.find(_GCOL)
+            while off >= 0:
+                (csize,) = struct.unpack_from("<Q", m, off + 8) if off + 16 <= size else (0,)
+                end = off + csize
+                if end > size:
+                    raise InputError(p, f"truncated or damaged HDF5 file (global heap at byte {off} runs past the end)")
+                if csize < 4096:
+                    raise InputError(p, f"damaged HDF5 global heap at byte {off} (collection size {csize})")
+                q = off + 16
+                while q < end:
+                    if q + 16 > end:  # a tail too small for an object header: free space
+                        break
+                    idx = struct.unpack_from("<H", m, q)[0]
+                    (osize,) = struct.unpack_from("<Q", m, q + 8)
+                    need = 16 + ((osize + 7) & ~7) if idx > 0 else osize
+                    if need < 16 or q + need > end:
+                        raise InputError(
+                            p, f"damaged HDF5 global heap at byte {q} (object {idx} of {osize} bytes)"
+                        )
+                    q += need
+                off = m.find(_GCOL, off + 1)
+
+
+def _attr_kind(p, f, name, kind):
+    """Check an attribute's stored type and shape before its value is read (no heap access)."""
+    h5py = _h5()
+    try:
+        aid = f.attrs.get_id(name)
+        dtype, shape = aid.dtype, aid.shape
+    except Exception as e:
+        raise InputError(p, f"damaged HDF5 attribute {name!r} ({type(e).__name__})") from None
+    ok = h5py.check_string_dtype(dtype) is not None if kind == "text" else dtype.kind in "iu"
+    if not ok or shape not in ((), (1,)):
+        want = "a text value" if kind == "text" else "an integer"
+        raise InputError(p, f"HDF5 attribute {name!r} should be {want}, got {dtype} of shape {shape}")
+
+
+def _text_attr(p, f, name, default=None):
+    if name not in f.attrs:
+        if default is not None:
+            return default
+        raise InputError(p, f"HDF5 attribute {name!r} is missing")
+    _attr_kind(p, f, name, "text")
+    v = f.attrs[name]
+    if isinstance(v, np.ndarray):
+        v = v.reshape(-1)[0]
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    if not isinstance(v, str):
+        raise InputError(p, f"HDF5 attribute {name!r} should be text, got {type(v).__name__}")
+    return v
+
+
+def _json_attr(p, f, name, kind, default):
+    text = _text_attr(p, f, name, default=json.dumps(default))
+    try:
+        v = json.loads(text)
+    except json.JSONDecodeError:
+        raise InputError(p, f"HDF5 attribute {name!r} is not valid JSON") from None
+    if not isinstance(v, kind):
+        want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise InputError(p, f"HDF5 attribute {name!r} should be a JSON {want}, got {type(v).__name__}")
+    return v
+
+
+def _dataset(p, f, name, ndim, shape=None):
+    h5py = _h5()
+    if name not in f:
+        raise InputError(p, f"HDF5 dataset {name!r} is missing")
+    ds = f[name]
+    if not isinstance(ds, h5py.Dataset):
+        raise InputError(p, f"{name!r} is a {type(ds).__name__.lower()}, expected an HDF5 dataset")
+    if ds.ndim != ndim or (shape is not None and any(w is not None and w != s for w, s in zip(shape, ds.shape))):
+        want = "x".join("?" if w is None else str(w) for w in shape) if shape else f"{ndim}-D"
+        raise InputError(p, f"HDF5 dataset {name!r} has shape {ds.shape}, expected {want}")
+    if ds.chunks is not None:
+        nbytes = int(np.prod(ds.chunks, dtype=np.float64)) * ds.dtype.itemsize
+        if nbytes > MAX_CHUNK_BYTES:
+            raise InputError(p, f"HDF5 dataset {name!r} declares chunks of {nbytes:,} bytes (damaged header?)")
+    if ds.compression not in _FILTERS:
+        raise InputError(p, f"HDF5 dataset {name!r} uses an unsupported filter {ds.compression!r}")
+    _check_stored(p, ds, name)
+    return ds
+
+
+def _check_stored(p, ds, name) -> None:
+    """The data a dataset declares must be stored: a header that claims 10^9 traces over a few
+    stored chunks (unwritten chunks read as fill values) is refused before any work is done."""
+    size = int(np.prod(ds.shape, dtype=np.float64))
+    if size == 0:
+        return
+    if ds.chunks is None:
+        stored = ds.id.get_storage_size()
+        if stored < size * ds.dtype.itemsize and ds.dtype.kind != "O":
+            raise InputError(p, f"HDF5 dataset {name!r} declares shape {ds.shape} but stores {stored:,} bytes")
+        return
+    need = int(np.prod([-(-s // c) for s, c in zip(ds.shape, ds.chunks)], dtype=np.float64))
+    have = ds.id.get_num_chunks()
+    if have < need:
+        raise InputError(
+            p, f"HDF5 dataset {name!r} declares shape {ds.shape} but stores {have:,} of its {need:,} chunks"
+        )
+
+
+def _validate(p, f) -> None:
+    """Check the layout (module docstring) before reading: types, ranks, shapes, chunks, filters.
+
+    Every problem is one :class:`InputError`; nothing large is read here.
+    """
+    if _text_attr(p, f, "format", default="-") != FORMAT_NAME:
+        raise InputError(p, "HDF5 file is not a pointae traces file (no format='pointae-traces' attribute)")
+    if "format_version" not in f.attrs:
+        raise InputError(p, "HDF5 attribute 'format_version' is missing")
+    _attr_kind(p, f, "format_version", "int")
+    version = f.attrs.get("format_version", None)
+    if isinstance(version, np.ndarray) and version.size == 1:
+        version = version.reshape(()).item()
+    if not isinstance(version, (int, np.integer)) or isinstance(version, (bool, np.bool_)):
+        raise InputError(p, f"HDF5 attribute 'format_version' should be an integer, got {version!r}")
+    if int(version) > FORMAT_VERSION:
+        raise InputError(p, f"written by a newer pointae (format version {int(version)})")
+    if int(version) < 1:
+        raise InputError(p, f"invalid format version {int(version)}")
+    coords = _dataset(p, f, "coords", 3, (None, None, 3))
+    if coords.dtype.kind != "f":
+        raise InputError(p, f"HDF5 dataset 'coords' should hold floats, got {coords.dtype}")
+    n, n_loci = (int(s) for s in coords.shape[:2])
+    if n_loci == 0:
+        raise InputError(p, "the file has traces with no loci")
+    if n == 0:
+        raise InputError(p, "the file holds no traces")
+    for name, actual in (("n_traces", n), ("n_loci", n_loci)):
+        if name in f.attrs:
+            _attr_kind(p, f, name, "int")
+        declared = f.attrs.get(name, actual)
+        if isinstance(declared, np.ndarray) and declared.size == 1:
+            declared = declared.reshape(()).item()
+        if not isinstance(declared, (int, np.integer)) or int(declared) != actual:
+            shown = int(declared) if isinstance(declared, (int, np.integer)) else repr(declared)
+            raise InputError(p, f"HDF5 attribute {name!r} is {shown} but 'coords' has {actual}")
+    unit = _text_attr(p, f, "unit")
+    if unit not in UNITS:
+        raise InputError(p, f"unknown unit {unit!r}; expected one of {', '.join(UNITS)}")
+    _json_attr(p, f, "attrs", dict, {})
+    _json_attr(p, f, "provenance", (dict, type(None)), None)
+    cols = _json_attr(p, f, "meta_columns", list, [])
+    if not all(isinstance(c, str) for c in cols):
+        raise InputError(p, "HDF5 attribute 'meta_columns' should be a list of names")
+    for i, _col in enumerate(cols):
+        ds = _dataset(p, f, f"meta/{i:04d}", 1, (n,))
+        kind = _text_attr(p, ds, "kind", default="numeric")
+        _check_dtype(p, ds, text=kind in ("str", "category"))
+        if kind in ("str", "category") and f"meta_na/{i:04d}" in f:
+            _check_dtype(p, _dataset(p, f, f"meta_na/{i:04d}", 1, (n,)), text=False)
+    if "loci" in f:
+        for k in ("chrom", "start", "end"):
+            _check_dtype(p, _dataset(p, f, f"loci/{k}", 1, (n_loci,)), text=k == "chrom")
+    if "layers" not in f:
+        raise InputError(p, "HDF5 group 'layers' is missing")
+    for key in f["layers"]:
+        ds = _dataset(p, f, f"layers/{key}", 2, (n, n_loci))
+        _text_attr(p, ds, "name")
+        _check_dtype(p, ds, text=None)
+
+
+def _check_dtype(p, ds, text: bool | None) -> None:
+    """Text datasets must be strings, others numbers/bools (``text=None``: either)."""
+    is_text = _h5().check_string_dtype(ds.dtype) is not None
+    is_num = ds.dtype.kind in "iufb"
+    if (text is True and not is_text) or (text is False and not is_num) or not (is_text or is_num):
+        raise InputError(p, f"HDF5 dataset {ds.name!r} has an unexpected type {ds.dtype}")
 
 
 def h5_length(path) -> int:
@@ -314,13 +536,24 @@ def _read_checked(p, f, start, stop) -> Traces:
         raise
     except PointaeError as e:
         raise InputError(p, str(e)) from None
-    except (KeyError, OSError, ValueError, json.JSONDecodeError) as e:
+    except MemoryError:
+        raise
+    except Exception as e:  # h5py/libhdf5 on a damaged file: OSError, ValueError, TypeError, ...
         raise InputError(p, f"damaged pointae HDF5 file ({type(e).__name__}: {e})") from None
 
 
 def _read_slice(p, f, start, stop) -> Traces:
-    n = int(f["coords"].shape[0])
+    from pointae.data.validate import check_memory
+
+    n, n_loci = (int(s) for s in f["coords"].shape[:2])
     sl = slice(*slice(start, stop).indices(n))
+    k = len(range(*sl.indices(n)))
+    check_memory(
+        k * n_loci * 3 * 4 * 2,  # the coordinates, read and validated
+        f"{k:,} traces x {n_loci:,} loci",
+        f"{p}: ",
+        "read it in parts (pointae.iter_traces / start=, stop=)",
+    )
     coords = f["coords"][sl]
     cols = json.loads(f.attrs["meta_columns"])
     meta = {}
@@ -345,11 +578,14 @@ def _read_slice(p, f, start, stop) -> Traces:
         ds = f["layers"][key]
         name = ds.attrs["name"]
         layers[name] = ds.asstr()[sl].astype(str) if ds.dtype.kind == "O" else ds[sl]
+    coords64 = f["coords64"][sl] if "coords64" in f else None
     attrs = json.loads(f.attrs["attrs"])
     attrs["provenance"] = json.loads(f.attrs["provenance"])
     attrs["source"] = str(p)
     attrs["format"] = "h5"
-    return Traces(coords, unit=str(f.attrs["unit"]), meta=meta, loci=loci, attrs=attrs, layers=layers)
+    return Traces(
+        coords, unit=str(f.attrs["unit"]), meta=meta, loci=loci, attrs=attrs, layers=layers, coords64=coords64
+    )
 
 
 def iter_h5(path, chunk_size: int = 65536) -> Iterator[Traces]:

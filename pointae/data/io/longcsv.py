@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 from pointae.data.io._common import (
+    read_coordinates,
     LongTable,
     assemble,
     check_input_path,
     check_short_rows,
+    coord_text,
     find_columns,
-    format_coords,
     jsonable,
     numeric,
     parse_key_values,
@@ -44,23 +45,28 @@ _LOCI = ("chrom", "start", "end")
 
 
 def looks_like(head: str) -> bool:
-    """True when the first non-comment line is a header with trace_id and locus or x/y/z."""
+    """True when the first non-comment line is a header with trace_id and locus (pointae's layout;
+    other tables with a trace_id go to :mod:`pointae.data.io.table`)."""
     for line in head.split("\n"):
         if line.startswith("#") or not line.strip():
             continue
         names = {c.strip().strip('"').lower() for c in line.split(",")}
-        # trace_id plus locus or coordinates: a long CSV (a missing column is then reported precisely)
-        return "trace_id" in names and bool(names & {"locus", "x", "y", "z"})
+        return "trace_id" in names and "locus" in names
     return False
 
 
-def read_long_csv(path, unit: str | None = None) -> Traces:
+def read_long_csv(
+    path, unit: str | None = None, duplicates: str = "closest", _text: str | None = None
+) -> Traces:
     """Read a long CSV (see the module docstring).
 
     Parameters
     ----------
     unit
         Coordinate unit; default from a ``#unit=`` line, else ``nm``.
+    duplicates
+        Several rows for one (trace, locus): ``"error"``, ``"first"``, ``"mean"`` or
+        ``"closest"`` (to the chain neighbours; counted in ``attrs["duplicates"]``).
 
     Returns
     -------
@@ -68,7 +74,7 @@ def read_long_csv(path, unit: str | None = None) -> Traces:
         ``coords (N, L, 3)`` with ``L`` = number of distinct locus indices.
     """
     path = check_input_path(path)
-    text = read_text(path)
+    text = read_text(path) if _text is None else _text
     header, n_header = split_header(text)
     kv = parse_key_values(header, "#")
     if unit is None:
@@ -82,13 +88,15 @@ def read_long_csv(path, unit: str | None = None) -> Traces:
             attrs = json.loads(kv["attrs"][0])
         except json.JSONDecodeError:
             raise InputError(path, "the #attrs= line is not valid JSON", line=kv["attrs"][1]) from None
+        if not isinstance(attrs, dict):
+            raise InputError(path, "the #attrs= line must hold a JSON object {...}", line=kv["attrs"][1])
     df, first_line = parse_table(path, text, skiprows=n_header, str_columns=("trace_id", "chrom"))
     cols = find_columns(path, df, _REQUIRED, line=first_line - 1)
     check_short_rows(path, df, text, first_line)
     lines = first_line + df.index.to_numpy()
     keys = text_ids(path, df, cols["trace_id"], first_line)
     locus = numeric(path, df, cols["locus"], first_line, integer=True)
-    xyz = np.stack([numeric(path, df, cols[a], first_line) for a in "xyz"], axis=1)
+    xyz, text_attrs = read_coordinates(path, df, [cols[a] for a in "xyz"], first_line, text)
     values = np.unique(locus)
     codes = np.searchsorted(values, locus)
     lower = {c.lower(): c for c in df.columns}
@@ -110,12 +118,17 @@ def read_long_csv(path, unit: str | None = None) -> Traces:
         extra=extra,
         layer_hint={c for c in extra.columns if c in hint},
         locus_label=lambda c: int(values[c]),
+        duplicates=duplicates,
     )
-    coords, meta, layers = assemble(path, table)
-    attrs.update({"source": str(path), "format": "csv"})
+    res = assemble(path, table)
+    attrs.update({"source": str(path), "format": "csv", **text_attrs})
+    if res.duplicates["spots"]:
+        attrs["duplicates"] = res.duplicates
     if not np.array_equal(values, np.arange(len(values))):
         attrs["locus_index"] = values.tolist()
-    return Traces(coords, unit=unit, meta=meta, loci=loci, attrs=attrs, layers=layers)
+    return Traces(
+        res.coords, unit=unit, meta=res.meta, loci=loci, attrs=attrs, layers=res.layers, coords64=res.coords64
+    )
 
 
 def _loci(path, df, lc, codes, n_loci, lines, first_line):
@@ -140,15 +153,15 @@ def write_long_csv(traces: Traces, path) -> None:
     """Write a long CSV with every (trace, locus) row (missing loci with empty coordinates)."""
     t = traces
     n, n_loci = len(t), t.n_loci
-    flat = t.coords.reshape(-1, 3)
+    xyz = coord_text(t, na_rep="")
     locus_index = t.attrs.get("locus_index")
     idx = np.asarray(locus_index) if locus_index and len(locus_index) == n_loci else np.arange(n_loci)
     cols: dict[str, object] = {
         "trace_id": np.repeat(t.meta["trace_id"].astype(str).to_numpy(), n_loci),
         "locus": np.tile(idx, n),
-        "x": format_coords(flat[:, 0]),
-        "y": format_coords(flat[:, 1]),
-        "z": format_coords(flat[:, 2]),
+        "x": xyz[0],
+        "y": xyz[1],
+        "z": xyz[2],
     }
     if t.loci is not None:
         for k in _LOCI:

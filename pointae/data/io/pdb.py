@@ -29,6 +29,7 @@ import pandas as pd
 
 from pointae.data.traces import Traces
 from pointae.errors import InputError, PointaeError, atomic_path
+from pointae.outputs import check_outputs, trace_file_names
 
 __all__ = ["write_pdb", "read_pdb", "export_pdb", "DEFAULT_SCALE", "pdb_lines"]
 
@@ -171,6 +172,8 @@ def write_pdb(
     center: bool = True,
     bfactor: str = "auto",
     source: str | None = None,
+    overwrite: bool = True,
+    inputs: tuple = (),
 ) -> list[Path]:
     """Write traces as PDB: one ``MODEL`` per trace, or one file per trace.
 
@@ -183,7 +186,12 @@ def write_pdb(
         Output file. With ``per_trace`` the files are ``<stem>_<trace_id>.pdb`` beside ``path``
         (or inside ``path`` when it is an existing directory).
     per_trace
-        One file per trace instead of one multi-model file.
+        One file per trace instead of one multi-model file. Trace ids are percent-escaped into
+        distinct names (:func:`pointae.outputs.trace_file_names`); every name is checked before
+        the first file is written.
+    overwrite, inputs
+        Replace existing files; files that must not be written (see
+        :func:`pointae.outputs.check_outputs`).
     scale, center, bfactor, source
         See :func:`pdb_lines`.
 
@@ -198,11 +206,11 @@ def write_pdb(
     jobs: list[tuple[Path, Traces]] = []
     if per_trace:
         folder, stem = (path, "trace") if path.is_dir() else (path.parent, path.stem)
-        for k, tid in enumerate(traces.trace_ids):
-            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", str(tid))
-            jobs.append((folder / f"{stem}_{safe}.pdb", traces[k]))
+        names = trace_file_names(stem, traces.trace_ids, ".pdb")
+        jobs = [(folder / name, traces[k]) for k, name in enumerate(names)]
     else:
         jobs.append((path, traces))
+    check_outputs([p for p, _ in jobs], inputs=inputs, overwrite=overwrite)
     written = []
     for p, t in jobs:
         text = "\n".join(pdb_lines(t, scale=scale, center=center, bfactor=bfactor, source=source)) + "\n"
@@ -318,7 +326,12 @@ def read_pdb(path) -> Traces:
 
 
 def export_pdb(
-    input, output, trace: str | None = None, per_trace: bool = False, scale: float | None = None
+    input,
+    output,
+    trace: str | None = None,
+    per_trace: bool = False,
+    scale: float | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """What ``pointae export-pdb`` runs: read any trace file and write PDB.
 
@@ -332,6 +345,8 @@ def export_pdb(
         Export only this trace id.
     per_trace, scale
         See :func:`write_pdb`.
+    overwrite
+        Replace existing PDB files (never the input).
 
     Returns
     -------
@@ -346,4 +361,6 @@ def export_pdb(
         if str(trace) not in ids:
             raise PointaeError(f"{input}: trace {trace!r} not found ({len(ids)} traces, first {ids[0]!r})")
         t = t[ids.index(str(trace))]
-    return write_pdb(t, output, per_trace=per_trace, scale=scale, source=str(input))
+    return write_pdb(
+        t, output, per_trace=per_trace, scale=scale, source=str(input), overwrite=overwrite, inputs=(input,)
+    )
