@@ -27,7 +27,7 @@ import yaml
 from pointae.errors import PointaeError
 
 REPR_NAMES = ("map", "graph", "voxel")
-TASK_NAMES = ("autoencode", "denoise", "inpaint")
+TASK_NAMES = ("autoencode", "denoise", "inpaint", "contrast")
 TASK_LOSSES = ("mse", "l1", "log_mse", "log_l1")  # pointae.losses.PAIR_LOSSES
 
 
@@ -77,6 +77,9 @@ class TaskConfig:
     Euclidean-consistency penalty. ``log_mse``/``log_l1`` score ``log(d + log_eps)`` instead of
     ``d`` (contact-sensitive: relative rather than absolute errors); training maps are in units of
     the dataset's median neighbour distance, so ``log_eps`` is a fraction of a typical bond.
+    ``contrast`` (an objective for embeddings) corrupts each trace twice with the inpaint and
+    denoise corruptions and adds ``contrast_weight`` x NT-Xent of the two views' latents at
+    ``temperature`` to the reconstruction loss of the first view (:mod:`pointae.tasks.contrast`).
     """
 
     name: str = "autoencode"
@@ -89,6 +92,8 @@ class TaskConfig:
     log_eps: float = 0.1
     focus_weight: float = 1.0
     euclid_weight: float = 0.0
+    contrast_weight: float = 1.0
+    temperature: float = 0.2
     seed: int = 0
 
 
@@ -146,6 +151,12 @@ class RunConfig:
             raise PointaeError(f"task.name must be one of {', '.join(TASK_NAMES)}, got {self.task.name!r}")
         if self.task.loss not in TASK_LOSSES:
             raise PointaeError(f"task.loss must be one of {', '.join(TASK_LOSSES)}, got {self.task.loss!r}")
+        if not (math.isfinite(self.task.temperature) and self.task.temperature > 0):
+            raise PointaeError(f"task.temperature must be a finite number > 0, got {self.task.temperature!r}")
+        if not (math.isfinite(self.task.contrast_weight) and self.task.contrast_weight >= 0):
+            raise PointaeError(
+                f"task.contrast_weight must be a finite number >= 0, got {self.task.contrast_weight!r}"
+            )
         if not (math.isfinite(self.task.log_eps) and self.task.log_eps > 0):
             raise PointaeError(f"task.log_eps must be a finite number > 0, got {self.task.log_eps!r}")
         if self.train.scheduler not in ("cosine", "plateau", "none"):

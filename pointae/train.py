@@ -188,6 +188,7 @@ class Batch:
     pair: torch.Tensor
     focus: torch.Tensor | None
     index: torch.Tensor
+    x2: Any = None  # a second, independently corrupted view (tasks with ``views = 2``)
 
     def __len__(self) -> int:
         return self.target.shape[0]
@@ -198,12 +199,16 @@ def corrupt_inputs(
 ) -> dict:
     """CPU step: corrupt clean coords ``(B, L, 3)`` per sample -> dict of tensors."""
     inp, changed = task.corrupt_batch(coords.numpy(), index.numpy(), train=train, epoch=epoch)
-    return {
+    out = {
         "clean": coords,
         "input": torch.from_numpy(inp),
         "changed": torch.from_numpy(changed),
         "index": index,
     }
+    if getattr(task, "views", 1) > 1:
+        inp2, _ = task.corrupt_batch(coords.numpy(), index.numpy(), train=train, epoch=epoch, view=1)
+        out["input2"] = torch.from_numpy(inp2)
+    return out
 
 
 def build_batch(task: Task, rep, d: dict, *, train: bool, generator: torch.Generator | None = None) -> Batch:
@@ -211,7 +216,8 @@ def build_batch(task: Task, rep, d: dict, *, train: bool, generator: torch.Gener
     x = rep(d["input"], train=train, generator=generator)
     target = distance_maps_torch(d["clean"])  # (B, L, L)
     pair, focus = task.pair_masks(d["clean"], d["changed"])
-    return Batch(x=x, target=target, pair=pair, focus=focus, index=d["index"])
+    x2 = rep(d["input2"], train=train, generator=generator) if "input2" in d else None
+    return Batch(x=x, target=target, pair=pair, focus=focus, index=d["index"], x2=x2)
 
 
 class TracesDataModule(L.LightningDataModule):
@@ -279,9 +285,17 @@ class PointAEModule(L.LightningModule):
     def forward(self, x):
         return self.model(x)
 
-    def training_step(self, batch: Batch, batch_idx: int):
+    def _loss(self, batch: Batch):
         out = self.model(batch.x)
         loss = self.task.loss(out.recon, batch.target, batch.pair, batch.focus)
+        if batch.x2 is not None:  # two views: add the task's loss on the pair of latents
+            for k, v in self.task.embedding_loss(out.latent, self.model(batch.x2).latent).items():
+                loss.parts[k] = v
+                loss.total = loss.total + v
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int):
+        loss = self._loss(batch)
         b = len(batch)
         self.log(
             "train_loss", loss.total, prog_bar=True, on_step=True, on_epoch=True, batch_size=b, sync_dist=True
@@ -299,8 +313,7 @@ class PointAEModule(L.LightningModule):
         return loss.total
 
     def validation_step(self, batch: Batch, batch_idx: int):
-        out = self.model(batch.x)
-        loss = self.task.loss(out.recon, batch.target, batch.pair, batch.focus)
+        loss = self._loss(batch)
         b = len(batch)
         if not torch.isfinite(loss.total.detach()):
             raise NonFiniteError("validation loss", float(loss.total))
@@ -426,7 +439,9 @@ def _model_classes(cfg: RunConfig, encoders: dict, decoders: dict, arch: str) ->
     except ImportError:  # pragma: no cover
         TASK_MODELS = {}
     m = cfg.model
-    if cfg.task.name != "autoencode" and m.decoder == "map" and arch == "auto" and m.repr in TASK_MODELS:
+    from pointae.models.builders import SKIP_TASKS
+
+    if cfg.task.name in SKIP_TASKS and m.decoder == "map" and arch == "auto" and m.repr in TASK_MODELS:
         return [(TASK_MODELS[m.repr], "")]
     return [
         (c, p)

@@ -30,8 +30,51 @@ def _summary_section(metrics: dict) -> Section:
         f"{metrics['settings']['clustering_task']} models, k-means with k = number of classes for ARI/NMI, "
         "5-fold cross-validated 15-NN accuracy.",
     )
-    paras = [f"**{lab}.** {text.split(': ', 1)[1]}" for lab, text in metrics["verdict"].items()]
+    paras = [
+        "Two regimes: **bottleneck** = every model is encoder -> latent -> decoder (the autoencoders, and "
+        "denoise/inpaint models trained as such), so everything they output passed through the latent and "
+        "representations can differ; **skip** = the best model for the task (denoise/inpaint task "
+        "models whose skip paths carry the input past the latent). A row's clustering columns are the "
+        "latents of its regime's first model (column 'latents of').",
+        *[f"**{lab}.** {text.split(': ', 1)[1]}" for lab, text in metrics["verdict"].items()],
+    ]
     return Section("Summary", paragraphs=paras, tables=[table])
+
+
+def _verdict_sections(metrics: dict, cols: Sequence[str]) -> list[Section]:
+    """One section per label: the one-sentence verdict, then the detail on the clustering models."""
+    out = []
+    st = metrics["settings"]
+    for c in cols:
+        paras = []
+        if c in metrics["verdict"]:
+            paras.append("**Verdict.** " + metrics["verdict"][c].split(": ", 1)[1])
+        if c in metrics.get("verdict_detail", {}):
+            paras.append(
+                f"Detail ({st['clustering_regime']} regime, {st['clustering_task']} models): "
+                + metrics["verdict_detail"][c].split(": ", 1)[1]
+            )
+        rows = []
+        for g, per_task in metrics["clustering"].items():
+            for t, per_label in per_task.items():
+                for r, m in per_label[c].items():
+                    if r not in ("pca_dist", "pca_logdist"):
+                        rows.append({"name": f"{r} ({g}, {t})", "kind": "model", **m})
+        first = next(iter(next(iter(metrics["clustering"].values())).values()))[c]
+        rows += [
+            {"name": _BASE_NAMES[b], "kind": "baseline", **first[b]}
+            for b in ("pca_logdist", "pca_dist")
+            if b in first
+        ]
+        tcols = [
+            Column("knn_accuracy", "kNN accuracy", "max"),
+            Column("ari", "ARI", "max"),
+            Column("nmi", "NMI", "max"),
+            Column("n_points", "traces"),
+        ]
+        table = Table("every model's latents", tcols, rows, name_label="latents (regime, task)")
+        out.append(Section(f"Verdict: {c}", paragraphs=paras, tables=[table]))
+    return out
 
 
 def _settings_section(metrics: dict) -> Section:
@@ -48,6 +91,12 @@ def _settings_section(metrics: dict) -> Section:
             f" {t} runs also: {', '.join(f'`{o}`' for o in ov)}."
             for t, ov in st.get("task_overrides", {}).items()
             if ov
+        )
+        + "".join(
+            f" {t} runs of the {g} regime also: {', '.join(f'`{o}`' for o in ov)}."
+            for g, per in st.get("regime_overrides", {}).items()
+            for t, ov in per.items()
+            if ov and any(x.endswith("-" + t) for x in st.get("regimes", {}).get(g, []))
         ),
         f"Evaluation corruptions (seed {st['eval_seed']}, identical for every model and baseline): "
         f"denoise: {c['outlier_fraction']:.0%} of observed loci displaced by {c['outlier_magnitude'][0]}-"
@@ -59,14 +108,14 @@ def _settings_section(metrics: dict) -> Section:
     return Section("Data and settings", paragraphs=paras)
 
 
-def _runs_section(metrics: dict, reprs, tasks) -> Section:
+def _runs_section(metrics: dict, slots) -> Section:
     rows = []
-    for t in tasks:
-        for r in reprs:
-            info = metrics["runs"][r][t]
+    for g, r, t in slots:
+        info = metrics["runs"][g][r][t]
+        if info:
             rows.append(
                 {
-                    "name": f"{r} x {t}",
+                    "name": f"{r} x {t} ({g})",
                     "kind": "model",
                     "params": info.get("param_count"),
                     "epochs": info.get("epochs"),
@@ -88,13 +137,17 @@ def _runs_section(metrics: dict, reprs, tasks) -> Section:
     return Section("Models: size and speed", tables=[Table("", cols, rows, note=note, name_label="run")])
 
 
-def _task_section(metrics: dict, reprs, tasks, examples, unit: str) -> Section:
+def _task_section(metrics: dict, tasks, examples, unit: str) -> Section:
     from pointae.viz.maps import example_maps_figure, figure_png
 
     tables, figs = [], []
     for t in tasks:
         res = metrics["tasks"][t]
-        rows = [{"name": r, "kind": "model", **res["models"][r]} for r in reprs]
+        rows = [
+            {"name": f"{r} ({g})", "kind": "model", **v}
+            for g, per in res["models"].items()
+            for r, v in per.items()
+        ]
         rows += [
             {"name": _BASE_NAMES.get(b, b), "kind": "baseline", **v} for b, v in res["baselines"].items()
         ]
@@ -102,6 +155,7 @@ def _task_section(metrics: dict, reprs, tasks, examples, unit: str) -> Section:
             "autoencode": "observed pairs",
             "denoise": "observed pairs",
             "inpaint": "pairs touching a hidden locus",
+            "contrast": "observed pairs",
         }
         cols = [
             Column("mae", f"MAE ({unit})", "min"),
@@ -136,7 +190,7 @@ def _task_section(metrics: dict, reprs, tasks, examples, unit: str) -> Section:
     return Section("Map quality per task (test split)", tables=tables, figures=figs)
 
 
-def _curves_section(histories: dict, reprs, tasks) -> Section:
+def _curves_section(histories: dict, slots, tasks) -> Section:
     from pointae.viz.maps import _plt, figure_png
 
     figs = []
@@ -145,8 +199,8 @@ def _curves_section(histories: dict, reprs, tasks) -> Section:
     plt = _plt()
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.3), squeeze=False)
     for ax, t in zip(axes[0], tasks):
-        for k, r in enumerate(reprs):
-            h = histories.get((r, t))
+        for k, (g, r) in enumerate(dict.fromkeys((g, r) for g, r, tt in slots if tt == t)):
+            h = histories.get((g, r, t))
             if h is None or "epoch" not in h:
                 continue
             train_col = next((c for c in ("train_loss_epoch", "train_loss") if c in h), None)
@@ -154,7 +208,13 @@ def _curves_section(histories: dict, reprs, tasks) -> Section:
                 if col is not None and col in h and h[col].notna().any():
                     hh = h[["epoch", col]].dropna().groupby("epoch").last()
                     ax.plot(
-                        hh.index + 1, hh[col], style, color=f"C{k}", marker="o", ms=2.5, label=f"{r} {what}"
+                        hh.index + 1,
+                        hh[col],
+                        style,
+                        color=f"C{k}",
+                        marker="o",
+                        ms=2.5,
+                        label=f"{r} ({g}) {what}",
                     )
         ax.set_title(t, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
@@ -171,9 +231,10 @@ def _clustering_section(metrics: dict, reprs, layouts, meta: pd.DataFrame, cols:
     from pointae.viz.maps import _plt, figure_png, scatter_layout
 
     task = metrics["settings"]["clustering_task"]
+    regime = metrics["settings"]["clustering_regime"]
     tables = []
     for c in cols:
-        row = metrics["clustering"][task][c]
+        row = metrics["clustering"][regime][task][c]
         rows = [{"name": r, "kind": "model", **row[r]} for r in reprs]
         rows.append({"name": "PCA (distances)", "kind": "baseline", **row["pca_dist"]})
         if "pca_logdist" in row:
@@ -186,18 +247,20 @@ def _clustering_section(metrics: dict, reprs, layouts, meta: pd.DataFrame, cols:
             Column("chance_accuracy", "chance accuracy"),
             Column("n_classes", "classes"),
         ]
-        tables.append(Table(f"label: {c}", tcols, rows, name_label="latents"))
-    other = [t for t in metrics["clustering"] if t != task]
-    for t in other:
+        tables.append(
+            Table(f"label: {c} ({regime} regime, {task} models)", tcols, rows, name_label="latents")
+        )
+    other = [(g, t) for g, per in metrics["clustering"].items() for t in per if (g, t) != (regime, task)]
+    for g, t in other:
         rows = []
         for c in cols:
-            for r in reprs:
-                m = metrics["clustering"][t][c][r]
-                rows.append({"name": f"{r} ({c})", "kind": "model", **m})
+            for r, m in metrics["clustering"][g][t][c].items():
+                if r not in ("pca_dist", "pca_logdist"):
+                    rows.append({"name": f"{r} ({c})", "kind": "model", **m})
         if rows:
             tables.append(
                 Table(
-                    f"latents of the {t} models",
+                    f"latents of the {t} models ({g} regime)",
                     [Column("ari", "ARI"), Column("nmi", "NMI"), Column("knn_accuracy", "kNN accuracy")],
                     rows,
                     name_label="latents (label)",
@@ -268,15 +331,18 @@ def _keys_section(metrics: dict) -> Section:
     )
 
 
-def build_sections(metrics, reprs, tasks, histories, examples, layouts, meta, cols, unit) -> list[Section]:
-    """All sections of the comparison report, in reading order."""
+def build_sections(metrics, slots, tasks, histories, examples, layouts, meta, cols, unit) -> list[Section]:
+    """All sections of the comparison report, in reading order (``slots``: ``(regime, repr, task)``)."""
+    st = metrics["settings"]
+    lat_reprs = [r for g, r, t in slots if (g, t) == (st["clustering_regime"], st["clustering_task"])]
     return [
         _summary_section(metrics),
+        *_verdict_sections(metrics, cols),
         _settings_section(metrics),
-        _task_section(metrics, reprs, tasks, examples, unit),
-        _clustering_section(metrics, reprs, layouts, meta, cols),
+        _task_section(metrics, tasks, examples, unit),
+        _clustering_section(metrics, lat_reprs, layouts, meta, cols),
         _sweep_section(metrics, unit),
-        _curves_section(histories, reprs, tasks),
-        _runs_section(metrics, reprs, tasks),
+        _curves_section(histories, slots, tasks),
+        _runs_section(metrics, slots),
         _keys_section(metrics),
     ]

@@ -45,29 +45,106 @@ __all__ = ["compare", "CompareResult", "METRIC_KEYS", "evaluate_maps", "summary_
 REPRS = ("map", "graph", "voxel")
 TASKS = ("autoencode", "denoise", "inpaint")
 
+#: the two regimes every comparison runs. *bottleneck*: every model is encoder -> latent -> decoder,
+#: so whatever it outputs passed through the latent (where representations can differ);
+#: *skip*: the best model for the task (denoise/inpaint task models with skip paths that carry the
+#: input past the latent). The autoencoders belong to the bottleneck regime only (with a skip path
+#: reconstruction is the identity).
+REGIMES = ("bottleneck", "skip")
+
+#: extra config overrides of each regime's runs, per task
+REGIME_OVERRIDES: dict[str, dict[str, tuple[str, ...]]] = {
+    "bottleneck": {t: ("model.hparams.arch=autoencoder",) for t in ("denoise", "inpaint")},
+    "skip": {},
+}
+
+
+def model_slots(
+    reprs: Sequence[str],
+    tasks: Sequence[str],
+    regimes: Sequence[str] = REGIMES,
+    skip_reprs: Sequence[str] | None = None,
+) -> list[tuple[str, str, str]]:
+    """The ``(regime, repr, task)`` models a comparison trains, autoencoders first.
+
+    ``autoencode`` models are listed once, under ``bottleneck`` (whatever ``regimes`` says);
+    ``denoise``/``inpaint`` models once per regime; ``skip_reprs`` (default: all of ``reprs``)
+    limits the skip regime to some representations.
+    """
+    bad = [g for g in regimes if g not in REGIMES]
+    if bad or not regimes:
+        raise PointaeError(f"unknown regime {(bad or [''])[0]!r}; expected any of {', '.join(REGIMES)}")
+    skip = list(reprs) if skip_reprs is None else [r for r in reprs if r in skip_reprs]
+    from pointae.models.builders import SKIP_TASKS
+
+    # autoencoders (and other bottleneck-only objectives such as contrast) first
+    out = [
+        ("bottleneck", r, t)
+        for t in sorted(tasks, key=lambda t: t != "autoencode")
+        if t not in SKIP_TASKS
+        for r in reprs
+    ]
+    for t in tasks:
+        if t not in SKIP_TASKS:
+            continue
+        for g in REGIMES:
+            if g in regimes:
+                out += [(g, r, t) for r in (reprs if g == "bottleneck" else skip)]
+    if not out:
+        raise PointaeError("nothing to compare: the skip regime needs denoise or inpaint (or --skip-reprs)")
+    return out
+
+
+def run_name(regime: str, repr: str, task: str) -> str:
+    """Run folder name: ``<repr>-<task>`` (skip models, autoencoders, contrast), else
+    ``<repr>-<task>-bottleneck`` (denoise/inpaint as autoencoders)."""
+    if regime == "bottleneck" and task in ("denoise", "inpaint"):
+        return f"{repr}-{task}-bottleneck"
+    return f"{repr}-{task}"
+
+
+def model_label(regime: str, repr: str) -> str:
+    """How a model is named in the report, the sweeps and the examples: ``map (bottleneck)``."""
+    return f"{repr} ({regime})"
+
+
 METRIC_KEYS = {
-    "schema": "format name and version of this file: 'pointae.compare/1'",
+    "schema": "format name and version of this file: 'pointae.compare/2' (2: regimes)",
     "created": "UTC time the report was written (ISO 8601)",
     "version": "pointae version",
     "data": "dataset summary: source, n_traces, n_loci, unit, missing_fraction, label columns, split sizes",
     "settings": "what every run shares: latent_dim, decoder, overrides, split_seed, eval_seed, corruption; "
-    "task_overrides: extra overrides of one task's runs (e.g. the loss)",
-    "runs.<repr>.<task>": "one trained model: run_dir, param_count, epochs, train_seconds, "
+    "task_overrides: extra overrides of one task's runs (e.g. the loss); regimes: the runs of each regime; "
+    "regime_overrides: what a regime adds per task; clustering_regime/clustering_task: the models whose "
+    "latents the layouts and verdict_detail show",
+    "regimes": "bottleneck: every model is encoder -> latent -> decoder (autoencoders; denoise/inpaint "
+    "trained as such with model.hparams.arch=autoencoder, run folders <repr>-<task>-bottleneck); skip: the "
+    "best model for the task (denoise/inpaint task models whose skip paths carry the input past the "
+    "latent, run folders <repr>-<task>); autoencode models are bottleneck models only",
+    "runs.<regime>.<repr>.<task>": "one trained model: run_dir, param_count, epochs, train_seconds, "
     "train_samples_per_s, infer_samples_per_s, reused (bool)",
-    "tasks.<task>.models.<repr>": "test-split errors of that model, see 'error metrics'",
+    "tasks.<task>.models.<regime>.<repr>": "test-split errors of that model, see 'error metrics'",
     "tasks.<task>.baselines.<name>": "the same errors for a baseline (pca_dist, linear_interp, "
     "neighbour_rule, corrupted_input)",
     "error metrics": "mae / rmse (data unit) and pearson of distances on the scored pairs; for denoise "
     "also mae_changed / rmse_changed on pairs touching a displaced locus; n_pairs",
-    "clustering.<task>.<label>.<repr, pca_dist or pca_logdist>": "ari, nmi (k-means with k = number of "
-    "classes vs the label), knn_accuracy (5-fold cross-validated, k=15), silhouette, chance_accuracy, "
-    "n_classes, n_points (traces with a label; a missing label puts a trace outside that label's scope); "
+    "clustering.<regime>.<task>.<label>.<repr, pca_dist or pca_logdist>": "ari, nmi (k-means with k = "
+    "number of classes vs the label), knn_accuracy (5-fold cross-validated, k=15), silhouette, "
+    "chance_accuracy, n_classes, n_points (traces with a label; a missing label puts a trace outside "
+    "that label's scope); "
     "pca_dist = PCA of the distance vector (the baseline of the verdict), pca_logdist = PCA of log "
     "distances (a scale-relative linear baseline), both with latent_dim components fitted on the train split",
-    "sweeps.hide_fraction.<name>": "[[fraction, mae], ...] for inpaint models and linear interpolation",
-    "sweeps.outlier_rate.<name>": "[[rate, mae], ...] for denoise models, neighbour rule, corrupted input",
-    "verdict": "plain-text conclusions per label (which representation beats PCA, by how much)",
-    "summary": "the summary table: columns (key, label, better) and rows (name, kind, values)",
+    "sweeps.hide_fraction.<name>": "[[fraction, mae], ...] for inpaint models ('<repr> (<regime>)') and "
+    "linear interpolation",
+    "sweeps.outlier_rate.<name>": "[[rate, mae], ...] for denoise models ('<repr> (<regime>)'), neighbour "
+    "rule, corrupted input",
+    "verdict": "one sentence per label: the best latents of all models (representation, regime, task), by "
+    "how much they beat PCA of log distances and PCA of distances (kNN accuracy, 2 SE), and the best of the "
+    "other regime",
+    "verdict_detail": "per label, the longer verdict on the clustering models' latents (settings."
+    "clustering_regime / clustering_task): every representation vs PCA, ARI, NMI",
+    "summary": "the summary table: columns (key, label, better) and rows (name, kind, regime, values); a "
+    "model row's clustering columns are those of its regime's first model (latents_of)",
     "demo": "only in a `pointae demo` report: size, seed, threads (null = all cores) and wall_seconds "
     "(simulation + training + evaluation)",
 }
@@ -130,7 +207,7 @@ def _corrupt(
 ) -> _Corr:
     from pointae.data.corrupt import add_outliers, hide_loci
 
-    rng = np.random.default_rng([seed, {"autoencode": 0, "denoise": 1, "inpaint": 2}[task]])
+    rng = np.random.default_rng([seed, {"autoencode": 0, "denoise": 1, "inpaint": 2}.get(task, 3)])
     if task == "denoise":
         frac = task_cfg.outlier_fraction if level is None else level
         c = add_outliers(coords, frac, rng, magnitude=tuple(task_cfg.outlier_magnitude), scale=scale)
@@ -146,7 +223,7 @@ def _baseline_maps(task: str, corrupted: np.ndarray, scale: float, pca=None) -> 
     from pointae.baselines import clean_neighbour_rule, interpolate_missing
     from pointae.data.transforms import distance_maps
 
-    if task == "autoencode":
+    if task not in ("denoise", "inpaint"):  # autoencode, contrast: the measured maps in
         return {"pca_dist": pca.inverse_maps(pca.transform(corrupted))} if pca is not None else {}
     if task == "inpaint":
         return {"linear_interp": distance_maps(interpolate_missing(corrupted))}
@@ -296,6 +373,8 @@ def compare(
     eval_seed: int = 0,
     device: str | None = None,
     batch_size: int = 256,
+    regimes: Sequence[str] = REGIMES,
+    skip_reprs: Sequence[str] | None = None,
     sweeps: bool = True,
     n_examples: int = 1,
     trainer: Callable | None = None,
@@ -331,6 +410,13 @@ def compare(
         Seed of the evaluation corruptions (identical for every model and baseline).
     device
         ``train.accelerator`` for all runs (``cpu``, ``gpu``, ``auto``).
+    regimes
+        ``bottleneck`` (denoise/inpaint as plain encoder -> latent -> decoder autoencoders, run
+        folders ``<repr>-<task>-bottleneck``) and/or ``skip`` (the task models with skip paths,
+        ``<repr>-<task>``); the autoencode models (``<repr>-autoencode``) are bottleneck models
+        and always run. See :data:`REGIMES`.
+    skip_reprs
+        Representations to run in the skip regime (default: all ``reprs``).
     trainer, loader
         Replace :func:`pointae.train.fit` / :meth:`pointae.api.PointAE.load` (tests, custom engines).
     log
@@ -357,6 +443,7 @@ def compare(
             raise PointaeError(f"unknown task {t!r}; expected any of {', '.join(TASK_NAMES)}")
     if not reprs or not tasks:
         raise PointaeError("compare needs at least one representation and one task")
+    model_slots(reprs, tasks, regimes, skip_reprs)  # bad regimes fail before any training
     trainer = trainer or _default_trainer
     loader = loader or _default_loader
     out = Path(out)
@@ -391,55 +478,54 @@ def compare(
     runs_dir = Path(runs) if runs is not None else out / "runs"
 
     # ------------------------------------------------------------------ train or reuse
-    models: dict[tuple[str, str], Any] = {}
-    run_info: dict[str, dict[str, dict]] = {r: {} for r in reprs}
-    histories: dict[tuple[str, str], pd.DataFrame] = {}
+    slots = model_slots(reprs, tasks, regimes, skip_reprs)
+    models: dict[tuple[str, str, str], Any] = {}
+    run_info: dict[str, dict[str, dict[str, dict]]] = {g: {} for g in dict.fromkeys(s[0] for s in slots)}
+    histories: dict[tuple[str, str, str], pd.DataFrame] = {}
     split = None
-    for t in tasks:
-        for r in reprs:
-            run_dir = runs_dir / f"{r}-{t}"
-            own = [*per_task.get(t, []), f"model.repr={r}", f"task.name={t}", f"out={run_dir}"]
-            cfg = load_config(overrides=[*shared, *own])
-            reused = (run_dir / "model.safetensors").is_file()
-            t0 = time.perf_counter()
-            if reused:
-                _check_reused_config(run_dir, cfg)
-                say(f"reusing {run_dir}")
-            else:
-                say(f"training {r} x {t} -> {run_dir}")
-                cfg.overwrite = True
-                run_dir = Path(trainer(cfg, traces))
-            train_s = time.perf_counter() - t0
-            model = loader(run_dir)
-            models[(r, t)] = model
-            sp = _split(run_dir, traces)
-            if split is None:
-                split = sp
-            elif not np.array_equal(split["test"], sp["test"]):
-                raise PointaeError(
-                    f"{run_dir}: its test split differs from the other runs (data.split_seed?)"
-                )
-            hist = _read_history(run_dir)
-            if hist is not None:
-                histories[(r, t)] = hist
-            tr = _run_training_info(run_dir)
-            epochs = None
-            if hist is not None and "epoch" in hist and len(hist):
-                epochs = int(hist["epoch"].max()) + 1
-            n_train = len(sp["train"])
-            wall = tr.get("wall_s") or (None if reused else train_s)
-            sps = tr.get("train_samples_per_s")
-            if sps is None and wall and epochs:
-                sps = n_train * epochs / max(wall, 1e-9)
-            run_info[r][t] = {
-                "run_dir": str(run_dir),
-                "reused": bool(reused),
-                "param_count": _param_count(model),
-                "epochs": epochs,
-                "train_seconds": None if wall is None else round(float(wall), 2),
-                "train_samples_per_s": None if sps is None else round(float(sps), 1),
-                "device": tr.get("device"),
-            }
+    for g, r, t in slots:
+        run_dir = runs_dir / run_name(g, r, t)
+        own = [*per_task.get(t, []), *REGIME_OVERRIDES[g].get(t, ())]
+        own += [f"model.repr={r}", f"task.name={t}", f"out={run_dir}"]
+        cfg = load_config(overrides=[*shared, *own])
+        reused = (run_dir / "model.safetensors").is_file()
+        t0 = time.perf_counter()
+        if reused:
+            _check_reused_config(run_dir, cfg)
+            say(f"reusing {run_dir}")
+        else:
+            say(f"training {r} x {t} ({g}) -> {run_dir}")
+            cfg.overwrite = True
+            run_dir = Path(trainer(cfg, traces))
+        train_s = time.perf_counter() - t0
+        model = loader(run_dir)
+        models[(g, r, t)] = model
+        sp = _split(run_dir, traces)
+        if split is None:
+            split = sp
+        elif not np.array_equal(split["test"], sp["test"]):
+            raise PointaeError(f"{run_dir}: its test split differs from the other runs (data.split_seed?)")
+        hist = _read_history(run_dir)
+        if hist is not None:
+            histories[(g, r, t)] = hist
+        tr = _run_training_info(run_dir)
+        epochs = None
+        if hist is not None and "epoch" in hist and len(hist):
+            epochs = int(hist["epoch"].max()) + 1
+        n_train = len(sp["train"])
+        wall = tr.get("wall_s") or (None if reused else train_s)
+        sps = tr.get("train_samples_per_s")
+        if sps is None and wall and epochs:
+            sps = n_train * epochs / max(wall, 1e-9)
+        run_info[g].setdefault(r, {})[t] = {
+            "run_dir": str(run_dir),
+            "reused": bool(reused),
+            "param_count": _param_count(model),
+            "epochs": epochs,
+            "train_seconds": None if wall is None else round(float(wall), 2),
+            "train_samples_per_s": None if sps is None else round(float(sps), 1),
+            "device": tr.get("device"),
+        }
 
     test = split["test"]
     train_idx = split["train"]
@@ -462,16 +548,16 @@ def compare(
             hit = np.flatnonzero(corr.changed.any(1))
             ex_idx = hit[:n_examples] if hit.size else ex_idx
         corr_traces = traces[test].with_coords(corr.coords)
-        res = {"models": {}, "baselines": {}, "scored_pairs": {}}
+        res = {"models": {}, "baselines": {}}
         recs = {}
-        for r in reprs:
-            model = models[(r, t)]
+        for g, r, _ in (s for s in slots if s[2] == t):
+            model = models[(g, r, t)]
             t0 = time.perf_counter()
             pred = _reconstruct(model, corr_traces, batch_size)
             dt = time.perf_counter() - t0
-            run_info[r][t]["infer_samples_per_s"] = round(len(test) / max(dt, 1e-9), 1)
-            res["models"][r] = _score(t, pred, truth, clean_pairs, corr)
-            recs[r] = pred[ex_idx]
+            run_info[g][r][t]["infer_samples_per_s"] = round(len(test) / max(dt, 1e-9), 1)
+            res["models"].setdefault(g, {})[r] = _score(t, pred, truth, clean_pairs, corr)
+            recs[model_label(g, r)] = pred[ex_idx]
         for name, bm in _baseline_maps(t, corr.coords, scale, pca).items():
             res["baselines"][name] = _score(t, bm, truth, clean_pairs, corr)
             recs[name] = bm[ex_idx]
@@ -483,7 +569,14 @@ def compare(
             "corrupted": distance_maps(corr.coords[ex_idx]),
             "recon": recs,
         }
-        say(f"evaluated {t}: " + ", ".join(f"{r} mae={res['models'][r]['mae']:.4g}" for r in reprs))
+        say(
+            f"evaluated {t}: "
+            + ", ".join(
+                f"{model_label(g, r)} mae={v['mae']:.4g}"
+                for g, rr in res["models"].items()
+                for r, v in rr.items()
+            )
+        )
 
     # ------------------------------------------------------------------ sweeps
     sweep_res: dict[str, dict] = {}
@@ -499,9 +592,10 @@ def compare(
             for lv in levels:
                 corr = _corrupt(t, clean, base_cfg.task, eval_seed + 1, scale, level=lv)
                 ct = traces[test].with_coords(corr.coords)
-                for r in reprs:
-                    e = _score(t, _reconstruct(models[(r, t)], ct, batch_size), truth, clean_pairs, corr)
-                    curves.setdefault(r, []).append([lv, e["mae_changed"] if t == "denoise" else e["mae"]])
+                for g, r, _ in (s for s in slots if s[2] == t):
+                    e = _score(t, _reconstruct(models[(g, r, t)], ct, batch_size), truth, clean_pairs, corr)
+                    v = e["mae_changed"] if t == "denoise" else e["mae"]
+                    curves.setdefault(model_label(g, r), []).append([lv, v])
                 for name, bm in _baseline_maps(t, corr.coords, scale).items():
                     e = _score(t, bm, truth, clean_pairs, corr)
                     curves.setdefault(name, []).append([lv, e["mae_changed"] if t == "denoise" else e["mae"]])
@@ -515,25 +609,28 @@ def compare(
     pca_log_codes = pca_log.transform(traces.coords)
     clustering: dict[str, dict] = {}
     layouts: dict[str, np.ndarray] = {}
-    lat_task = "autoencode" if "autoencode" in tasks else tasks[0]
-    for t in tasks:
-        zs = {r: np.asarray(models[(r, t)].encode(traces, batch_size=batch_size), np.float32) for r in reprs}
-        per_label = {}
+    lat_regime, lat_task = slots[0][0], slots[0][2]  # the autoencoders when there are any
+    base_rows = {
+        c: {
+            "pca_dist": label_metrics(pca_codes, meta[c].to_numpy(), seed=eval_seed),
+            "pca_logdist": label_metrics(pca_log_codes, meta[c].to_numpy(), seed=eval_seed),
+        }
+        for c in cols
+    }
+    for g, r, t in slots:
+        z = np.asarray(models[(g, r, t)].encode(traces, batch_size=batch_size), np.float32)
+        per_label = clustering.setdefault(g, {}).setdefault(t, {})
         for c in cols:
-            y = meta[c].to_numpy()
-            row = {r: label_metrics(z, y, seed=eval_seed) for r, z in zs.items()}
-            row["pca_dist"] = label_metrics(pca_codes, y, seed=eval_seed)
-            row["pca_logdist"] = label_metrics(pca_log_codes, y, seed=eval_seed)
-            per_label[c] = row
-        clustering[t] = per_label
-        if t == lat_task:
-            for r, z in zs.items():
-                layouts[r] = compute_layout(z, layout, seed=eval_seed)
-            layouts["pca_dist"] = compute_layout(pca_codes, layout, seed=eval_seed)
+            row = per_label.setdefault(c, {})
+            row[r] = label_metrics(z, meta[c].to_numpy(), seed=eval_seed)
+            row.update(base_rows[c])
+        if (g, t) == (lat_regime, lat_task):
+            layouts[r] = compute_layout(z, layout, seed=eval_seed)
+    layouts["pca_dist"] = compute_layout(pca_codes, layout, seed=eval_seed)
     say("clustering done")
 
     metrics = {
-        "schema": "pointae.compare/1",
+        "schema": "pointae.compare/2",
         "keys": METRIC_KEYS,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "version": __version__,
@@ -552,6 +649,8 @@ def compare(
             "decoder": base_cfg.model.decoder,
             "overrides": shared,
             "task_overrides": per_task,
+            "regimes": {g: sorted({f"{r}-{t}" for gg, r, t in slots if gg == g}) for g in run_info},
+            "regime_overrides": {g: {t: list(v) for t, v in REGIME_OVERRIDES[g].items()} for g in run_info},
             "split_seed": int(base_cfg.data.split_seed),
             "eval_seed": int(eval_seed),
             "max_epochs": int(base_cfg.train.max_epochs),
@@ -563,6 +662,7 @@ def compare(
                 "max_run": base_cfg.task.max_run,
             },
             "layout": layout,
+            "clustering_regime": lat_regime,
             "clustering_task": lat_task,
         },
         "runs": run_info,
@@ -570,12 +670,14 @@ def compare(
         "clustering": clustering,
         "sweeps": sweep_res,
     }
-    metrics["verdict"] = _verdicts(clustering[lat_task], reprs)
-    metrics["summary"] = _summary_table_dict(metrics, reprs, tasks, cols, lat_task)
+    lat_reprs = [r for g, r, t in slots if (g, t) == (lat_regime, lat_task)]
+    metrics["verdict"] = _label_verdicts(clustering, cols)
+    metrics["verdict_detail"] = _verdicts(clustering[lat_regime][lat_task], lat_reprs)
+    metrics["summary"] = _summary_table_dict(metrics, slots, tasks, cols)
 
     from pointae.analysis._compare_report import build_sections
 
-    sections = build_sections(metrics, reprs, tasks, histories, examples, layouts, meta, cols, unit)
+    sections = build_sections(metrics, slots, tasks, histories, examples, layouts, meta, cols, unit)
     from pointae.analysis.report import write_report
 
     subtitle = (
@@ -655,11 +757,17 @@ def _verdicts(per_label: dict[str, dict], reprs: Sequence[str]) -> dict[str, str
     return out
 
 
-def _summary_table_dict(metrics: dict, reprs, tasks, cols, lat_task) -> dict:
-    """Rows: each representation, then the baselines; columns: task errors and clustering metrics."""
+def _summary_table_dict(metrics: dict, slots, tasks, cols) -> dict:
+    """Rows: each representation per regime, then the baselines; columns: task errors and clustering
+    metrics (each row's clustering from its regime's first model: the autoencoder for bottleneck)."""
     unit = metrics["data"]["unit"]
     columns = []
-    rows = {r: {"name": r, "kind": "model"} for r in reprs}
+    rows: dict[tuple[str, str], dict] = {}
+    for g, r, _ in slots:
+        rows.setdefault((g, r), {"name": model_label(g, r), "kind": "model", "regime": g})
+    lat = {}  # (regime, repr) -> the task whose latents the row shows
+    for g, r, t in slots:
+        lat.setdefault((g, r), t)
     base_rows: dict[str, dict] = {}
     names = {
         "pca_dist": "PCA (distances)",
@@ -671,33 +779,88 @@ def _summary_table_dict(metrics: dict, reprs, tasks, cols, lat_task) -> dict:
     for t in tasks:
         res = metrics["tasks"][t]
         key = f"{t}_mae"
-        what = {"autoencode": "observed pairs", "denoise": "pairs at outliers", "inpaint": "hidden pairs"}[t]
+        what = {"denoise": "pairs at outliers", "inpaint": "hidden pairs"}.get(t, "observed pairs")
         columns.append({"key": key, "label": f"{t} MAE ({unit}, {what})", "better": "min"})
         field_ = "mae_changed" if t == "denoise" else "mae"
-        for r in reprs:
-            rows[r][key] = res["models"][r][field_]
+        for g, per in res["models"].items():
+            for r, v in per.items():
+                rows[(g, r)][key] = v[field_]
         for b, v in res["baselines"].items():
             base_rows.setdefault(b, {"name": names.get(b, b), "kind": "baseline"})[key] = v[field_]
     for c in cols:
         for m, lab in (("ari", "ARI"), ("nmi", "NMI"), ("knn_accuracy", "kNN acc")):
             key = f"{c}_{m}"
             columns.append({"key": key, "label": f"{c} {lab}", "better": "max"})
-            for r in reprs:
-                rows[r][key] = metrics["clustering"][lat_task][c][r][m]
+            for (g, r), row in rows.items():
+                row[key] = metrics["clustering"][g][lat[(g, r)]][c][r][m]
+            first = metrics["clustering"][slots[0][0]][slots[0][2]][c]
             for b in ("pca_dist", "pca_logdist"):
-                if b in metrics["clustering"][lat_task][c]:
-                    base_rows.setdefault(b, {"name": names[b], "kind": "baseline"})[key] = metrics[
-                        "clustering"
-                    ][lat_task][c][b][m]
-    columns.append({"key": "params", "label": f"params ({lat_task})", "better": None})
+                if b in first:
+                    base_rows.setdefault(b, {"name": names[b], "kind": "baseline"})[key] = first[b][m]
+    columns.append({"key": "latents_of", "label": "latents of", "better": None})
+    columns.append({"key": "params", "label": "params", "better": None})
     columns.append({"key": "train_sps", "label": "train samples/s", "better": None})
     columns.append({"key": "infer_sps", "label": "inference samples/s", "better": None})
-    for r in reprs:
-        info = metrics["runs"][r][lat_task]
-        rows[r]["params"] = info.get("param_count")
-        rows[r]["train_sps"] = info.get("train_samples_per_s")
-        rows[r]["infer_sps"] = info.get("infer_samples_per_s")
+    for (g, r), row in rows.items():
+        info = metrics["runs"][g][r][lat[(g, r)]]
+        row["latents_of"] = lat[(g, r)]
+        row["params"] = info.get("param_count")
+        row["train_sps"] = info.get("train_samples_per_s")
+        row["infer_sps"] = info.get("infer_samples_per_s")
     return {"columns": columns, "rows": [*rows.values(), *base_rows.values()]}
+
+
+def _label_verdicts(clustering: dict, cols: Sequence[str]) -> dict[str, str]:
+    """One sentence per label: the best latents of all models (which representation, regime and
+    task), by how much they beat PCA of log distances and PCA of distances (kNN accuracy, two
+    binomial standard errors on the label's points), and the best latents of the other regime."""
+    out = {}
+    for c in cols:
+        cand = []  # (acc, regime, repr, task)
+        base = None
+        for g, per_task in clustering.items():
+            for t, per_label in per_task.items():
+                row = per_label[c]
+                base = base or row
+                cand += [
+                    (row[r]["knn_accuracy"], g, r, t) for r in row if r not in ("pca_dist", "pca_logdist")
+                ]
+        if base is None or not cand:
+            continue
+        n = base["pca_dist"]["n_points"]
+        acc, g, r, t = max(cand, key=lambda x: x[0])
+        b_acc = {k: base[k]["knn_accuracy"] for k in ("pca_logdist", "pca_dist") if k in base}
+        if min([acc, *b_acc.values()]) >= 0.99 and min(x[0] for x in cand) >= 0.99:
+            out[c] = (
+                f"{c}: separated perfectly by every representation and both PCA baselines "
+                "(kNN accuracy >= 0.99); this label does not discriminate between them."
+            )
+            continue
+        who = f"{r} ({g} regime, {t} model)"
+        lead = ""
+        parts = []
+        for k, name in (("pca_logdist", "PCA of log distances"), ("pca_dist", "PCA of distances")):
+            if k not in b_acc:
+                continue
+            gap = acc - b_acc[k]
+            m2 = 2 * float(np.hypot(_knn_se(acc, n), _knn_se(b_acc[k], n)))
+            how = (
+                "beyond two standard errors"
+                if gap > m2
+                else ("within noise" if abs(gap) <= m2 else "below it beyond two standard errors")
+            )
+            parts.append(f"{gap:+.3f} over {name} ({b_acc[k]:.3f}; 2 SE = {m2:.3f}, {how})")
+            if not lead:  # the sentence opens with the winner against the strongest baseline named first
+                lead = f"{who} wins" if gap > m2 else (f"{name} wins" if gap < -m2 else "no clear winner")
+        text = f"{c}: {lead}; best latents {who}, kNN accuracy {acc:.3f} on {n} traces, " + " and ".join(
+            parts
+        )
+        other = [x for x in cand if x[1] != g]
+        if other:
+            a2, g2, r2, t2 = max(other, key=lambda x: x[0])
+            text += f"; best under the {g2} regime: {r2} ({t2} model) {a2:.3f}"
+        out[c] = text + "."
+    return out
 
 
 def summary_text(metrics: dict) -> str:

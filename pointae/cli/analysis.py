@@ -153,16 +153,34 @@ def compare_cmd(
     layout: Annotated[
         LayoutName, typer.Option(help="2D layout of the clustering figures.")
     ] = LayoutName.phate,
+    regimes: Annotated[
+        str,
+        typer.Option(
+            "--regimes",
+            help="bottleneck (everything through the latent), skip (the task models), or both.",
+        ),
+    ] = "bottleneck,skip",
+    skip_reprs: Annotated[
+        Optional[str],
+        typer.Option(
+            "--skip-reprs", help="Representations run in the skip regime (default: all of --reprs)."
+        ),
+    ] = None,
 ) -> None:
-    """Train (or reuse) one model per representation x task; write report.html, report.md, metrics.json."""
-    from pointae.analysis.compare import REPRS, TASKS, compare, summary_text
+    """Train (or reuse) one model per representation x task x regime; write report.html, report.md,
+    metrics.json. Regimes: bottleneck (denoise/inpaint as plain autoencoders, runs <repr>-<task>-bottleneck)
+    and skip (the task models with skip paths, runs <repr>-<task>)."""
+    from pointae.analysis.compare import REGIMES, REPRS, compare, summary_text
+    from pointae.config import TASK_NAMES
     from pointae.outputs import check_output_dir
 
     check_output_dir(out, inputs=[data])
     res = compare(
         data,
         reprs=_csv_list(reprs, "reprs", REPRS),
-        tasks=_csv_list(tasks, "tasks", TASKS),
+        tasks=_csv_list(tasks, "tasks", TASK_NAMES),
+        regimes=_csv_list(regimes, "regimes", REGIMES),
+        skip_reprs=None if skip_reprs is None else _csv_list(skip_reprs, "skip-reprs", REPRS),
         out=out,
         runs=runs,
         overrides=set_ or [],

@@ -21,6 +21,7 @@ class TaskName(str, Enum):
     autoencode = "autoencode"
     denoise = "denoise"
     inpaint = "inpaint"
+    contrast = "contrast"
 
 
 @command("train")

@@ -9,7 +9,9 @@ from pointae.models.autoencoder import AutoEncoder
 from pointae.models.registry import ENCODERS, _construct, _load_builtins, build_decoder, build_encoder
 from pointae.models.task_models import TASK_MODELS
 
-TASKS = ("autoencode", "denoise", "inpaint")
+TASKS = ("autoencode", "denoise", "inpaint", "contrast")
+#: tasks whose map-decoder models are the skip-path task models (the others are autoencoders)
+SKIP_TASKS = ("denoise", "inpaint")
 
 
 def _split_hparams(hp: dict) -> tuple[dict, dict]:
@@ -40,7 +42,7 @@ def build_model(
     repr
         Encoder name: ``"map"``, ``"graph"``, ``"voxel"`` or any registered encoder.
     task
-        ``"autoencode"``, ``"denoise"`` or ``"inpaint"``.
+        ``"autoencode"``, ``"denoise"``, ``"inpaint"`` or ``"contrast"`` (an autoencoder).
     n_loci
         L.
     latent_dim
@@ -83,7 +85,7 @@ def build_model(
     enc_hp, dec_hp = _split_hparams(hparams)
     if rep is not None:
         enc_hp = {**repr_hparams(rep), **enc_hp}
-    if task != "autoencode" and decoder == "map" and arch == "auto" and repr in TASK_MODELS:
+    if task in SKIP_TASKS and decoder == "map" and arch == "auto" and repr in TASK_MODELS:
         if dec_hp:
             raise PointaeError(
                 f"{TASK_MODELS[repr].__name__} has no separate decoder; "

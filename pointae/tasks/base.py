@@ -65,6 +65,9 @@ class Task:
 
     name: ClassVar[str] = "base"
     focus: ClassVar[str | None] = None  # name of the scored subset ("corrupted", "hidden") or None
+    #: independently corrupted copies of each trace per batch; tasks with 2 views implement
+    #: :meth:`embedding_loss` on the two views' latents
+    views: ClassVar[int] = 1
 
     def __init__(self, cfg: TaskConfig | None = None):
         self.cfg = cfg or TaskConfig(name=self.name)
@@ -75,14 +78,15 @@ class Task:
         raise NotImplementedError
 
     def corrupt_batch(
-        self, coords: np.ndarray, index: np.ndarray, *, train: bool, epoch: int = 0
+        self, coords: np.ndarray, index: np.ndarray, *, train: bool, epoch: int = 0, view: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
         """Corrupt a batch ``(B, L, 3)``; sample ``b`` is seeded by ``index[b]`` (and ``epoch`` when
-        ``train``). Returns ``(inputs (B, L, 3), changed (B, L))``."""
+        ``train``; ``view`` > 0 draws an independent corruption for the extra views).
+        Returns ``(inputs (B, L, 3), changed (B, L))``."""
         coords = np.asarray(coords, dtype=np.float32)
         out = np.empty_like(coords)
         changed = np.zeros(coords.shape[:2], dtype=bool)
-        stream = TRAIN_STREAM if train else EVAL_STREAM
+        stream = (TRAIN_STREAM if train else EVAL_STREAM) + 2 * int(view)
         ep = int(epoch) if train else 0
         for b in range(coords.shape[0]):
             rng = sample_rng(self.cfg.seed, stream, ep, int(index[b]))
@@ -105,6 +109,10 @@ class Task:
             return pair, None
         touch = changed[:, :, None] | changed[:, None, :]
         return pair, pair & touch
+
+    def embedding_loss(self, z1: torch.Tensor, z2: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Loss parts on the latents ``(B, d)`` of two views (tasks with ``views = 2``)."""
+        raise NotImplementedError
 
     def _pair_loss(self, pred, target, mask):
         from pointae.losses import PAIR_LOSSES

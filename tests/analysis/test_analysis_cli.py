@@ -130,7 +130,8 @@ def test_demo_wiring(tmp_path, monkeypatch):
     assert f"report: {out / 'report.html'}" in r.output
     assert "loop_state kNN acc" in r.output and "condition: " in r.output
     m = json.loads((out / "metrics.json").read_text())
-    assert set(m["runs"]) == {"map", "graph", "voxel"} and m["data"]["labels"] == ["condition", "loop_state"]
+    assert set(m["runs"]["bottleneck"]) == {"map", "graph", "voxel"}
+    assert m["data"]["labels"] == ["condition", "loop_state"]
     assert "train.threads=1" in m["settings"]["overrides"]
     # the autoencoders (only) train with the contact-sensitive loss
     assert m["settings"]["task_overrides"] == {"autoencode": ["task.loss=log_mse"]}

@@ -47,13 +47,17 @@ def test_compare_with_standin_models(tmp_path, traces):
     for f in ("report.html", "report.md", "metrics.json"):
         assert (tmp_path / "rep" / f).is_file()
     saved = json.loads((tmp_path / "rep" / "metrics.json").read_text())
-    assert saved["schema"] == "pointae.compare/1" and "keys" in saved
-    assert set(saved["runs"]) == {"map", "graph"} and set(saved["runs"]["map"]) == {
-        "autoencode",
-        "denoise",
-        "inpaint",
-    }
-    assert saved["runs"]["map"]["autoencode"]["epochs"] == 3
+    assert saved["schema"] == "pointae.compare/2" and "keys" in saved
+    # both regimes: autoencoders are bottleneck models; denoise/inpaint run in both, in their own folders
+    bn, sk = saved["runs"]["bottleneck"], saved["runs"]["skip"]
+    assert set(bn) == set(sk) == {"map", "graph"}
+    assert set(bn["map"]) == {"autoencode", "denoise", "inpaint"} and set(sk["map"]) == {"denoise", "inpaint"}
+    assert bn["map"]["autoencode"]["epochs"] == 3
+    assert bn["map"]["denoise"]["run_dir"].endswith("map-denoise-bottleneck")
+    assert sk["map"]["denoise"]["run_dir"].endswith("map-denoise")
+    assert saved["settings"]["regime_overrides"]["bottleneck"]["inpaint"] == [
+        "model.hparams.arch=autoencoder"
+    ]
     # every model and baseline is scored on the same pairs
     for t, bases in (
         ("autoencode", {"pca_dist"}),
@@ -62,26 +66,47 @@ def test_compare_with_standin_models(tmp_path, traces):
     ):
         res_t = m["tasks"][t]
         assert set(res_t["baselines"]) == bases
-        n_pairs = {v["n_pairs"] for v in [*res_t["models"].values(), *res_t["baselines"].values()]}
+        scored = [v for per in res_t["models"].values() for v in per.values()]
+        assert len(scored) == (2 if t == "autoencode" else 4)
+        n_pairs = {v["n_pairs"] for v in [*scored, *res_t["baselines"].values()]}
         assert len(n_pairs) == 1 and n_pairs.pop() > 0
     # the stand-in model IS a PCA of distances fitted on all traces: close to the PCA baseline
     ae = m["tasks"]["autoencode"]
-    assert ae["models"]["map"]["mae"] == pytest.approx(ae["baselines"]["pca_dist"]["mae"], rel=0.2)
+    assert ae["models"]["bottleneck"]["map"]["mae"] == pytest.approx(
+        ae["baselines"]["pca_dist"]["mae"], rel=0.2
+    )
     # denoise: the corrupted input is worse at the outliers than the neighbour rule
     dn = m["tasks"]["denoise"]["baselines"]
     assert dn["corrupted_input"]["mae_changed"] > dn["neighbour_rule"]["mae_changed"]
     # clustering for both labels, models and PCA; a verdict per label
     for lab in ("condition", "loop_state"):
-        assert set(m["clustering"]["autoencode"][lab]) == {"map", "graph", "pca_dist", "pca_logdist"}
-        assert lab in m["verdict"] and "PCA of log distances" in m["verdict"][lab]
-    assert m["clustering"]["autoencode"]["condition"]["pca_dist"]["knn_accuracy"] > 0.8
+        for g, t in (("bottleneck", "autoencode"), ("bottleneck", "inpaint"), ("skip", "denoise")):
+            assert set(m["clustering"][g][t][lab]) == {"map", "graph", "pca_dist", "pca_logdist"}
+        assert "PCA of log distances" in m["verdict"][lab] and "regime" in m["verdict"][lab]
+        assert "PCA of log distances" in m["verdict_detail"][lab]
+    assert m["clustering"]["bottleneck"]["autoencode"]["condition"]["pca_dist"]["knn_accuracy"] > 0.8
     # sweeps: one curve per model and baseline, one point per level
-    assert set(m["sweeps"]["hide_fraction"]) == {"map", "graph", "linear_interp"}
+    assert set(m["sweeps"]["hide_fraction"]) == {
+        "map (bottleneck)",
+        "graph (bottleneck)",
+        "map (skip)",
+        "graph (skip)",
+        "linear_interp",
+    }
     assert len(m["sweeps"]["outlier_rate"]["neighbour_rule"]) == 4
     # summary table: models first, then baselines
     kinds = [r["kind"] for r in m["summary"]["rows"]]
-    assert kinds[:2] == ["model", "model"] and set(kinds[2:]) == {"baseline"}
+    assert kinds[:4] == ["model"] * 4 and set(kinds[4:]) == {"baseline"}
+    assert [r["name"] for r in m["summary"]["rows"][:4]] == [
+        "map (bottleneck)",
+        "graph (bottleneck)",
+        "map (skip)",
+        "graph (skip)",
+    ]
     html = res.report.read_text()
+    md = (tmp_path / "rep" / "report.md").read_text()
+    for lab in ("condition", "loop_state"):  # a section per label with its verdict
+        assert f"Verdict: {lab}" in html and f"Verdict: {lab}" in md
     assert html.count("data:image/png;base64,") >= 6  # examples x3, clustering, sweeps, curves
     assert "loop_state" in html and "PCA (distances)" in html and "PCA (log distances)" in html
     text = summary_text(m)
@@ -105,7 +130,7 @@ def test_compare_reuses_runs(tmp_path, traces):
         raise AssertionError("should reuse the run")
 
     res = compare(traces, out=tmp_path / "b", runs=tmp_path / "a" / "runs", trainer=must_not_train, **kw)
-    assert res.metrics["runs"]["map"]["autoencode"]["reused"] is True
+    assert res.metrics["runs"]["bottleneck"]["map"]["autoencode"]["reused"] is True
 
 
 def test_compare_rejects_bad_arguments(tmp_path, traces):
@@ -131,9 +156,18 @@ def test_compare_trains_real_models(tmp_path):
     )
     m = res.metrics
     for r in ("map", "graph", "voxel"):
-        assert m["runs"][r]["autoencode"]["param_count"] > 0
-        assert np.isfinite(m["tasks"]["inpaint"]["models"][r]["mae"])
+        assert m["runs"]["bottleneck"][r]["autoencode"]["param_count"] > 0
+        for g in ("bottleneck", "skip"):
+            assert np.isfinite(m["tasks"]["inpaint"]["models"][g][r]["mae"])
     assert (tmp_path / "real" / "runs" / "voxel-inpaint" / "model.safetensors").is_file()
+    assert (tmp_path / "real" / "runs" / "voxel-inpaint-bottleneck" / "model.safetensors").is_file()
+    # the bottleneck inpainter is a plain autoencoder, the skip one a task model
+    from pointae.analysis._model import load_run
+
+    assert (
+        type(load_run(tmp_path / "real" / "runs" / "map-inpaint-bottleneck").model).__name__ == "AutoEncoder"
+    )
+    assert type(load_run(tmp_path / "real" / "runs" / "map-inpaint").model).__name__ == "MapUNet"
 
 
 def test_task_overrides_reach_only_that_tasks_runs(tmp_path, traces):
@@ -197,6 +231,88 @@ def test_reused_run_with_other_model_task_or_split_settings_is_refused(tmp_path,
     # a run saved by an older version without the newer keys counts as their defaults
     (run / "config.yaml").write_text("model:\n  latent_dim: 3\ntask:\n  name: autoencode\n")
     compare(traces, ["map"], ["autoencode"], tmp_path / "e", latent_dim=3, **kw)
+
+
+def test_regimes_and_skip_reprs_choose_the_runs(tmp_path, traces):
+    from pointae.analysis.compare import model_slots, run_name
+
+    assert model_slots(["map", "graph"], ["inpaint", "autoencode"], skip_reprs=["map"]) == [
+        ("bottleneck", "map", "autoencode"),
+        ("bottleneck", "graph", "autoencode"),
+        ("bottleneck", "map", "inpaint"),
+        ("bottleneck", "graph", "inpaint"),
+        ("skip", "map", "inpaint"),
+    ]
+    # autoencoders and the contrast objective have no skip path: bottleneck only, whatever regimes say
+    assert model_slots(["map"], ["autoencode", "contrast", "denoise"], regimes=["skip"]) == [
+        ("bottleneck", "map", "autoencode"),
+        ("bottleneck", "map", "contrast"),
+        ("skip", "map", "denoise"),
+    ]
+    assert run_name("bottleneck", "map", "denoise") == "map-denoise-bottleneck"
+    assert (
+        run_name("skip", "map", "denoise") == run_name("bottleneck", "map", "denoise")[: -len("-bottleneck")]
+    )
+    with pytest.raises(PointaeError, match="unknown regime 'wide'"):
+        compare(traces, ["map"], ["autoencode"], tmp_path / "x", regimes=["wide"])
+    seen = []
+
+    def trainer(cfg, tr):
+        seen.append((cfg.model.repr, cfg.task.name, cfg.model.hparams.get("arch", "auto")))
+        return standin_trainer(cfg, tr)
+
+    res = compare(
+        traces,
+        reprs=["map", "graph"],
+        tasks=["inpaint"],
+        out=tmp_path / "rep",
+        latent_dim=3,
+        layout="pca",
+        sweeps=False,
+        skip_reprs=["map"],
+        trainer=trainer,
+        loader=standin_loader_for(traces, d=3),
+    )
+    assert seen == [
+        ("map", "inpaint", "autoencoder"),
+        ("graph", "inpaint", "autoencoder"),
+        ("map", "inpaint", "auto"),
+    ]
+    m = res.metrics
+    assert set(m["tasks"]["inpaint"]["models"]["skip"]) == {"map"}
+    assert (
+        m["settings"]["clustering_regime"] == "bottleneck" and m["settings"]["clustering_task"] == "inpaint"
+    )
+
+
+def test_label_verdict_names_representation_regime_task_and_margin():
+    from pointae.analysis.compare import _label_verdicts
+
+    def row(acc, n=400):
+        return {"knn_accuracy": acc, "ari": 0.0, "nmi": 0.0, "chance_accuracy": 0.17, "n_points": n}
+
+    base = {"pca_dist": row(0.27), "pca_logdist": row(0.36)}
+    clustering = {
+        "bottleneck": {"autoencode": {"s": {"map": row(0.47), "graph": row(0.30), **base}}},
+        "skip": {"denoise": {"s": {"map": row(0.31), **base}}},
+    }
+    text = _label_verdicts(clustering, ["s"])["s"]
+    assert text.startswith("s: map (bottleneck regime, autoencode model) wins; best latents map (bottleneck")
+    assert "kNN accuracy 0.470 on 400 traces" in text
+    assert "+0.110 over PCA of log distances (0.360; 2 SE = 0.069, beyond two standard errors)" in text
+    assert "best under the skip regime: map (denoise model) 0.310" in text
+    clustering["bottleneck"]["autoencode"]["s"]["map"] = row(0.38)
+    text = _label_verdicts(clustering, ["s"])["s"]
+    assert text.startswith("s: no clear winner;")
+    assert "+0.020 over PCA of log distances (0.360; 2 SE = 0.068, within noise)" in text
+    clustering["bottleneck"]["autoencode"]["s"]["map"] = row(0.25)
+    clustering["skip"]["denoise"]["s"]["map"] = row(0.2)
+    clustering["bottleneck"]["autoencode"]["s"]["graph"] = row(0.2)
+    text = _label_verdicts(clustering, ["s"])["s"]
+    assert text.startswith("s: PCA of log distances wins; best latents map (bottleneck regime, autoencode")
+    assert (
+        "-0.110 over PCA of log distances (0.360; 2 SE = 0.065, below it beyond two standard errors)" in text
+    )
 
 
 def test_report_md_escapes_data_derived_text_like_the_html_report(tmp_path, traces):
