@@ -51,7 +51,9 @@ def tiny_model(enc: str, dec: str, n: int, d: int = 4) -> AutoEncoder:
 
 
 def tiny_task_model(rep: str, task: str, n: int, d: int = 4):
-    cls = TASK_MODELS.get(rep) if task != "autoencode" else None
+    from pointae.models.builders import SKIP_TASKS
+
+    cls = TASK_MODELS.get(rep) if task in SKIP_TASKS else None  # contrast/autoencode: autoencoders
     hp = tiny(cls) if cls is not None else {**tiny(ENCODERS[rep]), **_prefixed(tiny(DECODERS["map"]))}
     return build_model(rep, task, n, latent_dim=d, **hp)
 
