@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import OVERWRITE, command, console
+from pointae.cli._app import OVERWRITE, command, console, err_console
 from pointae.cli._read import (
     ColumnsOpt,
     DuplicatesOpt,
@@ -122,7 +122,8 @@ def impute(
         TimeElapsedColumn(),
     ]
     t0 = time.time()
-    with Progress(*columns, console=console, transient=False) as bar:
+    # on stderr and transient: a failure leaves only its one error line, a success its summary line
+    with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("impute", total=None, rate="-")
 
         def progress(done: int, total: int | None) -> None:
