@@ -116,6 +116,15 @@ def main(argv=None) -> dict:
         tmp.write_text(json.dumps(res, indent=1, default=float))
         os.replace(tmp, result_path)
 
+    def record(row: dict, prefix: str) -> None:
+        """Keep a result row (saved at once, so an interrupted study resumes) and print it."""
+        res["rows"].append(row)
+        save()
+        print(
+            f"{prefix}: " + ", ".join(f"{k} {v['knn_accuracy']:.3f}" for k, v in row.items() if k in LABELS),
+            flush=True,
+        )
+
     done = {(r["n_train"], r["name"]) for r in res["rows"]}
     ev = simulate(a.eval_n, 999, a.n_loci, a.out)
     print(
@@ -131,13 +140,7 @@ def main(argv=None) -> dict:
                 continue
             p = DistancePCA(n_components=16, scale=scale, log=log).fit(tr.coords)
             row = {"n_train": n, "name": name, "kind": "baseline", **scores(p.transform(ev.coords), ev.meta)}
-            res["rows"].append(row)
-            save()
-            print(
-                f"N={n} {name}: "
-                + ", ".join(f"{k} {v['knn_accuracy']:.3f}" for k, v in row.items() if k in LABELS),
-                flush=True,
-            )
+            record(row, f"N={n} {name}")
         epochs = int(max(1, min(a.max_epochs, round(a.samples / (0.9 * n)))))
         for obj in a.objectives:
             if (n, obj) in done:
@@ -177,13 +180,7 @@ def main(argv=None) -> dict:
                 "load_average": os.getloadavg(),
                 **scores(z, ev.meta),
             }
-            res["rows"].append(row)
-            save()
-            print(
-                f"N={n} {obj} ({epochs} epochs max, {train_s:.0f} s): "
-                + ", ".join(f"{k} {v['knn_accuracy']:.3f}" for k, v in row.items() if k in LABELS),
-                flush=True,
-            )
+            record(row, f"N={n} {obj} ({epochs} epochs max, {train_s:.0f} s)")
         print(f"N={n} done in {time.perf_counter() - t0:.0f} s", flush=True)
 
     print("\nkNN accuracy (5-fold CV on the evaluation set) +- 1 SE")
