@@ -35,9 +35,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
+
+from _machine import machine_info
 
 OBJECTIVES = {
     "ae_log": ["task.name=autoencode", "task.loss=log_mse"],
@@ -100,6 +101,36 @@ def boot_ci(fn, n: int, n_boot: int = 2000, seed: int = 0):
     return [float(lo), float(hi)]
 
 
+def train_embedding(traces, run: Path, objective: list[str], epochs: int, threads: int):
+    """Train (or reuse, when ``run`` holds a finished model) a latent-16 map embedding; its handle.
+
+    The settings every study here uses; ``objective`` is one of :data:`OBJECTIVES`' override lists.
+    """
+    from pointae.analysis._model import load_run
+    from pointae.config import load_config
+    from pointae.train import fit
+
+    cfg = load_config(
+        overrides=[
+            "model.repr=map",
+            "model.latent_dim=16",
+            f"train.max_epochs={epochs}",
+            "train.batch_size=32",
+            "train.patience=6",
+            "train.warmup_steps=20",
+            "train.progress=false",
+            f"train.threads={threads}",
+            "data.test_fraction=0.02",
+            *objective,
+            f"out={run}",
+        ]
+    )
+    cfg.overwrite = True
+    if not (run / "model.safetensors").is_file():  # a finished run is reused (delete it to retrain)
+        fit(cfg, traces=traces)
+    return load_run(run)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -116,19 +147,12 @@ def main(argv=None) -> dict:
     import torch
     from sklearn.metrics import roc_auc_score
 
-    from pointae.analysis._model import load_run
     from pointae.analysis.cluster import DistancePCA
-    from pointae.config import load_config
     from pointae.data.traces import Traces
-    from pointae.train import fit
 
     torch.set_num_threads(a.threads)
     a.out.mkdir(parents=True, exist_ok=True)
-    print(
-        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"{a.threads} thread(s); load average {tuple(round(x, 2) for x in os.getloadavg())}",
-        flush=True,
-    )
+    print(f"machine: {machine_info(a.threads)}", flush=True)
     t = load_alleles(a.data)
     allele = t.meta["allele"].astype(str).to_numpy()
     y_all = (allele == "CAST").astype(int)
@@ -249,26 +273,9 @@ def main(argv=None) -> dict:
         score(name, feats)
     for obj in a.objectives:
         run = a.out / "runs" / obj
-        cfg = load_config(
-            overrides=[
-                "model.repr=map",
-                "model.latent_dim=16",
-                f"train.max_epochs={a.epochs}",
-                "train.batch_size=32",
-                "train.patience=6",
-                "train.warmup_steps=20",
-                "train.progress=false",
-                f"train.threads={a.threads}",
-                "data.test_fraction=0.02",
-                *OBJECTIVES[obj],
-                f"out={run}",
-            ]
-        )
-        cfg.overwrite = True
         t0 = time.perf_counter()
-        if not (run / "model.safetensors").is_file():  # a finished run is reused (delete it to retrain)
-            fit(cfg, traces=tk)
-        zz = np.asarray(load_run(run).encode(tk, batch_size=256), np.float64)
+        m = train_embedding(tk, run, OBJECTIVES[obj], a.epochs, a.threads)
+        zz = np.asarray(m.encode(tk, batch_size=256), np.float64)
         score(obj, zz, {"train_seconds": round(time.perf_counter() - t0, 1)})
     res["results"] = rows
     res["load_average_end"] = os.getloadavg()

@@ -47,14 +47,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_alleles import boot_ci, load_alleles  # noqa: E402
+from _machine import machine_info  # noqa: E402
+from study_alleles import OBJECTIVES, boot_ci, load_alleles, train_embedding  # noqa: E402
 
 REGION = ("chr3", 34_601_078, 34_806_078)
 INSERTION = 34_726_078
@@ -123,20 +123,13 @@ def main(argv=None) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from pointae.analysis._model import load_run
     from pointae.analysis.cluster import DistancePCA
-    from pointae.config import load_config
     from pointae.data.traces import Traces
     from pointae.sim import simulate
-    from pointae.train import fit
 
     torch.set_num_threads(a.threads)
     a.out.mkdir(parents=True, exist_ok=True)
-    print(
-        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"{a.threads} thread(s); load average {tuple(round(x, 2) for x in os.getloadavg())}",
-        flush=True,
-    )
+    print(f"machine: {machine_info(a.threads)}", flush=True)
     res: dict = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}}
 
     # real traces: drop the zero-length probe, keep the 41 bins
@@ -226,27 +219,8 @@ def main(argv=None) -> dict:
     score("pca_logdist", pca.transform(sim.coords), pca.transform(real.coords))
 
     run = a.out / "runs" / "ae_log"
-    cfg = load_config(
-        overrides=[
-            "model.repr=map",
-            "model.latent_dim=16",
-            f"train.max_epochs={a.epochs}",
-            "train.batch_size=32",
-            "train.patience=6",
-            "train.warmup_steps=20",
-            "train.progress=false",
-            f"train.threads={a.threads}",
-            "data.test_fraction=0.02",
-            "task.name=autoencode",
-            "task.loss=log_mse",
-            f"out={run}",
-        ]
-    )
-    cfg.overwrite = True
     t0 = time.perf_counter()
-    if not (run / "model.safetensors").is_file():  # a finished run is reused (delete it to retrain)
-        fit(cfg, traces=Traces(sim.coords[tr], unit=sim.unit))
-    m = load_run(run)
+    m = train_embedding(Traces(sim.coords[tr], unit=sim.unit), run, OBJECTIVES["ae_log"], a.epochs, a.threads)
     z_sim = np.asarray(m.encode(sim, batch_size=256), np.float64)
     z_real = np.asarray(m.encode(real, batch_size=256), np.float64)
     score("ae_log", z_sim, z_real, {"train_seconds": round(time.perf_counter() - t0, 1)})
