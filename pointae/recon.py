@@ -687,8 +687,9 @@ def reconstruct_file(
     from pointae.errors import InputError, atomic_path
 
     src, dst = Path(input), Path(output)
-    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
-        raise PointaeError(f"{dst}: output would overwrite the input")
+    from pointae.outputs import check_outputs
+
+    check_outputs([dst], inputs=[src], overwrite=True)  # never the input (also via links); see outputs
     t0 = time.perf_counter()
     report: dict = {"method": method}
     if src.suffix.lower() == ".npy":

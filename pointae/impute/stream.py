@@ -127,10 +127,9 @@ def impute_file(
         format = "table"
     fmt_in = _normalise(format, READ_FORMATS) or detect_format(src)
     fmt = _normalise(to, WRITE_FORMATS) or (fmt_in if fmt_in in WRITE_FORMATS else "fofct")
-    if Path(out).resolve() == Path(src).resolve():
-        raise PointaeError(f"{out}: output would overwrite the input")
-    if Path(out).is_dir():
-        raise PointaeError(f"{out}: is a directory, expected a file name")
+    from pointae.outputs import check_outputs
+
+    check_outputs([out], inputs=[src], overwrite=True)  # never the input, never a folder
     if samples < 0:
         raise PointaeError("--samples must be >= 0")
     threshold = DENOISE_THRESHOLD if threshold is None else float(threshold)

@@ -345,8 +345,9 @@ def convert_file(src, dst, to: str | None = None, format: str | None = None, **k
         format = "table"
     fmt_in = _normalise(format, READ_FORMATS) or detect_format(src)
     kw = _reader_kwargs(fmt_in, kw, src)
-    if Path(dst).resolve() == Path(src).resolve():
-        raise PointaeError(f"{dst}: output would overwrite the input")
+    from pointae.outputs import check_outputs
+
+    check_outputs([dst], inputs=[src], overwrite=True)  # never the input (also via links); see outputs
     if fmt_in == "h5" and fmt_out == "h5" and hdf5.h5_length(src) > 0:  # stream, one chunk at a time
         params = {"command": "convert", "input": str(src), "input_format": "h5"}
         with hdf5.H5TraceWriter(dst, parameters=params) as w:
