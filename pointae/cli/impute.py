@@ -196,7 +196,7 @@ def evaluate_imputation_cmd(
     observed loci, energy score and CRPS (--figure: reliability diagram).
     """
     from pointae.data.io import read_traces
-    from pointae.errors import PointaeError, atomic_path
+    from pointae.errors import atomic_path
     from pointae.impute.api import evaluate_denoising, evaluate_imputation
     from pointae.outputs import check_outputs
 
@@ -204,21 +204,9 @@ def evaluate_imputation_cmd(
     if outs:
         check_outputs(outs, inputs=[data], folders=[model], overwrite=overwrite)
     t = read_traces(data, **read_options(format, columns, unit, pixel_size, duplicates).kwargs())
-    try:
-        res = evaluate_imputation(
-            t, model=model, hide=hide, seed=seed, runs=runs, mode=mode.value, max_missing=max_missing
-        )
-    except PointaeError as e:
-        if "undefined" not in str(e):
-            raise
-        from pointae.impute.protocol import eligible
-
-        n_ok = int(eligible(t.mask, max_missing).sum())
-        raise PointaeError(
-            f"{data}: {n_ok} usable trace(s) (at most {max_missing:.0%} loci missing) are too few: the "
-            "population baselines predict each hidden locus pair from the other traces, and no other "
-            "trace observes some of them; use a file with more traces or raise --max-missing"
-        ) from None
+    res = evaluate_imputation(
+        t, model=model, hide=hide, seed=seed, runs=runs, mode=mode.value, max_missing=max_missing
+    )
     p = res["protocol"]
     console.print(
         f"{data}: {res['runs'][0]['_info']['n_traces']} traces (<= {max_missing:.0%} missing; "

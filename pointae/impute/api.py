@@ -37,7 +37,7 @@ from pointae.impute.baselines import fill_maps, knn_maps, population_median_map
 from pointae.impute.fit import FitConfig, config_dict, fit_imputer, predict
 from pointae.impute.model import Imputer, ImputerConfig, ImputerEnsemble, describe
 from pointae.impute.place import place_loci
-from pointae.impute.protocol import bootstrap, make_held_out, score
+from pointae.impute.protocol import UndefinedPredictionError, bootstrap, eligible, make_held_out, score
 from pointae.impute.uncertainty import Calibration, fit_calibration
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "imputer"
@@ -660,7 +660,17 @@ def evaluate_imputation(
     per_run = []
     for r in range(max(1, int(runs))):
         held = make_held_out(coords, hide, seed=seed + r, mode=mode, max_missing=max_missing, subset=subset)
-        scores, info = score_methods(held, loaded, scale, knn_pool, knn_k, place_baselines, cal)
+        try:
+            scores, info = score_methods(held, loaded, scale, knn_pool, knn_k, place_baselines, cal)
+        except UndefinedPredictionError:
+            src = traces.attrs.get("source", "the traces")
+            n_ok = int(eligible(traces.mask, max_missing).sum())
+            raise PointaeError(
+                f"{src}: {n_ok} usable trace(s) (at most {max_missing:.0%} loci missing) are too "
+                "few: the population baselines predict each hidden locus pair from the other traces, "
+                "and no other trace observes some of them; use a file with more traces or raise "
+                "--max-missing"
+            ) from None
         ci = bootstrap(scores, reference="linear", n_boot=n_boot, seed=seed + r)
         res = {k: {**s.summary(), **ci[k]} for k, s in scores.items()}
         res["_info"] = {"seed": seed + r, "n_traces": len(held), "n_hidden": int(held.hidden.sum()), **info}

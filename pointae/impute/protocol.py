@@ -34,6 +34,11 @@ HideMode = Literal["mixed", "random", "runs"]
 _RUN_FRACTION = {"mixed": 0.5, "random": 0.0, "runs": 1.0}
 
 
+class UndefinedPredictionError(PointaeError):
+    """A method predicted no distance for some hidden-to-observed pair (e.g. a population baseline
+    when no other trace observes that pair)."""
+
+
 @dataclass
 class HeldOut:
     """One held-out masking of a set of traces.
@@ -198,7 +203,7 @@ def score(
     pairs = held.hidden[:, :, None] & held.observed[:, None, :]  # (N, L, L) hidden x observed
     ok = pairs & np.isfinite(pred_maps)
     if (pairs & ~ok).any():
-        raise PointaeError("a method left hidden-to-observed distances undefined")
+        raise UndefinedPredictionError("a method left hidden-to-observed distances undefined")
     y = np.where(ok, true_maps, 0.0)
     x = np.where(ok, pred_maps, 0.0)
     err = np.abs(x - y)
