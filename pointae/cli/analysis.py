@@ -167,9 +167,12 @@ def compare_cmd(
         ),
     ] = None,
 ) -> None:
-    """Train (or reuse) one model per representation x task x regime; write report.html, report.md,
-    metrics.json. Regimes: bottleneck (denoise/inpaint as plain autoencoders, runs <repr>-<task>-bottleneck)
-    and skip (the task models with skip paths, runs <repr>-<task>)."""
+    """Train (or reuse) one model per representation x task x regime; write the report and metrics.json.
+
+    Writes report.html, report.md and metrics.json. Regimes: bottleneck (denoise/inpaint trained as
+    plain autoencoders, runs <repr>-<task>-bottleneck) and skip (the task models with skip paths,
+    runs <repr>-<task>).
+    """
     from pointae.analysis.compare import REGIMES, REPRS, compare, summary_text
     from pointae.config import TASK_NAMES
     from pointae.outputs import check_output_dir
