@@ -2,7 +2,7 @@
 
 1. Simulate ``--n`` conformations (:func:`pointae.sim.simulate`, preset ``--preset``) with the real
    file's number of loci and add localisation noise matched to it
-   (:func:`pointae.impute.pretrain.simulated_training_traces`: two summary numbers of the observed
+   (``study_pretrain.simulated_training_traces``: two summary numbers of the observed
    spots, no hidden locus).
 2. Train an imputer on the simulation only and score it with the held-out masking protocol on
    *every* eligible real trace (the model never saw a real trace): the honest "data set it was not
@@ -23,7 +23,7 @@ imputer on the twin.
 
 With ``--oracle`` (no training; < 2 min on one thread): "how low can the ratio go?". Simulates
 ``--n`` noise-free traces, fits a per-axis scale and localisation noise to the real file
-(:func:`pointae.impute.oracle.fit_axis_noise`), prints simulated vs real neighbour-distance
+(:func:`pointae.sim.noise.fit_axis_noise`), prints simulated vs real neighbour-distance
 quantiles and mean distance vs chain separation, gives the simulated traces the real file's
 detection gaps, and scores with the real protocol (noisy spots as the truth) linear interpolation,
 the noise-free hidden position (``oracle_point``) and the conditional-median distance map
@@ -48,20 +48,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from study_oracle import gaussian_twin_experiment, oracle_experiment
+from study_pretrain import matching_noise, simulated_training_traces
 
 from pointae.data.io import read_traces
 from pointae.impute.api import evaluate_imputation, load_imputer, train_imputer
 from pointae.impute.model import ImputerConfig
-from pointae.impute.oracle import (
-    axis_rms,
-    fit_axis_noise,
-    fit_noise_mixture,
-    gaussian_twin_experiment,
-    matched_traces,
-    noise,
-    oracle_experiment,
-)
-from pointae.impute.pretrain import matching_noise, simulated_training_traces
+from pointae.sim.noise import axis_rms, fit_axis_noise, fit_noise_mixture, matched_traces, noise
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "IMR90_chr21-18-20Mb.csv"
 KEYS = ("pointae", "pointae_direct", "pointae_map", "linear", "knn")
@@ -215,7 +208,7 @@ def _cell(row: dict, k: str) -> str:
 def twin(args, real) -> dict:
     """The Gaussian-twin study (``--gaussian-twin``): see the module docstring."""
     from pointae.data.traces import Traces
-    from pointae.impute.oracle import gaussian_twin
+    from pointae.impute.kriging import gaussian_twin
     from pointae.impute.protocol import eligible
 
     t0 = time.time()

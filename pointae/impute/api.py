@@ -568,7 +568,7 @@ def score_methods(
     info: dict = {"model_seconds": round(t_model, 3)}
     if calibration is not None:
         from pointae.baselines import fit_chain_variogram
-        from pointae.impute.oracle import gaussian_posterior
+        from pointae.impute.kriging import gaussian_posterior
         from pointae.impute.uncertainty import calibration_scores
 
         sd = calibration.sd(out["spread"], held.observed, scale, held.coords)

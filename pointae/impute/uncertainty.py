@@ -21,7 +21,7 @@ spots; observed spots are copied into every sample.
 central 50% / 90% regions of the 3D position and of the distances to the observed loci, the
 energy score of the position and the CRPS of the distances (proper scores, lower is better; Monte
 Carlo over the predictive distribution), and the PIT values behind a reliability diagram. The
-same function scores the exact Gaussian kriging posterior (:func:`pointae.impute.oracle.gaussian_posterior`).
+same function scores the exact Gaussian kriging posterior (:func:`pointae.impute.kriging.gaussian_posterior`).
 """
 
 from __future__ import annotations
@@ -272,10 +272,10 @@ def chain_correlation(variogram: np.ndarray, n_loci: int) -> np.ndarray:
     (:func:`pointae.baselines.fit_chain_variogram`), plus a large constant (a flat prior on the
     trace's position, as in ordinary kriging).
     """
-    from pointae.impute.oracle import _fbm_cov
+    from pointae.impute.kriging import fbm_cov
 
     vg = np.broadcast_to(np.asarray(variogram, np.float64), (3, 3))
-    cov = np.mean([_fbm_cov(vg[a], n_loci) + vg[a, 0] * np.eye(n_loci) for a in range(3)], 0)
+    cov = np.mean([fbm_cov(vg[a], n_loci) + vg[a, 0] * np.eye(n_loci) for a in range(3)], 0)
     return cov + 100.0 * float(np.abs(cov).max()) * np.ones((n_loci, n_loci))
 
 

@@ -1,4 +1,4 @@
-"""Simulated training traces for pretraining an imputer (``pointae.sim`` + localisation noise).
+"""Simulated training traces for pretraining an imputer (a research study; ``pointae.sim`` + noise).
 
 Simulated conformations are exact; experimental traces carry localisation scatter that dominates
 the short-range increments (in the IMR90 file the RMS displacement between consecutive loci is

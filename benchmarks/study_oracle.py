@@ -1,4 +1,4 @@
-"""How low can the imputation ratio go? Oracle imputers on simulated traces with matched noise.
+"""How low can the imputation ratio go? Oracle and Bayes-optimal imputers (a research study).
 
 On real traces the held-out protocol scores predictions against the *noisy* observed position of
 each hidden locus, so part of every error is localisation scatter that no method can predict. On
@@ -13,71 +13,22 @@ same protocol (:func:`pointae.impute.protocol.make_held_out` + :func:`~pointae.i
   everything a method sees, no predictor of distances can beat it in expectation (under the
   noise model): its ratio to linear interpolation is a lower bound for the simulated data.
 
-The noise model: per axis ``a``, ``real_a = c_a * sim_a + noise_a`` with a scale ``c_a`` and a
-Gaussian sd ``s_a`` fitted so that the per-axis RMS displacements at chain separations ``near``
-and ``far`` equal the reference's (:func:`fit_axis_noise`; two numbers per axis, no hidden locus
-used). The isotropic variant of :func:`pointae.impute.pretrain.matching_noise` is the special
-case ``c = 1``, one sd for all axes.
+The noise model is :mod:`pointae.sim.noise`. The Gaussian-twin part (:func:`gaussian_twin_experiment`)
+asks the same question without the simulator, on Gaussian traces with the real file's chain
+variogram, where the exact posterior (:func:`pointae.impute.kriging.gaussian_posterior`) gives the
+Bayes-optimal predictors. Used by ``bench_impute_sim.py --oracle / --gaussian-twin``; not part of
+the package.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from pointae.baselines import chain_msd, interpolate_missing
+from pointae.baselines import interpolate_missing
 from pointae.errors import PointaeError
+from pointae.impute.kriging import gaussian_posterior, gaussian_twin
 from pointae.impute.protocol import bootstrap, eligible, make_held_out, score
-
-
-def axis_rms(coords: np.ndarray, k: int) -> np.ndarray:
-    """Per-axis RMS displacement ``(3,)`` between loci ``k`` apart along the chain (NaN skipped)."""
-    msd = chain_msd(coords, k)
-    if np.isnan(msd).any():
-        raise PointaeError(f"no pair of observed loci {k} apart")
-    return np.sqrt(msd)
-
-
-def fit_axis_noise(
-    sim: np.ndarray, real: np.ndarray, near: int = 1, far: int = 8
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-axis scale and noise sd so that ``scale * sim + noise`` matches ``real`` at two separations.
-
-    With ``R_k`` the reference's and ``S_k`` the simulation's per-axis RMS displacement,
-    ``R_k^2 = c^2 S_k^2 + 2 s^2`` at ``k = near, far`` gives ``c^2 = (R_far^2 - R_near^2) /
-    (S_far^2 - S_near^2)`` and ``s^2 = (R_near^2 - c^2 S_near^2) / 2`` (clipped at 0).
-
-    Returns
-    -------
-    (numpy.ndarray, numpy.ndarray)
-        ``scale`` and ``sd``, each ``(3,)``, in the reference's unit per simulation unit / in the
-        reference's unit.
-    """
-    rn, rf = axis_rms(real, near), axis_rms(real, far)
-    sn, sf = axis_rms(sim, near), axis_rms(sim, far)
-    if np.any(rf <= rn) or np.any(sf <= sn):
-        raise PointaeError("the data do not spread with chain separation on every axis; cannot fit noise")
-    c2 = (rf**2 - rn**2) / (sf**2 - sn**2)
-    s2 = np.maximum(rn**2 - c2 * sn**2, 0.0) / 2
-    return np.sqrt(c2), np.sqrt(s2)
-
-
-def noise(
-    rng: np.random.Generator, shape: tuple, sd: np.ndarray, mix: tuple[float, float] = (0.0, 1.0)
-) -> np.ndarray:
-    """Gaussian localisation noise ``shape + (3,)`` with per-axis sd ``sd``, optionally a two-scale mixture.
-
-    ``mix = (p, rho)``: a spot is "poorly localised" with probability ``p`` and then has ``rho``
-    times the sd of the others; the two sds are normalised so that the mean noise variance per
-    axis stays ``sd**2`` (what :func:`fit_axis_noise` identifies). ``(0, 1)`` = plain Gaussian.
-    """
-    p, rho = mix
-    if not (0.0 <= p < 1.0 and rho >= 1.0):
-        raise PointaeError(f"noise mixture needs 0 <= p < 1 and rho >= 1, got {mix}")
-    small = 1.0 / np.sqrt(1.0 - p + p * rho**2)
-    per_spot = np.where(rng.random(shape) < p, rho * small, small)
-    return (
-        rng.normal(0.0, 1.0, (*shape, 3)) * per_spot[..., None] * np.broadcast_to(np.asarray(sd, float), (3,))
-    )
+from pointae.sim.noise import noise
 
 
 def oracle_maps(
@@ -123,39 +74,6 @@ def oracle_maps(
         med = np.partition(d2, mid, axis=-1)[..., mid]  # the median (n_draws odd), monotone in d
         out[i, h[:, None], o[None, :]] = np.sqrt(np.maximum(med, 0.0))
     return out
-
-
-def fit_noise_mixture(
-    clean: np.ndarray,
-    real: np.ndarray,
-    sd: np.ndarray,
-    ps=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5),
-    rhos=(1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0),
-    quantiles=(0.1, 0.25, 0.5, 0.75, 0.9, 0.99),
-    seed: int = 0,
-) -> tuple[tuple[float, float], float]:
-    """Grid-search the mixture ``(p, rho)`` of :func:`noise` (variance fixed by ``sd``).
-
-    The criterion is the sum of squared log-ratios of the quantiles of the 3D distances between
-    chain neighbours (k = 1) and between loci 8 apart, simulated (``clean`` + noise) vs ``real``
-    (observed spots only). Returns the best ``(p, rho)`` and its criterion.
-    """
-    q = np.asarray(quantiles)
-
-    def quants(c):
-        return np.concatenate(
-            [np.nanquantile(np.linalg.norm(c[:, k:] - c[:, :-k], axis=-1), q) for k in (1, 8)]
-        )
-
-    target = np.log(quants(np.asarray(real, np.float64)))
-    best = ((0.0, 1.0), np.inf)
-    for p in ps:
-        for rho in rhos if p > 0 else (1.0,):
-            c = clean + noise(np.random.default_rng(seed), clean.shape[:2], sd, (p, rho))
-            err = float(((np.log(quants(c)) - target) ** 2).sum())
-            if err < best[1]:
-                best = ((float(p), float(rho)), err)
-    return best
 
 
 def oracle_experiment(
@@ -241,130 +159,6 @@ def _protocol_vs_linear(noisy: np.ndarray, methods, seeds: int, hide: float, n_b
         if k != "n_traces":
             row["mae"], row["ratio"] = float(np.mean(row["mae"])), float(np.mean(row["ratio"]))
     return out
-
-
-def matched_traces(like, n: int = 1600, seed: int = 0, preset: str = "wt", fit: dict | None = None):
-    """Simulated traces in ``like``'s unit with the per-axis scale and mixture noise fitted to it.
-
-    Parameters
-    ----------
-    like
-        Reference :class:`~pointae.data.traces.Traces` (number of loci, noise fit, detection gaps:
-        each simulated trace gets the gaps of a randomly drawn trace of ``like``).
-    n, seed, preset
-        Passed to :func:`pointae.sim.simulate`.
-    fit
-        ``{"scale", "sd", "mixture"}`` to reuse (e.g. from a training set); ``None`` = fit here.
-
-    Returns
-    -------
-    (Traces, numpy.ndarray, dict)
-        Noisy traces with gaps, the noise-free coordinates ``(n, L, 3)`` in ``like``'s unit, and
-        the fit.
-    """
-    from pointae.sim import simulate
-
-    sim = simulate(preset, n=n, n_loci=like.n_loci, seed=seed)
-    raw = sim.coords.astype(np.float64)
-    if fit is None:
-        scale, sd = fit_axis_noise(raw, like.coords)
-        mix, _ = fit_noise_mixture(raw * scale, like.coords, sd)
-        fit = {"scale": scale, "sd": sd, "mixture": mix}
-    clean = raw * fit["scale"]
-    rng = np.random.default_rng(seed + 7919)
-    noisy = clean + noise(rng, clean.shape[:2], fit["sd"], fit["mixture"])
-    obs = ~np.isnan(np.asarray(like.coords)[..., 0])
-    noisy[~obs[rng.integers(0, len(obs), n)]] = np.nan
-    attrs = dict(sim.attrs, localisation_noise=str({k: np.asarray(v).tolist() for k, v in fit.items()}))
-    return sim._replace(coords=noisy.astype(np.float32), attrs=attrs), clean, fit
-
-
-# ----------------------------------------------------------------------------- Gaussian twin
-# A model-free counterpart of the oracles above: traces with exactly the second-order statistics
-# of the real file (its fitted chain variogram, its detection gaps) but Gaussian. For Gaussian
-# traces the posterior of a hidden spot given the visible ones is Gaussian and known exactly
-# (ordinary kriging over *all* visible loci), so the Bayes-optimal distance predictor can be
-# computed: no method, 3D or not, can beat it in expectation on such data.
-
-
-def _fbm_cov(variogram_row: np.ndarray, n_loci: int) -> np.ndarray:
-    """Covariance ``(L, L)`` of the noise-free chain anchored before locus 0: ``gamma = a k**alpha``."""
-    _, a, alpha = variogram_row
-    t = np.arange(1, n_loci + 1, dtype=np.float64)
-    return a * (t[:, None] ** alpha + t[None, :] ** alpha - np.abs(t[:, None] - t[None, :]) ** alpha)
-
-
-def gaussian_twin(
-    variogram: np.ndarray, n: int, n_loci: int, masks: np.ndarray | None = None, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian traces with a given chain variogram: fractional Brownian chain + white noise per axis.
-
-    Parameters
-    ----------
-    variogram
-        ``(3, 3)`` rows ``(nugget, a, alpha)`` per axis (:func:`pointae.baselines.fit_chain_variogram`).
-    n, n_loci
-        Number of traces and loci.
-    masks
-        Optional ``(M, n_loci)`` detection masks; each trace gets a randomly drawn one.
-
-    Returns
-    -------
-    (numpy.ndarray, numpy.ndarray)
-        Noisy traces ``(n, n_loci, 3)`` float32 (NaN where ``masks`` say undetected) and the
-        noise-free chain ``(n, n_loci, 3)`` float64.
-    """
-    vg = np.broadcast_to(np.asarray(variogram, np.float64), (3, 3))
-    rng = np.random.default_rng(seed)
-    clean = np.empty((n, n_loci, 3))
-    for ax in range(3):
-        chol = np.linalg.cholesky(_fbm_cov(vg[ax], n_loci) + 1e-9 * np.eye(n_loci))
-        clean[..., ax] = (chol @ rng.normal(size=(n_loci, n))).T
-    noisy = clean + rng.normal(size=clean.shape) * np.sqrt(vg[:, 0])
-    if masks is not None:
-        masks = np.asarray(masks, bool)
-        if masks.shape[1] != n_loci:
-            raise PointaeError(f"masks have {masks.shape[1]} loci, traces {n_loci}")
-        noisy[~masks[rng.integers(0, len(masks), n)]] = np.nan
-    return noisy.astype(np.float32), clean
-
-
-def gaussian_posterior(coords: np.ndarray, variogram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact posterior of every missing spot given all visible spots, for Gaussian twin traces.
-
-    Ordinary kriging (flat prior on each trace's position) of the *noisy* spot at each missing
-    locus from every visible locus of its trace, per axis, under the variogram of
-    :func:`gaussian_twin`: for such traces the posterior is Gaussian with this mean and sd.
-
-    Returns
-    -------
-    (numpy.ndarray, numpy.ndarray)
-        Mean ``(N, L, 3)`` (visible loci copied) and sd ``(N, L, 3)`` (0 at visible loci).
-    """
-    vg = np.broadcast_to(np.asarray(variogram, np.float64), (3, 3))
-    c = np.asarray(coords, np.float64)
-    n_loci = c.shape[1]
-    sep = np.abs(np.arange(n_loci)[:, None] - np.arange(n_loci)[None, :]).astype(np.float64)
-    gam = [np.where(sep == 0, 0.0, vg[ax, 0] + vg[ax, 1] * sep ** vg[ax, 2]) for ax in range(3)]
-    mean, sd = c.copy(), np.zeros_like(c)
-    for i in range(c.shape[0]):
-        vis = ~np.isnan(c[i, :, 0])
-        o, h = np.flatnonzero(vis), np.flatnonzero(~vis)
-        if h.size == 0 or o.size == 0:
-            continue
-        k = o.size
-        for ax in range(3):
-            a = np.ones((k + 1, k + 1))
-            a[k, k] = 0.0
-            a[:k, :k] = gam[ax][np.ix_(o, o)]
-            b = np.ones((k + 1, h.size))
-            b[:k] = gam[ax][np.ix_(o, h)]
-            sol = np.linalg.solve(a, b)  # (k + 1, H): weights and the Lagrange multiplier
-            w = sol[:k]
-            mean[i, h, ax] = w.T @ c[i, o, ax]
-            var = (w * b[:k]).sum(0) + sol[k]  # ordinary-kriging variance
-            sd[i, h, ax] = np.sqrt(np.maximum(var, 0.0))
-    return mean, sd
 
 
 def bayes_maps(
