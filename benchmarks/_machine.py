@@ -9,11 +9,15 @@ import platform
 
 def machine_info(threads: int | None = None) -> str:
     """Python, CPU, core count, torch version and threads, and the load average right now."""
-    import torch
-
-    t = torch.get_num_threads() if threads is None else threads
+    try:  # openmm_chains.py may run in an environment without torch
+        import torch
+    except ImportError:
+        torch_part = f"no torch, threads={threads}"
+    else:
+        t = torch.get_num_threads() if threads is None else threads
+        torch_part = f"torch {torch.__version__} threads={t}"
     return (
         f"python {platform.python_version()}, {platform.processor() or platform.machine()}, "
-        f"cpu_count={os.cpu_count()}, torch {torch.__version__} threads={t}, "
+        f"cpu_count={os.cpu_count()}, {torch_part}, "
         f"loadavg={tuple(round(x, 2) for x in os.getloadavg())}"
     )

@@ -18,6 +18,8 @@ import argparse
 import time
 from pathlib import Path
 
+from _machine import machine_info  # benchmarks/ is on sys.path
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -29,6 +31,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="extra section.key=value")
     a = ap.parse_args()
+    print(machine_info(), flush=True)
 
     import torch
 

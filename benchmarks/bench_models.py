@@ -24,6 +24,7 @@ import os
 import time
 
 import torch
+from _machine import machine_info  # benchmarks/ is on sys.path
 
 from pointae.data.reprs import build_repr
 from pointae.models import ENCODERS, build_model, param_count
@@ -191,7 +192,7 @@ def main(argv=None) -> None:
         return
     torch.manual_seed(0)
     b, n = args.batch, args.loci
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {b}, {n} loci; {load()}")
+    print(f"{machine_info(args.threads)}; batch {b}, {n} loci")
     mm = matmul_flops()
     print(f"fp32 matmul 1024^3: {mm / 1e9:.1f} GFLOP/s  ({load()})")
 

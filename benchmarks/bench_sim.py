@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from _machine import machine_info  # benchmarks/ is on sys.path
 
 OPENMM_REFERENCE = 33.0  # independent conformations/s, OpenMM 8.6 best packing, 64-mers, 2 cores
 
@@ -143,7 +144,7 @@ def main() -> None:
     )
     torch.set_num_threads(args.threads)
     peak = matmul_flops(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), load {os.getloadavg()}")
+    print(machine_info(args.threads))
     print(f"measured float32 matmul: {peak / 1e9:.1f} GFLOP/s")
     for m in (64, 80):
         k = pair_kernel_flops(m)

@@ -22,6 +22,8 @@ import os
 import time
 from pathlib import Path
 
+from _machine import machine_info  # benchmarks/ is on sys.path
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -35,6 +37,7 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[])
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
+    print(machine_info(), flush=True)
 
     import torch
 

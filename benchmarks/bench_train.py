@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import torch
+from _machine import machine_info  # benchmarks/ is on sys.path
 
 
 def matmul_flops(n: int = 2048, reps: int = 10) -> float:
@@ -108,7 +109,7 @@ def main() -> None:
         np.cumsum(rng.normal(size=(4 * args.batch, args.n_loci, 3)) / np.sqrt(3), 1)
     ).float()
     peak = matmul_flops()
-    print(f"threads={args.threads} load={os.getloadavg()} matmul fp32: {peak / 1e9:.1f} GFLOP/s")
+    print(f"{machine_info(args.threads)}; matmul fp32: {peak / 1e9:.1f} GFLOP/s")
     hdr = f"{'repr':6} {'task':10} {'params':>9} {'train/s':>9} {'infer/s':>9} {'GFLOP/s':>8} {'% matmul':>8}"
     print(hdr)
     for task in args.tasks:

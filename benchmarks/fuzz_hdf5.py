@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
-import platform
 import select
 import subprocess
 import sys
@@ -26,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from _machine import machine_info  # benchmarks/ is on sys.path
 
 WORKER = """
 import sys, traceback, warnings
@@ -90,10 +89,7 @@ def main() -> None:
         pipe = subprocess.PIPE
         return subprocess.Popen([sys.executable, "-c", WORKER], stdin=pipe, stdout=pipe, text=True, bufsize=1)
 
-    print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load average {tuple(round(x, 2) for x in os.getloadavg())}; seed {args.seed}, {args.n} mutants"
-    )
+    print(f"{machine_info()}; seed {args.seed}, {args.n} mutants")
     worker, counts, bad = start_worker(), collections.Counter(), []
     for k in range(args.n):
         p = tmp / "mutant.h5"

@@ -25,6 +25,7 @@ import os
 import time
 
 import numpy as np
+from _machine import machine_info  # benchmarks/ is on sys.path
 
 
 def acf_time(series: np.ndarray, vector: bool) -> float | None:
@@ -55,6 +56,7 @@ def main() -> None:
     ap.add_argument("--ev", type=float, default=3.0, help="soft-core height, kT (0: ideal chain)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    print(machine_info(args.threads), flush=True)
 
     import openmm as mm
     from openmm import unit as u

@@ -17,12 +17,12 @@ Example::
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import machine_info  # benchmarks/ is on sys.path
 from bench_impute_curve import held_out_ratios, shipped_split  # benchmarks/ is on sys.path
 from torch import nn
 
@@ -88,7 +88,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    print(f"{os.cpu_count()} CPUs, torch threads 1, load average {os.getloadavg()}")
+    print(machine_info(1))
     train, test, scale = shipped_split(args.data)
     model = AxialImputer(ImputerConfig(refine_steps=10))
     print(f"{model.n_parameters()} parameters (plain CNN: {Imputer(ImputerConfig()).n_parameters()})")

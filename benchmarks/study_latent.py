@@ -32,9 +32,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
+
+from _machine import machine_info  # benchmarks/ is on sys.path
 
 OBJECTIVES = {
     "ae_mse": ["task.name=autoencode", "task.loss=mse"],
@@ -101,12 +102,7 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(a.threads)
     a.out.mkdir(parents=True, exist_ok=True)
-    print(
-        f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}, {a.threads} thread(s); load average "
-        f"{tuple(round(x, 2) for x in os.getloadavg())}",
-        flush=True,
-    )
+    print(f"machine: {machine_info(a.threads)}", flush=True)
     result_path = a.out / "study.json"
     res = json.loads(result_path.read_text()) if result_path.is_file() else {"rows": []}
     res["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}
