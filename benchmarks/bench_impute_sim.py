@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import machine_info  # benchmarks/ is on sys.path
 from study_oracle import gaussian_twin_experiment, oracle_experiment
 from study_pretrain import matching_noise, simulated_training_traces
 
@@ -212,7 +213,7 @@ def twin(args, real) -> dict:
     from pointae.impute.protocol import eligible
 
     t0 = time.time()
-    print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs, torch threads 1")
+    print(machine_info(1))
     out = gaussian_twin_experiment(
         real.coords, n=args.n, seeds=args.seeds, nugget_scales=args.noise_factors, points=args.points
     )
@@ -232,6 +233,19 @@ def twin(args, real) -> dict:
     for f, row in out["runs"].items():
         cells = "".join(_cell(row, k) for k in keys)
         print(f"  {f:<9g}{row['linear_mae']:>11.1f}{cells}")
+    print("Monte Carlo error (two independent estimates: mean +- SE; bias check at a tenth of the draws):")
+    for f, row in out["runs"].items():
+        line = (
+            f"  nugget x{f:g}: bayes_map {row['bayes_map']:.4f} +- {row['bayes_map_mc_se']:.4f} "
+            f"({row['bayes_map_first']:.4f} / {row['bayes_map_b']:.4f}); "
+            f"with a tenth of the draws {row['bayes_map_coarse']:.4f}"
+        )
+        if "bayes_point_3d_mc_se" in row:
+            line += (
+                f"; best 3D point {row['bayes_point_3d']:.4f} +- {row['bayes_point_3d_mc_se']:.4f} "
+                f"({row['bayes_point_3d_first']:.4f} / {row['bayes_point_3d_b']:.4f})"
+            )
+        print(line)
     if args.model_on_sim:
         model = load_imputer(None if args.model_on_sim == "default" else args.model_on_sim)
         vg1 = np.asarray(out["runs"][1.0]["variogram"]) if 1.0 in out["runs"] else vg
