@@ -90,11 +90,23 @@ def chain_features(n_loci: int, n_freq: int, device=None, dtype=torch.float32) -
     return torch.cat([chain_encoding(n_loci, n_freq, device=device, dtype=dtype), t], dim=-1)
 
 
-def random_rotations(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
-    """``(n, 3, 3)`` uniformly random rotations (QR of Gaussian matrices, Haar measure)."""
-    a = torch.randn(n, 3, 3, generator=generator, dtype=torch.float64)
-    q, r = torch.linalg.qr(a)
-    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]
-    det = torch.linalg.det(q)
-    q[:, :, 0] *= det.sign()[:, None]  # proper rotations
-    return q.to(dtype)
+def random_rotations(
+    n: int, generator: torch.Generator | None = None, dtype=torch.float32, device=None
+) -> torch.Tensor:
+    """``(n, 3, 3)`` independent, uniformly (Haar) distributed rotation matrices.
+
+    From normalised 4D normal vectors (uniform unit quaternions): one ``randn(n, 4)`` draw in
+    float64 on ``device`` (the generator's device), no decomposition, so it is cheap on any
+    accelerator. The one implementation for the simulator's randomly rotated frames and the voxel
+    representation's training rotations.
+    """
+    if device is None and generator is not None:
+        device = generator.device
+    q = torch.randn(n, 4, generator=generator, device=device, dtype=torch.float64)
+    w, x, y, z = (q / torch.linalg.vector_norm(q, dim=1, keepdim=True)).unbind(1)
+    rows = [
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ]
+    return torch.stack([torch.stack(r, -1) for r in rows], -2).to(dtype)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pointae.data.chain import random_rotations
 from pointae.data.traces import Traces
 from pointae.errors import PointaeError
 from pointae.sim.barriers import (
@@ -110,21 +111,6 @@ def _series_tau(record: list, k: int, max_lag: int, vector: bool = False) -> flo
     if series.ndim == 3 and not vector:
         series = (series**2).sum(-1)
     return decorrelation_time(autocorrelation(series, max_lag, vector=vector))
-
-
-def random_rotations(n: int, generator: torch.Generator, device, dtype) -> torch.Tensor:
-    """``n`` independent, uniformly (Haar) distributed rotation matrices ``(n, 3, 3)``.
-
-    From normalised 4D normal vectors (uniform unit quaternions).
-    """
-    q = torch.randn(n, 4, generator=generator, device=device, dtype=torch.float64)
-    w, x, y, z = (q / torch.linalg.vector_norm(q, dim=1, keepdim=True)).unbind(1)
-    rows = [
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ]
-    return torch.stack([torch.stack(r, -1) for r in rows], -2).to(dtype)
 
 
 def _geometry(params: dict, n_loci: int, region, ctcf) -> dict[str, Any]:
@@ -424,7 +410,7 @@ def simulate(
         x = x.reshape(take, 3, n_loci, mpl).mean(-1).transpose(1, 2)  # (c, L, 3)
         x = x - x.mean(1, keepdim=True)
         if rotate:
-            x = x @ random_rotations(take, rot_gen, dev, x.dtype).transpose(1, 2)
+            x = x @ random_rotations(take, rot_gen, dtype=x.dtype, device=dev).transpose(1, 2)
         coords.append((x.double() * nm).float().cpu().numpy())
         c_idx = np.arange(take)
         loops, counts, states = _loops_and_states(lef, geo, c_idx)

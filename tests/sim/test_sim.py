@@ -335,9 +335,9 @@ def test_random_rotation_keeps_internal_structure():
 
 
 def test_random_rotations_are_uniform():
-    from pointae.sim.run import random_rotations
+    from pointae.data.chain import random_rotations
 
-    r = random_rotations(4000, torch.Generator().manual_seed(0), "cpu", torch.float64)
+    r = random_rotations(4000, torch.Generator().manual_seed(0), torch.float64)
     eye = np.broadcast_to(np.eye(3), (4000, 3, 3))
     np.testing.assert_allclose((r @ r.transpose(1, 2)).numpy(), eye, atol=1e-12)
     assert torch.allclose(torch.linalg.det(r), torch.ones(4000, dtype=torch.float64))
