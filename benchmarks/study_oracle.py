@@ -189,9 +189,11 @@ def bayes_maps(
         h, o = np.flatnonzero(held.hidden[i]), np.flatnonzero(vis[i])
         if h.size == 0 or o.size == 0:
             continue
-        draws = mean[i, h][:, None, :] + e[None] * sd[i, h][:, None, :]  # (H, M, 3)
-        d = np.linalg.norm(draws[:, :, None, :] - held.coords[i, o][None, None].astype(np.float64), axis=-1)
-        med = np.median(d, axis=1)  # (H, O)
+        # |mean + sd * e - y|^2 = |v|^2 + 2 v . (sd * e) + |sd * e|^2 with v = mean - y: one matmul
+        v = mean[i, h][:, None, :] - held.coords[i, o][None].astype(np.float64)  # (H, O, 3)
+        se = sd[i, h][:, None, :] * e[None]  # (H, M, 3)
+        d2 = (v * v).sum(-1)[..., None] + 2.0 * (v @ se.transpose(0, 2, 1)) + (se * se).sum(-1)[:, None, :]
+        med = np.sqrt(np.maximum(np.median(d2, axis=-1), 0.0))  # (H, O); the median commutes with sqrt
         maps[i][np.ix_(h, o)] = med
         maps[i][np.ix_(o, h)] = med.T
     return mean, maps
