@@ -22,13 +22,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pointae import registry
 from pointae.data.io import bintu, fofct, hdf5, longcsv, table
 from pointae.data.io._common import DUPLICATE_POLICIES, check_input_path, decode_bytes
 from pointae.data.traces import Traces
 from pointae.errors import InputError, PointaeError, PointaeWarning
 
-READ_FORMATS = ("bintu", "fofct", "csv", "table", "h5")
-WRITE_FORMATS = ("bintu", "fofct", "csv", "h5", "pdb")
+#: the formats :func:`read_traces` / :func:`write_traces` accept: live views of
+#: :data:`pointae.registry.formats` (its ``read``/``write`` flags)
+READ_FORMATS = registry.formats.where(read=True)
+WRITE_FORMATS = registry.formats.where(write=True)
 _ALIASES = {
     "hdf5": "h5",
     "fof-ct": "fofct",
