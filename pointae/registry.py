@@ -285,14 +285,63 @@ losses.add("l1", path="pointae.losses:masked_l1", takes_eps=False)
 losses.add("log_mse", path="pointae.losses:masked_log_mse", takes_eps=True)
 losses.add("log_l1", path="pointae.losses:masked_log_l1", takes_eps=True)
 
-#: trace file formats (modules of :mod:`pointae.data.io`); ``read``/``write`` say what they can do
+#: trace file formats: the module of :mod:`pointae.data.io` (or a plugin's) that reads/writes
+#: them; ``read``/``write``: whether :func:`~pointae.data.io.read_traces` /
+#: :func:`~pointae.data.io.write_traces` accept it, ``reader``/``writer``: the functions' names
+#: in the module, ``options``: the reader options (:class:`~pointae.data.io.ReadOptions`) it takes
 formats = Registry("format")
-formats.add("bintu", path="pointae.data.io.bintu", read=True, write=True, help="Bintu et al. CSV")
-formats.add("fofct", path="pointae.data.io.fofct", read=True, write=True, help="4DN FOF-CT table")
-formats.add("csv", path="pointae.data.io.longcsv", read=True, write=True, help="long CSV/TSV table")
-formats.add("table", path="pointae.data.io.table", read=True, write=False, help="ECSV or mapped table")
-formats.add("h5", path="pointae.data.io.hdf5", read=True, write=True, help="pointae HDF5")
-formats.add("pdb", path="pointae.data.io.pdb", read=False, write=True, help="PDB structures")
+formats.add(
+    "bintu",
+    path="pointae.data.io.bintu",
+    read=True,
+    write=True,
+    reader="read_bintu",
+    writer="write_bintu",
+    options=("unit",),
+    help="Bintu et al. CSV",
+)
+formats.add(
+    "fofct",
+    path="pointae.data.io.fofct",
+    read=True,
+    write=True,
+    reader="read_fofct",
+    writer="write_fofct",
+    options=("unit", "duplicates"),
+    help="4DN FOF-CT table",
+)
+formats.add(
+    "csv",
+    path="pointae.data.io.longcsv",
+    read=True,
+    write=True,
+    reader="read_long_csv",
+    writer="write_long_csv",
+    options=("unit", "duplicates"),
+    help="long CSV/TSV table",
+)
+formats.add(
+    "table",
+    path="pointae.data.io.table",
+    read=True,
+    write=False,
+    reader="read_table",
+    options=("unit", "columns", "pixel_size", "duplicates"),
+    help="ECSV or mapped table",
+)
+formats.add(
+    "h5",
+    path="pointae.data.io.hdf5",
+    read=True,
+    write=True,
+    reader="read_h5",
+    writer="write_h5",
+    options=(),
+    help="pointae HDF5",
+)
+formats.add(
+    "pdb", path="pointae.data.io.pdb", read=False, write=True, writer="write_pdb", help="PDB structures"
+)
 
 #: what a reader does with several spots for one (trace, locus)
 duplicates = Registry("duplicates policy")

@@ -160,3 +160,38 @@ def test_encoder_and_representation_are_separate():
             repr = "points"
 
     assert "test_points" not in registry.encoders
+
+
+def test_a_registered_format_reads_and_writes(tmp_path, tiny_traces):
+    """A plugin format (any object with the named functions) goes through read/write_traces."""
+    import types
+
+    import numpy as np
+
+    from pointae.data.io import READ_FORMATS, WRITE_FORMATS, read_traces, write_traces
+    from pointae.data.traces import Traces
+
+    def write_npz(traces, path):
+        np.savez(path, coords=traces.coords)
+
+    def read_npz(path, unit="nm"):
+        with open(path, "rb") as f:
+            return Traces(np.load(f)["coords"], unit=unit)
+
+    plugin = types.SimpleNamespace(read_npz=read_npz, write_npz=write_npz)
+    registry.formats.add(
+        "test_npz", plugin, read=True, write=True, reader="read_npz", writer="write_npz", options=("unit",)
+    )
+    try:
+        assert "test_npz" in READ_FORMATS and "test_npz" in WRITE_FORMATS
+        path = tmp_path / "t.npz"
+        write_traces(tiny_traces, path, format="test_npz")
+        back = read_traces(path, format="test_npz", unit="micron")
+        np.testing.assert_array_equal(back.coords, tiny_traces.coords)
+        assert back.unit == "micron"
+        with pytest.raises(PointaeError, match="does not apply to test_npz"):
+            read_traces(path, format="test_npz", duplicates="mean")
+    finally:
+        registry.formats.remove("test_npz")
+    with pytest.raises(PointaeError, match="unknown format 'test_npz'"):
+        read_traces(path, format="test_npz")
