@@ -183,6 +183,8 @@ class Registry(Mapping):
             self.check(name)
         if "obj" not in entry:
             obj = _resolve(entry["path"])
+            if ":" not in entry["path"]:  # a module: sys.modules is its cache (reloads, test fakes)
+                return obj
             entry = self._entries[name]  # importing may have registered the object itself
             if "obj" not in entry:
                 if self._check is not None:

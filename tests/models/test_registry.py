@@ -195,3 +195,40 @@ def test_a_registered_format_reads_and_writes(tmp_path, tiny_traces):
         registry.formats.remove("test_npz")
     with pytest.raises(PointaeError, match="unknown format 'test_npz'"):
         read_traces(path, format="test_npz")
+
+
+@pytest.mark.parametrize(
+    ("encoder", "task", "cls", "params"),
+    [
+        ("map", "autoencode", "AutoEncoder", 510_657),
+        ("graph", "autoencode", "AutoEncoder", 399_745),
+        ("voxel", "contrast", "AutoEncoder", 428_993),
+        ("map", "inpaint", "MapUNet", 119_777),
+        ("graph", "denoise", "GraphPairNet", 175_153),
+        ("voxel", "inpaint", "VoxelSkipNet", 294_234),
+    ],
+)
+def test_registry_builds_the_same_models_as_before(encoder, task, cls, params):
+    """The names resolve to the same architectures (parameter counts of docs/models.md, L=64, d=16)."""
+    from pointae.config import load_config
+    from pointae.data.reprs import build_repr
+    from pointae.models import build_model, param_count
+
+    cfg = load_config(overrides=[f"model.repr={encoder}", f"task.name={task}"])
+    m = build_model(cfg.model.encoder_name, task, 64, 16, cfg.model.decoder, rep=build_repr(cfg.model.repr))
+    assert type(m).__name__ == cls and param_count(m) == params
+
+
+def test_module_entries_follow_sys_modules(monkeypatch):
+    """A format module replaced (a test fake, a reload) is the one used; nothing stale is cached."""
+    import json
+    import types
+
+    reg = Registry("format")
+    reg.add("j", path="json")
+    assert reg.get("j") is json
+    fake = types.ModuleType("json")
+    monkeypatch.setitem(sys.modules, "json", fake)
+    assert reg.get("j") is fake
+    monkeypatch.undo()
+    assert reg.get("j") is json
