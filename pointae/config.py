@@ -24,11 +24,15 @@ from typing import Any, Union
 
 import yaml
 
+from pointae import registry
 from pointae.errors import PointaeError
 
-REPR_NAMES = ("map", "graph", "voxel")
-TASK_NAMES = ("autoencode", "denoise", "inpaint", "contrast")
-TASK_LOSSES = ("mse", "l1", "log_mse", "log_l1")  # pointae.losses.PAIR_LOSSES
+#: the names accepted for ``model.repr``, ``task.name``, ``task.loss``: live views of
+#: :mod:`pointae.registry` (a name registered later is accepted too)
+REPR_NAMES = registry.representations.where()
+TASK_NAMES = registry.tasks.where()
+TASK_LOSSES = registry.losses.where()
+ENCODER_NAMES = registry.encoders.where()
 
 
 @dataclass
@@ -52,18 +56,31 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """Which representation/encoder and decoder, and their size.
+    """Which representation, encoder and decoder, and their size.
 
+    ``repr`` is the representation the traces are turned into
+    (:data:`pointae.registry.representations`); ``encoder`` the network that reads it
+    (:data:`pointae.registry.encoders`; ``None``: the representation's default encoder, which has
+    the same name for the built-ins). An encoder reads one representation: naming an encoder of
+    another one is a config error. ``decoder`` ``None`` is the encoder's default decoder.
     ``width`` (when set) and ``hparams`` are passed to :func:`pointae.models.build_model`;
     ``repr_options`` to :func:`pointae.data.reprs.build_repr`.
     """
 
     repr: str = "map"
+    encoder: str | None = None
     latent_dim: int = 16
-    decoder: str = "map"
+    decoder: str | None = "map"
     width: int | None = None
     hparams: dict[str, Any] = field(default_factory=dict)
     repr_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def encoder_name(self) -> str:
+        """The encoder used: ``encoder``, or the representation's default encoder."""
+        if self.encoder is not None:
+            return self.encoder
+        return registry.representations.meta(self.repr).get("encoder", self.repr)
 
 
 @dataclass
@@ -145,12 +162,19 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         """Check values that have a fixed set of choices or ranges; raise :class:`PointaeError`."""
-        if self.model.repr not in REPR_NAMES:
-            raise PointaeError(f"model.repr must be one of {', '.join(REPR_NAMES)}, got {self.model.repr!r}")
-        if self.task.name not in TASK_NAMES:
-            raise PointaeError(f"task.name must be one of {', '.join(TASK_NAMES)}, got {self.task.name!r}")
-        if self.task.loss not in TASK_LOSSES:
-            raise PointaeError(f"task.loss must be one of {', '.join(TASK_LOSSES)}, got {self.task.loss!r}")
+        _one_of("model.repr", self.model.repr, registry.representations)
+        enc = self.model.encoder_name
+        _one_of("model.encoder", enc, registry.encoders)
+        reads = registry.encoders.meta(enc).get("repr")
+        if reads != self.model.repr:
+            raise PointaeError(
+                f"model.encoder {enc!r} reads the {reads!r} representation, "
+                f"not model.repr={self.model.repr!r} (set model.repr={reads})"
+            )
+        if self.model.decoder is not None:
+            _one_of("model.decoder", self.model.decoder, registry.decoders)
+        _one_of("task.name", self.task.name, registry.tasks)
+        _one_of("task.loss", self.task.loss, registry.losses)
         if not (math.isfinite(self.task.temperature) and self.task.temperature > 0):
             raise PointaeError(f"task.temperature must be a finite number > 0, got {self.task.temperature!r}")
         if not (math.isfinite(self.task.contrast_weight) and self.task.contrast_weight >= 0):
@@ -171,6 +195,33 @@ class RunConfig:
         if not (0 <= f.val_fraction < 1 and 0 < f.test_fraction < 1 and f.val_fraction + f.test_fraction < 1):
             raise PointaeError("data.val_fraction and data.test_fraction must be in [0, 1) and sum below 1")
         return self
+
+
+def _one_of(key: str, value: Any, reg: registry.Registry) -> None:
+    if value not in reg:
+        raise PointaeError(f"{key} must be one of {', '.join(reg.names())}, got {value!r}")
+
+
+def encoder_overrides(name: str) -> list[str]:
+    """``section.key=value`` overrides that select the encoder or representation ``name``.
+
+    A representation selects itself with its default encoder (``map`` -> ``model.repr=map``:
+    the built-in encoders are named after their representation); another registered encoder
+    selects itself and the representation it reads (``egnn`` -> ``model.repr=graph``,
+    ``model.encoder=egnn``). Unknown names raise :class:`PointaeError`.
+    """
+    if name in registry.representations and registry.representations.meta(name).get("encoder", name) == name:
+        return [f"model.repr={name}"]
+    if name in registry.encoders:
+        return [f"model.repr={registry.encoders.meta(name)['repr']}", f"model.encoder={name}"]
+    if name in registry.representations:
+        return [f"model.repr={name}"]
+    raise PointaeError(f"unknown representation or encoder {name!r}; known: {', '.join(model_names())}")
+
+
+def model_names() -> tuple[str, ...]:
+    """Every name :func:`encoder_overrides` accepts: representations, then other encoders."""
+    return tuple(dict.fromkeys([*registry.representations.names(), *registry.encoders.names()]))
 
 
 # ---------------------------------------------------------------------------------------- merging
@@ -376,4 +427,7 @@ __all__ = [
     "read_yaml",
     "REPR_NAMES",
     "TASK_NAMES",
+    "TASK_LOSSES",
+    "ENCODER_NAMES",
+    "encoder_overrides",
 ]

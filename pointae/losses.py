@@ -12,7 +12,11 @@ divided by the dataset's median neighbour distance, so ``eps = 0.1`` is a tenth 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
+
+from pointae import registry
 
 
 def _upper_pairs(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None):
@@ -94,13 +98,22 @@ def masked_log_l1(
     return _log_err(pred, target, mask, eps, 1)
 
 
-#: ``task.loss`` name -> ``(fn, takes eps)``
-PAIR_LOSSES = {
-    "mse": (masked_mse, False),
-    "l1": (masked_l1, False),
-    "log_mse": (masked_log_mse, True),
-    "log_l1": (masked_log_l1, True),
-}
+class _PairLosses(Mapping):
+    """``task.loss`` name -> ``(fn, takes eps)``, read from :data:`pointae.registry.losses`."""
+
+    def __getitem__(self, name: str):
+        return registry.losses.get(name), bool(registry.losses.meta(name).get("takes_eps", False))
+
+    def __iter__(self):
+        return iter(registry.losses.names())
+
+    def __len__(self) -> int:
+        return len(registry.losses.names())
+
+
+#: ``task.loss`` name -> ``(fn, takes eps)`` (live: a loss registered in
+#: :data:`pointae.registry.losses` appears here)
+PAIR_LOSSES = _PairLosses()
 
 
 def euclidean_consistency(maps: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

@@ -441,12 +441,11 @@ def _model_classes(cfg: RunConfig, encoders: dict, decoders: dict, arch: str) ->
     m = cfg.model
     from pointae.models.builders import SKIP_TASKS
 
-    if cfg.task.name in SKIP_TASKS and m.decoder == "map" and arch == "auto" and m.repr in TASK_MODELS:
-        return [(TASK_MODELS[m.repr], "")]
+    enc = m.encoder_name
+    if cfg.task.name in SKIP_TASKS and m.decoder == "map" and arch == "auto" and enc in TASK_MODELS:
+        return [(TASK_MODELS[enc], "")]
     return [
-        (c, p)
-        for c, p in ((encoders.get(m.repr), ""), (decoders.get(m.decoder), "decoder_"))
-        if c is not None
+        (c, p) for c, p in ((encoders.get(enc), ""), (decoders.get(m.decoder), "decoder_")) if c is not None
     ]
 
 
@@ -507,7 +506,7 @@ def build_from_info(info: dict) -> torch.nn.Module:
 
     rep = build_repr(info["repr"], **info.get("repr_options", {}))
     return build_model(
-        info["repr"],
+        info.get("encoder", info["repr"]),
         info["task"],
         int(info["n_loci"]),
         int(info["latent_dim"]),
@@ -741,7 +740,7 @@ def fit(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)
         model = build_model(
-            cfg.model.repr,
+            cfg.model.encoder_name,
             cfg.task.name,
             traces.n_loci,
             cfg.model.latent_dim,
@@ -816,6 +815,7 @@ def fit(
         "format": MODEL_FORMAT,
         "pointae_version": _version(),
         "repr": cfg.model.repr,
+        "encoder": cfg.model.encoder_name,
         "task": cfg.task.name,
         "n_loci": int(traces.n_loci),
         "latent_dim": int(cfg.model.latent_dim),

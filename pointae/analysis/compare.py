@@ -429,15 +429,14 @@ def compare(
     """
     from pointae._version import __version__
     from pointae.analysis.cluster import DistancePCA, compute_layout, label_columns, label_metrics
-    from pointae.config import REPR_NAMES, TASK_NAMES, load_config
+    from pointae.config import TASK_NAMES, encoder_overrides, load_config
     from pointae.data.traces import Traces
     from pointae.data.transforms import distance_maps
 
     say = log or (lambda msg: None)
     reprs, tasks = list(dict.fromkeys(reprs)), list(dict.fromkeys(tasks))
-    for r in reprs:
-        if r not in REPR_NAMES:
-            raise PointaeError(f"unknown representation {r!r}; expected any of {', '.join(REPR_NAMES)}")
+    for r in reprs:  # a representation (with its default encoder) or any registered encoder
+        encoder_overrides(r)
     for t in tasks:
         if t not in TASK_NAMES:
             raise PointaeError(f"unknown task {t!r}; expected any of {', '.join(TASK_NAMES)}")
@@ -486,7 +485,7 @@ def compare(
     for g, r, t in slots:
         run_dir = runs_dir / run_name(g, r, t)
         own = [*per_task.get(t, []), *REGIME_OVERRIDES[g].get(t, ())]
-        own += [f"model.repr={r}", f"task.name={t}", f"out={run_dir}"]
+        own += [*encoder_overrides(r), f"task.name={t}", f"out={run_dir}"]
         cfg = load_config(overrides=[*shared, *own])
         reused = (run_dir / "model.safetensors").is_file()
         t0 = time.perf_counter()

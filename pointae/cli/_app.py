@@ -6,10 +6,13 @@ Command modules import heavy libraries *inside* their functions so ``pointae --h
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import typer
 from rich.console import Console
+from typer.models import OptionInfo
 
+from pointae import registry
 from pointae.errors import PointaeError
 
 app = typer.Typer(
@@ -114,3 +117,55 @@ def version() -> None:
 
 #: the one ``--overwrite`` flag of every command that writes files (see :mod:`pointae.outputs`)
 OVERWRITE = typer.Option("--overwrite", help="Replace existing output files (never an input).")
+
+
+# ----------------------------------------------------------------------------- registry choices
+class _RegistryOption(OptionInfo):
+    """An option whose metavar lists a registry's names when the command is built (at each run)."""
+
+    _names: Any = None
+
+    @property
+    def metavar(self) -> str:
+        return "<" + "|".join(self._names()) + ">"
+
+    @metavar.setter
+    def metavar(self, value) -> None:  # typer's __init__ assigns it; the names decide
+        pass
+
+
+class _RegistryParser:
+    """Accept a name of the registry (read when the value is parsed), else a usage error."""
+
+    def __init__(self, names):
+        self._names = names
+
+    def __call__(self, value):
+        if value is None or not isinstance(value, str):
+            return value
+        names = self._names()
+        if value not in names:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(map(repr, names))}.")
+        return value
+
+
+def choice(kind: str, *param_decls: str, where: dict | None = None, **kwargs) -> OptionInfo:
+    """A ``typer.Option`` whose choices are the names of ``pointae.registry.<kind>``.
+
+    The names are read when the command runs (so an encoder, preset, ... registered by a plugin
+    or a test after import is accepted) and shown in ``--help`` as ``<a|b|c>``; ``where`` keeps the
+    names whose registry meta matches (``where={"write": True}`` for output formats). The value
+    reaching the command is the plain name (a ``str``). Listing the names imports nothing heavy.
+    """
+    reg: registry.Registry = getattr(registry, kind)
+    meta = dict(where or {})
+
+    def names() -> tuple[str, ...]:
+        return reg.names(**meta)
+
+    info = typer.Option(*param_decls, parser=_RegistryParser(names), **kwargs)
+    out = _RegistryOption.__new__(_RegistryOption)
+    out.__dict__.update(info.__dict__)
+    out.__dict__.pop("metavar", None)
+    out._names = names
+    return out

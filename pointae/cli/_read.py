@@ -7,21 +7,26 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
-# the names of pointae.data.io.READ_FORMATS / _common.DUPLICATE_POLICIES (a test checks they agree)
-READ_FORMAT_NAMES = ("bintu", "fofct", "csv", "table", "h5")
-DUPLICATE_NAMES = ("closest", "first", "mean", "error")
+from pointae import registry
+from pointae.cli._app import choice
 
-InFormat = Enum("InFormat", {f: f for f in READ_FORMAT_NAMES}, type=str)
-Duplicates = Enum("Duplicates", {d: d for d in DUPLICATE_NAMES}, type=str)
+# the readable formats and duplicate policies (live views of pointae.registry)
+READ_FORMAT_NAMES = registry.formats.where(read=True)
+DUPLICATE_NAMES = registry.duplicates.where()
 
 FormatOpt = Annotated[
-    Optional[InFormat],
-    typer.Option("--format", "-f", help="Input format (default: detected from the content)."),
+    Optional[str],
+    choice(
+        "formats",
+        "--format",
+        "-f",
+        where={"read": True},
+        help="Input format (default: detected from the content).",
+    ),
 ]
 ColumnsOpt = Annotated[
     Optional[str],
@@ -40,8 +45,9 @@ PixelSizeOpt = Annotated[
     typer.Option("--pixel-size", help="Nanometres per pixel, with --unit pixel.", min=0.0),
 ]
 DuplicatesOpt = Annotated[
-    Optional[Duplicates],
-    typer.Option(
+    Optional[str],
+    choice(
+        "duplicates",
         "--duplicates",
         help="Several spots for one (trace, locus): keep the one closest to its chain neighbours "
         "(default), the first, their mean, or stop with an error.",
@@ -50,13 +56,13 @@ DuplicatesOpt = Annotated[
 
 
 def read_options(format=None, columns=None, unit=None, pixel_size=None, duplicates=None):
-    """A :class:`pointae.data.io.ReadOptions` from the CLI values (enums unwrapped)."""
+    """A :class:`pointae.data.io.ReadOptions` from the CLI values."""
     from pointae.data.io import ReadOptions
 
     return ReadOptions(
-        format=format.value if format is not None else None,
+        format=format,
         columns=columns,
         unit=unit,
         pixel_size=pixel_size,
-        duplicates=duplicates.value if duplicates is not None else None,
+        duplicates=duplicates,
     )

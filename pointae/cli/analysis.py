@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import OVERWRITE, command, console
+from pointae.cli._app import OVERWRITE, choice, command, console
 
 
-class LayoutName(str, Enum):
-    phate = "phate"
-    umap = "umap"
-    tsne = "tsne"
-    pca = "pca"
-
-
-class ClusterMethod(str, Enum):
-    kmeans = "kmeans"
-    leiden = "leiden"
-    agglomerative = "agglomerative"
-
-
-def _csv_list(text: str, what: str, allowed: tuple[str, ...]) -> list[str]:
+def _csv_list(text: str, what: str, allowed) -> list[str]:
     from pointae.errors import PointaeError
 
     items = [s.strip() for s in text.split(",") if s.strip()]
@@ -44,8 +30,8 @@ def embed_cmd(
     ] = [Path("emb.h5ad")],  # noqa: B006 - typer needs a literal default
     batch_size: Annotated[int, typer.Option(help="Traces per streamed chunk.")] = 1024,
     layout: Annotated[
-        list[LayoutName], typer.Option("--layout", help="2D layout(s) to store in obsm (repeatable).")
-    ] = [LayoutName.phate],  # noqa: B006
+        list[str], choice("layouts", "--layout", help="2D layout(s) to store in obsm (repeatable).")
+    ] = ["phate"],  # noqa: B006
     no_layout: Annotated[
         bool, typer.Option("--no-layout", help="Skip the 2D layout (fast, huge inputs).")
     ] = False,
@@ -65,7 +51,7 @@ def embed_cmd(
         data,
         out=out,
         batch_size=batch_size,
-        layouts=() if no_layout else [x.value for x in layout],
+        layouts=() if no_layout else list(layout),
         baseline=not no_baseline,
         seed=seed,
     )
@@ -78,12 +64,8 @@ def embed_cmd(
 @command("cluster")
 def cluster_cmd(
     emb: Annotated[Path, typer.Argument(help="Embedding .h5ad written by 'pointae embed'.")],
-    method: Annotated[
-        LayoutName, typer.Option("--method", help="2D layout for the figures.")
-    ] = LayoutName.phate,
-    clusters: Annotated[
-        ClusterMethod, typer.Option("--clusters", help="Clustering algorithm.")
-    ] = ClusterMethod.kmeans,
+    method: Annotated[str, choice("layouts", "--method", help="2D layout for the figures.")] = "phate",
+    clusters: Annotated[str, choice("clusterings", "--clusters", help="Clustering algorithm.")] = "kmeans",
     k: Annotated[
         Optional[int],
         typer.Option("--k", help="Number of clusters (default: classes of the first label, else 8)."),
@@ -106,7 +88,7 @@ def cluster_cmd(
 
     check_output_dir(out if out is not None else emb.with_name(f"{emb.stem}_cluster"), inputs=[emb, data])
     m = cluster_embedding(
-        emb, out=out, layout=method.value, clusters=clusters.value, k=k, labels=label, seed=seed, data=data
+        emb, out=out, layout=method, clusters=clusters, k=k, labels=label, seed=seed, data=data
     )
     from rich.table import Table
 
@@ -133,7 +115,7 @@ def compare_cmd(
     data: Annotated[Path, typer.Option("--data", help="Trace file (any format pointae reads).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("runs/compare"),
     reprs: Annotated[
-        str, typer.Option("--reprs", help="Comma-separated representations.")
+        str, typer.Option("--reprs", help="Comma-separated representations or encoders.")
     ] = "map,graph,voxel",
     tasks: Annotated[
         str, typer.Option("--tasks", help="Comma-separated tasks.")
@@ -151,8 +133,8 @@ def compare_cmd(
     ] = None,
     device: Annotated[Optional[str], typer.Option(help="train.accelerator: cpu, gpu or auto.")] = None,
     layout: Annotated[
-        LayoutName, typer.Option(help="2D layout of the clustering figures.")
-    ] = LayoutName.phate,
+        str, choice("layouts", "--layout", help="2D layout of the clustering figures.")
+    ] = "phate",
     regimes: Annotated[
         str,
         typer.Option(
@@ -173,23 +155,23 @@ def compare_cmd(
     plain autoencoders, runs <repr>-<task>-bottleneck) and skip (the task models with skip paths,
     runs <repr>-<task>).
     """
-    from pointae.analysis.compare import REGIMES, REPRS, compare, summary_text
-    from pointae.config import TASK_NAMES
+    from pointae.analysis.compare import REGIMES, compare, summary_text
+    from pointae.config import TASK_NAMES, model_names
     from pointae.outputs import check_output_dir
 
     check_output_dir(out, inputs=[data])
     res = compare(
         data,
-        reprs=_csv_list(reprs, "reprs", REPRS),
+        reprs=_csv_list(reprs, "reprs", model_names()),
         tasks=_csv_list(tasks, "tasks", TASK_NAMES),
         regimes=_csv_list(regimes, "regimes", REGIMES),
-        skip_reprs=None if skip_reprs is None else _csv_list(skip_reprs, "skip-reprs", REPRS),
+        skip_reprs=None if skip_reprs is None else _csv_list(skip_reprs, "skip-reprs", model_names()),
         out=out,
         runs=runs,
         overrides=set_ or [],
         labels=label,
         device=device,
-        layout=layout.value,
+        layout=layout,
         log=lambda s: console.print(s, markup=False, highlight=False),
     )
     typer.echo(summary_text(res.metrics))

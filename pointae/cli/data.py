@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import OVERWRITE, command, console
+from pointae.cli._app import OVERWRITE, choice, command, console
 from pointae.cli._read import ColumnsOpt, DuplicatesOpt, FormatOpt, PixelSizeOpt, UnitOpt, read_options
 from pointae.errors import PointaeError
-
-
-class OutFormat(str, Enum):
-    bintu = "bintu"
-    fofct = "fofct"
-    csv = "csv"
-    h5 = "h5"
-    pdb = "pdb"
-
 
 _FILE = typer.Argument(help="Trace file: Bintu CSV, FOF-CT table, long CSV/TSV table, ECSV or pointae HDF5.")
 
@@ -144,7 +134,10 @@ def convert(
     src: Annotated[Path, typer.Argument(metavar="IN", help="Input trace file (any readable format).")],
     dst: Annotated[Path, typer.Argument(metavar="OUT", help="Output file (written atomically).")],
     to: Annotated[
-        Optional[OutFormat], typer.Option("--to", "-t", help="Output format (default: from OUT's suffix).")
+        Optional[str],
+        choice(
+            "formats", "--to", "-t", where={"write": True}, help="Output format (default: from OUT's suffix)."
+        ),
     ] = None,
     format: FormatOpt = None,
     columns: ColumnsOpt = None,
@@ -159,5 +152,5 @@ def convert(
 
     check_outputs([dst], inputs=[src], overwrite=overwrite)
     opts = read_options(format, columns, unit, pixel_size, duplicates)
-    n, n_loci = convert_file(src, dst, to=to.value if to else None, **opts.kwargs())
+    n, n_loci = convert_file(src, dst, to=to, **opts.kwargs())
     console.print(f"wrote {n:,} traces x {n_loci} loci to {dst}", highlight=False)

@@ -4,45 +4,20 @@ from __future__ import annotations
 
 import json
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import OVERWRITE, command, console, err_console
+from pointae.cli._app import OVERWRITE, choice, command, console, err_console
 from pointae.cli._read import (
     ColumnsOpt,
     DuplicatesOpt,
     FormatOpt,
-    InFormat,
     PixelSizeOpt,
     UnitOpt,
     read_options,
 )
-
-_InFormat = InFormat
-
-
-class _OutFormat(str, Enum):
-    bintu = "bintu"
-    fofct = "fofct"
-    csv = "csv"
-    h5 = "h5"
-    pdb = "pdb"
-
-
-class _Precision(str, Enum):
-    auto = "auto"
-    bf16 = "bf16"
-    fp32 = "fp32"
-
-
-class _HideMode(str, Enum):
-    random = "random"
-    runs = "runs"
-    mixed = "mixed"
-
 
 _MODEL = typer.Option(
     "--model",
@@ -66,11 +41,18 @@ def impute(
         float, typer.Option(help="Denoising threshold, in median neighbour distances.", min=0.1)
     ] = 3.0,
     format: Annotated[
-        Optional[_InFormat], typer.Option("--format", "-f", help="Input format (default: detected).")
+        Optional[str],
+        choice("formats", "--format", "-f", where={"read": True}, help="Input format (default: detected)."),
     ] = None,
     to: Annotated[
-        Optional[_OutFormat],
-        typer.Option("--to", "-t", help="Output format (default: the input's format; FOF-CT for tables)."),
+        Optional[str],
+        choice(
+            "formats",
+            "--to",
+            "-t",
+            where={"write": True},
+            help="Output format (default: the input's format; FOF-CT for tables).",
+        ),
     ] = None,
     samples: Annotated[
         int,
@@ -87,8 +69,11 @@ def impute(
         int, typer.Option("--chunk-size", help="Traces per chunk (memory grows with it).", min=1)
     ] = 4096,
     precision: Annotated[
-        _Precision, typer.Option(help="CNN precision: auto = bfloat16 where the CPU has it natively.")
-    ] = _Precision.auto,
+        str,
+        choice(
+            "precisions", "--precision", help="CNN precision: auto = bfloat16 where the CPU has it natively."
+        ),
+    ] = "auto",
     columns: ColumnsOpt = None,
     unit: UnitOpt = None,
     pixel_size: PixelSizeOpt = None,
@@ -108,11 +93,11 @@ def impute(
     from pointae.impute.stream import impute_file, samples_path
     from pointae.outputs import check_outputs
 
-    fmt_out = to.value if to else None
+    fmt_out = to
     outs = [out] + ([samples_out or samples_path(out, fmt_out)] if samples else [])
     check_outputs(outs, inputs=[src], folders=[model], overwrite=overwrite)
     opts = read_options(None, columns, unit, pixel_size, duplicates)
-    opts.format = format.value if format else opts.format
+    opts.format = format or opts.format
 
     columns = [
         TextColumn("impute"),
@@ -142,7 +127,7 @@ def impute(
             samples=samples,
             samples_out=samples_out,
             seed=seed,
-            precision=precision.value,
+            precision=precision,
             progress=progress,
         )
     console.print(
@@ -164,8 +149,8 @@ def evaluate_imputation_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the first run.")] = 0,
     runs: Annotated[int, typer.Option(help="Number of runs (seeds seed..seed+runs-1).", min=1)] = 1,
     mode: Annotated[
-        _HideMode, typer.Option(help="Hide isolated loci, runs of 2-4, or a mix.")
-    ] = _HideMode.random,
+        str, choice("hide_modes", "--mode", help="Hide isolated loci, runs of 2-4, or a mix.")
+    ] = "random",
     max_missing: Annotated[float, typer.Option(help="Use traces with at most this fraction missing.")] = 0.1,
     denoising: Annotated[
         bool, typer.Option("--denoising", help="Also run the planted-outlier protocol (5% outliers).")
@@ -205,12 +190,12 @@ def evaluate_imputation_cmd(
         check_outputs(outs, inputs=[data], folders=[model], overwrite=overwrite)
     t = read_traces(data, **read_options(format, columns, unit, pixel_size, duplicates).kwargs())
     res = evaluate_imputation(
-        t, model=model, hide=hide, seed=seed, runs=runs, mode=mode.value, max_missing=max_missing
+        t, model=model, hide=hide, seed=seed, runs=runs, mode=mode, max_missing=max_missing
     )
     p = res["protocol"]
     console.print(
         f"{data}: {res['runs'][0]['_info']['n_traces']} traces (<= {max_missing:.0%} missing; "
-        f"{p['excluded_training_traces']} training traces skipped), {hide:.0%} hidden ({mode.value}), "
+        f"{p['excluded_training_traces']} training traces skipped), {hide:.0%} hidden ({mode}), "
         f"seeds {p['seeds']}, unit {p['unit']}",
         highlight=False,
     )

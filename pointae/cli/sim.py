@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import OVERWRITE, command, console
+from pointae.cli._app import OVERWRITE, choice, command, console
 from pointae.errors import PointaeError
-
-
-class Preset(str, Enum):
-    wt = "wt"
-    no_cohesin = "no-cohesin"
-    no_ctcf = "no-ctcf"
-    tads = "tads"
-    ideal = "ideal"
-    swollen = "swollen"
-    globule = "globule"
-
-
-class Device(str, Enum):
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -62,7 +46,7 @@ def parse_sets(items: list[str]) -> dict:
 @command("simulate")
 def simulate_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.h5 native; format by suffix).")],
-    preset: Annotated[Preset, typer.Option(help="Condition to simulate.")] = Preset.wt,
+    preset: Annotated[str, choice("presets", "--preset", help="Condition to simulate.")] = "wt",
     n: Annotated[int, typer.Option("--n", min=1, help="Number of conformations.")] = 10_000,
     loci: Annotated[int, typer.Option("--loci", min=2, help="Loci per trace.")] = 64,
     seed: Annotated[int, typer.Option(help="Random seed (identical output for a seed on CPU).")] = 0,
@@ -76,7 +60,7 @@ def simulate_cmd(
         Optional[str],
         typer.Option(help="Mixture of presets, e.g. wt:0.5,no-cohesin:0.5 (overrides --preset)."),
     ] = None,
-    device: Annotated[Device, typer.Option(help="Where to integrate.")] = Device.cpu,
+    device: Annotated[str, choice("devices", "--device", help="Where to integrate.")] = "cpu",
     set_: Annotated[
         Optional[list[str]],
         typer.Option("--set", help="Override a parameter, key=value (repeatable), e.g. --set dt=0.2."),
@@ -94,7 +78,7 @@ def simulate_cmd(
         n=n,
         n_loci=loci,
         seed=seed,
-        device=device.value,
+        device=device,
         ctcf=ctcf,
         region=region,
         progress=not quiet,
@@ -103,7 +87,7 @@ def simulate_cmd(
     if mix:
         traces = simulate_mixture(parse_mix(mix), **kw)
     else:
-        traces = simulate(preset.value, **kw)
+        traces = simulate(preset, **kw)
     traces.save(out)
     if not quiet:
         conds = traces.meta["condition"].value_counts().to_dict()

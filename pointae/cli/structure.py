@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import OVERWRITE, command, console
+from pointae.cli._app import OVERWRITE, choice, command, console
 from pointae.cli._read import ColumnsOpt, DuplicatesOpt, FormatOpt, PixelSizeOpt, UnitOpt, read_options
-
-
-class Method(str, Enum):
-    mds = "mds"
-    smacof = "smacof"
-
-
-class Unit(str, Enum):
-    nm = "nm"
-    micron = "micron"
-    bead = "bead"
 
 
 @command("reconstruct")
@@ -39,9 +27,9 @@ def reconstruct(
         ),
     ],
     method: Annotated[
-        Method, typer.Option(help="Classical MDS or weighted SMACOF (masked pairs).")
-    ] = Method.smacof,
-    unit: Annotated[Unit, typer.Option(help="Unit of .npy distance maps.")] = Unit.nm,
+        str, choice("reconstructions", "--method", help="Classical MDS or weighted SMACOF (masked pairs).")
+    ] = "smacof",
+    unit: Annotated[str, choice("units", "--unit", help="Unit of .npy distance maps.")] = "nm",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
@@ -55,7 +43,7 @@ def reconstruct(
     from pointae.recon import reconstruct_file
 
     check_outputs([out], inputs=[input], overwrite=overwrite)
-    rep = reconstruct_file(input, out, method=method.value, unit=unit.value)
+    rep = reconstruct_file(input, out, method=method, unit=unit)
     if as_json:
         typer.echo(json.dumps(rep, indent=2))
         return

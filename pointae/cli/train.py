@@ -1,36 +1,30 @@
-"""``pointae train``: train a map/graph/voxel model for autoencode/denoise/inpaint."""
+"""``pointae train``: train a model (any registered representation, encoder and task)."""
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from pointae.cli._app import command, console
-
-
-class Repr(str, Enum):
-    map = "map"
-    graph = "graph"
-    voxel = "voxel"
-
-
-class TaskName(str, Enum):
-    autoencode = "autoencode"
-    denoise = "denoise"
-    inpaint = "inpaint"
-    contrast = "contrast"
+from pointae.cli._app import choice, command, console
 
 
 @command("train")
 def train(
     repr: Annotated[
-        Optional[Repr], typer.Option("--repr", help="Representation/encoder (default: from config, map).")
+        Optional[str], choice("representations", "--repr", help="Representation (default: from config, map).")
+    ] = None,
+    encoder: Annotated[
+        Optional[str],
+        choice(
+            "encoders",
+            "--encoder",
+            help="Encoder (default: the representation's own); alone, it sets the representation it reads.",
+        ),
     ] = None,
     task: Annotated[
-        Optional[TaskName], typer.Option("--task", help="Task (default: from config, autoencode).")
+        Optional[str], choice("tasks", "--task", help="Task (default: from config, autoencode).")
     ] = None,
     data: Annotated[
         Optional[Path],
@@ -56,18 +50,20 @@ def train(
 ) -> None:
     """Train a model and write its run directory (config, split, weights, history, metrics).
 
-    Precedence: built-in defaults < --config files < --repr/--task/--data/--out < --set.
+    Precedence: built-in defaults < --config files < --repr/--encoder/--task/--data/--out < --set.
     With --resume the run's saved config.yaml is the base instead of the defaults.
     """
-    from pointae.config import load_config
+    from pointae.config import encoder_overrides, load_config
     from pointae.errors import PointaeError
     from pointae.train import fit, resume_config
 
     direct = []
+    if encoder is not None:
+        direct += encoder_overrides(encoder)
     if repr is not None:
-        direct.append(f"model.repr={repr.value}")
+        direct.append(f"model.repr={repr}")
     if task is not None:
-        direct.append(f"task.name={task.value}")
+        direct.append(f"task.name={task}")
     if data is not None and not data.is_file():
         raise PointaeError(f"{data}: no such file")
     if out is not None:
@@ -79,11 +75,13 @@ def train(
         if out is None:
             raise PointaeError("--resume needs --out, the run directory to continue")
         cfg = resume_config(out, config or [], list(set_ or []))
-        for key, want in (("model.repr", repr), ("task.name", task)):
-            sec, name = key.split(".")
-            have = getattr(getattr(cfg, sec), name)
-            if want is not None and have != want.value:
-                raise PointaeError(f"{out}: the run was trained with {key}={have}, not {want.value}")
+        for key, have, want in (
+            ("model.repr", cfg.model.repr, repr),
+            ("model.encoder", cfg.model.encoder_name, encoder),
+            ("task.name", cfg.task.name, task),
+        ):
+            if want is not None and have != want:
+                raise PointaeError(f"{out}: the run was trained with {key}={have}, not {want}")
     else:
         cfg = load_config(config or [], overrides)
         if data is not None:

@@ -1,4 +1,5 @@
-"""The three model representations of a batch of traces, registered by name.
+"""The three model representations of a batch of traces, registered by name
+(:data:`pointae.registry.representations`).
 
 Every representation is a callable ``rep(coords, *, train=False, generator=None) -> input``:
 ``coords`` is a float32 tensor ``(B, L, 3)`` in scaled units (divided by the dataset scale,
@@ -23,10 +24,9 @@ from __future__ import annotations
 
 import torch
 
+from pointae import registry
 from pointae.data.chain import as_coords, filled_distance_maps
-from pointae.data.graph import GraphRepr
 from pointae.data.transforms import distance_maps_torch
-from pointae.data.voxel import VoxelRepr
 from pointae.errors import PointaeError
 
 
@@ -59,14 +59,15 @@ class MapRepr:
         return "MapRepr(channels=[distance, pair_mask, chain_separation, interpolated_distance])"
 
 
-REPRS: dict[str, type] = {"map": MapRepr, "graph": GraphRepr, "voxel": VoxelRepr}
+#: representation name -> class: a live view of :data:`pointae.registry.representations`
+REPRS = registry.representations
 
 
 def build_repr(name: str, **kw):
-    """Instantiate the representation ``name`` (``"map"``, ``"graph"``, ``"voxel"``) with options."""
-    if name not in REPRS:
-        raise PointaeError(f"unknown representation {name!r}; expected one of {', '.join(REPRS)}")
+    """Instantiate the representation ``name`` (``"map"``, ``"graph"``, ``"voxel"`` or any name of
+    :data:`pointae.registry.representations`) with options."""
+    cls = registry.representations.get(registry.representations.check(name))
     try:
-        return REPRS[name](**kw)
+        return cls(**kw)
     except TypeError as e:
         raise PointaeError(f"representation {name!r}: {e}") from None

@@ -1,9 +1,13 @@
 """Registries of encoders and decoders: adding one is one file plus one decorator line.
 
-An encoder is an ``nn.Module`` with a class attribute ``repr`` (``"map"``, ``"graph"`` or
-``"voxel"``: the representation it reads), ``__init__(self, n_loci, latent_dim, **hparams)``
-and ``forward(x) -> (B, latent_dim)``. A decoder has ``__init__(self, n_loci, latent_dim,
-**hparams)`` and ``forward(z: (B, latent_dim)) -> (B, L, L)`` (a valid distance map).
+The names live in :data:`pointae.registry.encoders` and :data:`pointae.registry.decoders`
+(the built-ins are declared there by import path, so listing them needs no torch).
+
+An encoder is an ``nn.Module`` with a class attribute ``repr`` (a name of
+:data:`pointae.registry.representations`: the representation it reads),
+``__init__(self, n_loci, latent_dim, **hparams)`` and ``forward(x) -> (B, latent_dim)``.
+A decoder has ``__init__(self, n_loci, latent_dim, **hparams)`` and
+``forward(z: (B, latent_dim)) -> (B, L, L)`` (a valid distance map).
 
 Examples
 --------
@@ -15,33 +19,33 @@ Examples
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 
 from torch import nn
 
+from pointae import registry
 from pointae.errors import PointaeError
 
-ENCODERS: dict[str, type[nn.Module]] = {}
-DECODERS: dict[str, type[nn.Module]] = {}
-_BUILTINS = ("pointae.models.encoders", "pointae.models.decoder")
+#: encoder name -> class, a live view of :data:`pointae.registry.encoders`
+ENCODERS = registry.encoders
+#: decoder name -> class, a live view of :data:`pointae.registry.decoders`
+DECODERS = registry.decoders
 
 
 def _load_builtins() -> None:
-    for mod in _BUILTINS:
-        importlib.import_module(mod)
+    """Kept for callers of the old API: the registries import built-ins on first use."""
 
 
-def register_encoder(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator: register an encoder under ``name`` (the name used in configs/CLI)."""
+def register_encoder(name: str, decoder: str = "map") -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: register an encoder under ``name`` (the name used in configs/CLI).
+
+    The class declares the representation it reads as a class attribute ``repr`` (any name of
+    :data:`pointae.registry.representations`); ``decoder`` is its default decoder.
+    """
 
     def deco(cls: type[nn.Module]) -> type[nn.Module]:
-        if getattr(cls, "repr", None) not in ("map", "graph", "voxel"):
-            raise PointaeError(f"encoder {cls.__name__} needs a class attribute repr = 'map'|'graph'|'voxel'")
-        if name in ENCODERS and ENCODERS[name] is not cls:
-            raise PointaeError(f"encoder name {name!r} already registered by {ENCODERS[name].__name__}")
-        ENCODERS[name] = cls
+        registry.encoders.add(name, cls, decoder=getattr(cls, "default_decoder", decoder))
         cls.registry_name = name
         return cls
 
@@ -52,20 +56,17 @@ def register_decoder(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: register a decoder under ``name``."""
 
     def deco(cls: type[nn.Module]) -> type[nn.Module]:
-        if name in DECODERS and DECODERS[name] is not cls:
-            raise PointaeError(f"decoder name {name!r} already registered by {DECODERS[name].__name__}")
-        DECODERS[name] = cls
+        registry.decoders.add(name, cls)
         cls.registry_name = name
         return cls
 
     return deco
 
 
-def _build(kind: str, table: dict, name: str, n_loci: int, latent_dim: int, hp: dict) -> nn.Module:
-    _load_builtins()
-    if name not in table:
-        raise PointaeError(f"unknown {kind} {name!r}; registered: {', '.join(sorted(table))}")
-    return _construct(f"{kind} {name!r}", table[name], n_loci, latent_dim, hp)
+def _build(
+    kind: str, table: registry.Registry, name: str, n_loci: int, latent_dim: int, hp: dict
+) -> nn.Module:
+    return _construct(f"{kind} {name!r}", table.get(table.check(name)), n_loci, latent_dim, hp)
 
 
 def _construct(what: str, cls: type, n_loci: int, latent_dim: int, hp: dict) -> nn.Module:
@@ -85,9 +86,9 @@ def _construct(what: str, cls: type, n_loci: int, latent_dim: int, hp: dict) -> 
 
 def build_encoder(name: str, n_loci: int, latent_dim: int, **hp) -> nn.Module:
     """Instantiate the registered encoder ``name``; unknown hyperparameters are a PointaeError."""
-    return _build("encoder", ENCODERS, name, n_loci, latent_dim, hp)
+    return _build("encoder", registry.encoders, name, n_loci, latent_dim, hp)
 
 
 def build_decoder(name: str, n_loci: int, latent_dim: int, **hp) -> nn.Module:
     """Instantiate the registered decoder ``name``; unknown hyperparameters are a PointaeError."""
-    return _build("decoder", DECODERS, name, n_loci, latent_dim, hp)
+    return _build("decoder", registry.decoders, name, n_loci, latent_dim, hp)

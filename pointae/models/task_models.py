@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pointae import registry
 from pointae.models.autoencoder import AEOutput
 from pointae.models.decoder import MapDecoder
 from pointae.models.encoders.graph_gnn import GraphGNN
@@ -241,5 +242,6 @@ class VoxelSkipNet(nn.Module):
         return f"n_loci={self.n_loci}, latent_dim={self.latent_dim}"
 
 
-#: task model per representation for denoise/inpaint (others fall back to AutoEncoder)
-TASK_MODELS: dict[str, type[nn.Module]] = {"map": MapUNet, "graph": GraphPairNet, "voxel": VoxelSkipNet}
+#: task model per encoder name for denoise/inpaint (others fall back to AutoEncoder): a live view
+#: of :data:`pointae.registry.task_models`
+TASK_MODELS = registry.task_models

@@ -7,8 +7,10 @@ the key says ``_bp`` (base pairs) or ``nm``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from pointae import registry
 from pointae.errors import PointaeError
 
 #: Parameters shared by all presets (see docs/simulate.md for the meaning and effect of each).
@@ -55,8 +57,9 @@ DEFAULTS: dict[str, Any] = {
     "max_states": 12,  # loop_state keeps the most frequent states, the rest become "other"
 }
 
-#: Named conditions: overrides of :data:`DEFAULTS`.
-PRESETS: dict[str, dict[str, Any]] = {
+#: The built-in named conditions: overrides of :data:`DEFAULTS` (their names and one-line help are
+#: declared in :data:`pointae.registry.presets`).
+BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
     "wt": {},
     "no-cohesin": {"lefs": False},
     "no-ctcf": {"barriers": False},
@@ -68,23 +71,31 @@ PRESETS: dict[str, dict[str, Any]] = {
     "globule": {"lefs": False, "confine_density": 0.5},
 }
 
-PRESET_HELP: dict[str, str] = {
-    "wt": "loop extrusion (LEFs) stopped by directional CTCF barriers, soft excluded volume, confinement",
-    "no-cohesin": "as wt without LEFs (cohesin/RAD21 degradation)",
-    "no-ctcf": "as wt with LEFs but no barriers (CTCF degradation)",
-    "tads": "no LEFs; block copolymer with attraction inside synthetic domains",
-    "ideal": "ideal Gaussian chain: bonds only, free space",
-    "swollen": "self-avoiding chain in good solvent (soft excluded volume), free space",
-    "globule": "compact confined chain (density 0.5)",
-}
+#: preset name -> parameter overrides: a live read-only view of :data:`pointae.registry.presets`
+#: (the built-in entries point at :data:`BUILTIN_PRESETS`; plugins register their own)
+PRESETS: Mapping[str, dict[str, Any]] = registry.presets
+
+
+class _PresetHelp(Mapping):
+    """preset name -> one-line description (the registry entries' ``help``)."""
+
+    def __getitem__(self, name: str) -> str:
+        return registry.presets.meta(name).get("help", "")
+
+    def __iter__(self):
+        return iter(registry.presets.names())
+
+    def __len__(self) -> int:
+        return len(registry.presets.names())
+
+
+PRESET_HELP: Mapping[str, str] = _PresetHelp()
 
 
 def resolve_params(preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Parameters for ``preset`` with ``overrides`` applied; unknown names raise PointaeError."""
-    if preset not in PRESETS:
-        raise PointaeError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     params = dict(DEFAULTS)
-    params.update(PRESETS[preset])
+    params.update(registry.presets.get(registry.presets.check(preset)))
     for k, v in (overrides or {}).items():
         if k not in DEFAULTS:
             raise PointaeError(f"unknown simulation parameter {k!r}; known: {', '.join(sorted(DEFAULTS))}")

@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from pointae import registry
 from pointae.config import TaskConfig
 from pointae.errors import PointaeError
 
@@ -115,12 +116,13 @@ class Task:
         raise NotImplementedError
 
     def _pair_loss(self, pred, target, mask):
-        from pointae.losses import PAIR_LOSSES
-
-        if self.cfg.loss not in PAIR_LOSSES:
-            raise PointaeError(f"task.loss must be one of {', '.join(PAIR_LOSSES)}, got {self.cfg.loss!r}")
-        fn, takes_eps = PAIR_LOSSES[self.cfg.loss]
-        return fn(pred, target, mask, eps=self.cfg.log_eps) if takes_eps else fn(pred, target, mask)
+        name = self.cfg.loss
+        if name not in registry.losses:
+            raise PointaeError(f"task.loss must be one of {', '.join(registry.losses.names())}, got {name!r}")
+        fn = registry.losses.get(name)
+        if registry.losses.meta(name).get("takes_eps", False):
+            return fn(pred, target, mask, eps=self.cfg.log_eps)
+        return fn(pred, target, mask)
 
     def loss(self, recon: torch.Tensor, target: torch.Tensor, pair: torch.Tensor, focus) -> LossOutput:
         """Loss on observed pairs, plus ``focus_weight`` x loss on focus pairs, plus the optional
@@ -143,19 +145,20 @@ class Task:
         return f"{type(self).__name__}({self.cfg})"
 
 
-TASKS: dict[str, type[Task]] = {}
+#: task name -> class: a live view of :data:`pointae.registry.tasks`
+TASKS = registry.tasks
 
 
 def register_task(cls: type[Task]) -> type[Task]:
-    """Class decorator: register a task under ``cls.name``."""
-    TASKS[cls.name] = cls
+    """Class decorator: register a task under ``cls.name`` in :data:`pointae.registry.tasks`.
+
+    A new task that should train the skip-path task models (like ``denoise``/``inpaint``)
+    registers with ``registry.tasks.add(cls.name, cls, skip_model=True)`` instead.
+    """
+    registry.tasks.add(cls.name, cls)
     return cls
 
 
 def build_task(cfg: TaskConfig) -> Task:
     """Instantiate the task named ``cfg.name``."""
-    import pointae.tasks  # noqa: F401  (registers the built-in tasks)
-
-    if cfg.name not in TASKS:
-        raise PointaeError(f"unknown task {cfg.name!r}; expected one of {', '.join(TASKS)}")
-    return TASKS[cfg.name](cfg)
+    return registry.tasks.get(registry.tasks.check(cfg.name))(cfg)

@@ -46,9 +46,9 @@ def test_unknown_config_key_is_a_clean_error(tmp_path, small_file):
     assert r.exit_code == 1
     assert "unknown config key 'train.foo'" in r.output and "Traceback" not in r.output
     bad = tmp_path / "bad.yaml"
-    bad.write_text("model:\n  encoder: map\n")
+    bad.write_text("model:\n  encodr: map\n")
     r = runner.invoke(app, ["train", "--data", str(small_file), "--config", str(bad)])
-    assert r.exit_code == 1 and "model.encoder" in r.output and str(bad) in r.output
+    assert r.exit_code == 1 and "model.encodr" in r.output and str(bad) in r.output
     r = runner.invoke(app, ["train", "--data", str(tmp_path / "missing.h5")])
     assert r.exit_code == 1 and "missing.h5" in r.output
     assert not (tmp_path / "x").exists()

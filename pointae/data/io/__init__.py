@@ -22,13 +22,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pointae import registry
 from pointae.data.io import bintu, fofct, hdf5, longcsv, table
 from pointae.data.io._common import DUPLICATE_POLICIES, check_input_path, decode_bytes
 from pointae.data.traces import Traces
 from pointae.errors import InputError, PointaeError, PointaeWarning
 
-READ_FORMATS = ("bintu", "fofct", "csv", "table", "h5")
-WRITE_FORMATS = ("bintu", "fofct", "csv", "h5", "pdb")
+#: the formats :func:`read_traces` / :func:`write_traces` accept: live views of
+#: :data:`pointae.registry.formats` (its ``read``/``write`` flags)
+READ_FORMATS = registry.formats.where(read=True)
+WRITE_FORMATS = registry.formats.where(write=True)
 _ALIASES = {
     "hdf5": "h5",
     "fof-ct": "fofct",
@@ -37,14 +40,6 @@ _ALIASES = {
     "ecsv": "table",
     "tsv": "table",
     "mapped": "table",
-}
-# reader options each text format understands (h5 takes none)
-_OPTIONS = {
-    "bintu": ("unit",),
-    "fofct": ("unit", "duplicates"),
-    "csv": ("unit", "duplicates"),
-    "table": ("unit", "columns", "pixel_size", "duplicates"),
-    "h5": (),
 }
 
 
@@ -91,7 +86,7 @@ def _reader_kwargs(fmt: str, kw: dict, path) -> dict:
         raise PointaeError(
             f"unknown duplicates policy {kw['duplicates']!r}; expected one of {', '.join(DUPLICATE_POLICIES)}"
         )
-    bad = [k for k in kw if k not in _OPTIONS[fmt]]
+    bad = [k for k in kw if k not in registry.formats.meta(fmt).get("options", ())]
     if bad:
         flags = ", ".join("--" + k.replace("_", "-") for k in bad)
         raise PointaeError(f"{path}: {flags} does not apply to {fmt} files")
@@ -186,13 +181,7 @@ def read_traces(
     kw = _reader_kwargs(fmt, kw, path)
     if fmt == "h5":
         return _numeric_policy(hdf5.read_h5(path, start=start, stop=stop, **kw), path)
-    reader = {
-        "bintu": bintu.read_bintu,
-        "fofct": fofct.read_fofct,
-        "csv": longcsv.read_long_csv,
-        "table": table.read_table,
-    }[fmt]
-    t = _numeric_policy(reader(path, **kw), path)
+    t = _numeric_policy(_format_function(fmt, "reader")(path, **kw), path)
     if start is not None or stop is not None:
         t = t[slice(start, stop)]
     return t
@@ -310,22 +299,23 @@ def write_traces(traces: Traces, path, format: str | None = None, **kw) -> None:
     fmt = _normalise(format, WRITE_FORMATS) or format_from_suffix(path)
     if Path(path).is_dir():
         raise PointaeError(f"{path}: is a directory, expected a file name")
-    if fmt == "h5":
-        hdf5.write_h5(traces, path, **kw)
-    elif fmt == "bintu":
-        bintu.write_bintu(traces, path, **kw)
-    elif fmt == "fofct":
-        if str(path).lower().endswith(".tsv"):
-            kw.setdefault("sep", "\t")
-        fofct.write_fofct(traces, path, **kw)
-    elif fmt == "csv":
-        longcsv.write_long_csv(traces, path, **kw)
-    else:  # pdb: written by pointae.data.io.pdb (imported lazily)
-        try:
-            from pointae.data.io.pdb import write_pdb
-        except ImportError as e:
-            raise PointaeError(f"PDB output is not available ({e})") from None
-        write_pdb(traces, path, **kw)
+    if fmt == "fofct" and str(path).lower().endswith(".tsv"):
+        kw.setdefault("sep", "\t")
+    _format_function(fmt, "writer")(traces, path, **kw)
+
+
+def _format_function(fmt: str, role: str):
+    """The ``reader``/``writer`` function of format ``fmt`` (its module imported on first use)."""
+    try:
+        module = registry.formats.get(fmt)
+    except ImportError as e:  # e.g. pdb output needs an optional dependency
+        raise PointaeError(
+            f"{fmt} {'input' if role == 'reader' else 'output'} is not available ({e})"
+        ) from None
+    name = registry.formats.meta(fmt).get(role)
+    if name is None:
+        raise PointaeError(f"format {fmt!r} cannot be {'read' if role == 'reader' else 'written'}")
+    return getattr(module, name)
 
 
 def convert_file(src, dst, to: str | None = None, format: str | None = None, **kw) -> tuple[int, int]:
