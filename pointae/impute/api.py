@@ -4,10 +4,15 @@
   loci) of a :class:`~pointae.Traces`; every original spot is kept bit for bit; the layers
   ``pointae_status`` (observed | imputed | corrected | missing) and ``pointae_confidence`` are
   added and the run's provenance is written to ``attrs["pointae_impute"]``.
-- :func:`load_imputer` / :func:`save_imputer`: a model is a directory (or ``.safetensors`` file)
-  with ``model.safetensors`` (weights, no pickle) and ``imputer.json`` (architecture, training
-  settings, calibration, fingerprints of the training traces). ``None`` loads the default model
-  shipped in ``pointae/assets/imputer``.
+- :func:`load_imputer` / :func:`save_imputer`: a model is a run directory in the format of every
+  pointae run: ``model.json`` (``"format": "pointae-model/2"``, ``"kind": "imputer"``:
+  architecture, training settings, calibration, fingerprints of the training traces) and
+  ``model.safetensors`` (weights, no pickle; ensemble members as ``members.<i>.`` prefixed
+  tensors). ``None`` loads the default model shipped in ``pointae/assets/imputer``. Runs of the
+  older format (``imputer.json``) are converted on load (in memory;
+  :func:`convert_legacy_run` rewrites them on disk). :func:`load_imputer` also accepts an
+  *inpainting autoencoder* run of ``pointae train`` (any representation) through
+  :func:`imputer_from_run`.
 - :func:`train_imputer`: self-supervised training on a user's own traces (split by trace).
 - :func:`evaluate_imputation` / :func:`evaluate_denoising`: the held-out protocols of
   :mod:`pointae.impute.protocol` against the baselines, with bootstrap confidence intervals.
@@ -42,7 +47,10 @@ from pointae.impute.uncertainty import Calibration, fit_calibration
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "imputer"
 WEIGHTS_FILE = "model.safetensors"
-META_FILE = "imputer.json"
+# the run-directory format shared with the autoencoder runs of ``pointae train``
+MODEL_FORMAT = "pointae-model/2"
+META_FILE = "model.json"
+LEGACY_META_FILE = "imputer.json"  # imputer runs written before the shared format
 # default denoising threshold: a spot is an outlier when it lies farther than this many median
 # neighbour distances from where the model places it with the spot hidden (see docs/impute.md)
 DENOISE_THRESHOLD = 3.0
@@ -61,7 +69,7 @@ class LoadedImputer:
     model
         The :class:`~pointae.impute.model.Imputer` in eval mode.
     meta
-        Contents of ``imputer.json`` (architecture, training, calibration, fingerprints).
+        Contents of ``model.json`` (architecture, training, calibration, fingerprints).
     path
         Where it was loaded from (``"default"`` for the shipped model).
     """
@@ -82,42 +90,135 @@ def trace_fingerprints(coords: np.ndarray) -> list[str]:
 
 
 def save_imputer(model: Imputer, out_dir, meta: dict) -> Path:
-    """Write ``model.safetensors`` and ``imputer.json`` into ``out_dir`` (atomically)."""
+    """Write ``model.safetensors`` and ``model.json`` (format ``pointae-model/2``, kind ``imputer``)."""
     from safetensors.torch import save_file
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().to(torch.float32) for k, v in model.state_dict().items()}
     with atomic_path(out / WEIGHTS_FILE) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pointae-imputer", "version": __version__})
-    meta = dict(meta, model=model.config.to_dict(), pointae_version=__version__)
+        save_file(state, str(tmp), metadata={"format": MODEL_FORMAT, "kind": "imputer"})
+    meta = {
+        "format": MODEL_FORMAT,
+        "kind": "imputer",
+        "task": "inpaint",
+        **{k: v for k, v in meta.items() if k not in ("format", "kind", "task")},
+        "model": model.config.to_dict(),
+        "pointae_version": __version__,
+    }
     with atomic_path(out / META_FILE) as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
+    return out
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise PointaeError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    except UnicodeDecodeError:
+        raise PointaeError(f"{path}: not a JSON text file") from None
+    if not isinstance(d, dict):
+        raise PointaeError(f"{path}: not a pointae run description (expected a JSON object)")
+    return d
+
+
+def legacy_meta(meta: dict) -> dict:
+    """An ``imputer.json`` dict (the imputer's format before ``pointae-model/2``) as a ``model.json`` dict."""
+    return {
+        "format": MODEL_FORMAT,
+        "kind": "imputer",
+        "task": "inpaint",
+        **{k: v for k, v in meta.items() if k not in ("format", "kind", "task")},
+        "converted_from": LEGACY_META_FILE,
+    }
+
+
+def run_meta(run) -> tuple[Path, dict]:
+    """``(weights path, model.json dict)`` of an imputer run directory or weights file.
+
+    Reads ``model.json``; a legacy ``imputer.json`` is converted in memory (:func:`legacy_meta`).
+    """
+    p = Path(run)
+    weights = p / WEIGHTS_FILE if p.is_dir() else p
+    if not weights.exists():
+        raise PointaeError(
+            f"{weights}: no imputer weights found (expected a run directory with {WEIGHTS_FILE})"
+        )
+    new, old = weights.parent / META_FILE, weights.parent / LEGACY_META_FILE
+    if new.exists():
+        return weights, _read_json(new)
+    if old.exists():
+        return weights, legacy_meta(_read_json(old))
+    raise PointaeError(f"{new}: imputer metadata missing")
+
+
+def convert_legacy_run(run, out_dir=None) -> Path:
+    """Rewrite an imputer run of the old format (``imputer.json``) as a ``pointae-model/2`` run.
+
+    ``model.json`` replaces ``imputer.json``; the weights are re-saved with the new format's
+    metadata (the tensors are unchanged, so the model predicts exactly the same) and
+    ``weights_sha1`` is updated. With ``out_dir`` the converted run is written there (the other
+    files of the run are copied) and ``run`` is left as it was.
+
+    Examples
+    --------
+    ``python -c "from pointae.impute.api import convert_legacy_run; convert_legacy_run('old_run')"``
+    """
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    src = Path(run)
+    if not (src / LEGACY_META_FILE).is_file():
+        if (src / META_FILE).is_file():
+            return src  # already converted
+        raise PointaeError(f"{src}: no {LEGACY_META_FILE} to convert")
+    meta = legacy_meta(_read_json(src / LEGACY_META_FILE))
+    out = Path(out_dir) if out_dir is not None else src
+    if out != src:
+        out.mkdir(parents=True, exist_ok=True)
+        for f in src.iterdir():
+            if f.is_file() and f.name not in (LEGACY_META_FILE, WEIGHTS_FILE):
+                shutil.copy2(f, out / f.name)
+    try:
+        state = load_file(str(src / WEIGHTS_FILE))
+    except Exception as e:  # noqa: BLE001 - any corrupt file is a user error here
+        raise PointaeError(f"{src / WEIGHTS_FILE}: cannot load imputer weights ({e})") from None
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp), metadata={"format": MODEL_FORMAT, "kind": "imputer"})
+    meta["weights_sha1"] = hashlib.sha1((out / WEIGHTS_FILE).read_bytes()).hexdigest()
+    with atomic_path(out / META_FILE) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
+    if out == src:
+        (src / LEGACY_META_FILE).unlink()
     return out
 
 
 def load_imputer(path=None) -> LoadedImputer:
     """Load an imputer from a run directory or weights file; ``None`` loads the shipped default.
 
-    Only safetensors weights and JSON metadata are read (no pickle).
+    Only safetensors weights and JSON metadata are read (no pickle). Accepts imputer runs
+    (``model.json`` with ``"kind": "imputer"``; legacy ``imputer.json`` runs are converted in
+    memory) and the inpainting autoencoder runs of ``pointae train`` (:func:`imputer_from_run`).
     """
     if isinstance(path, LoadedImputer):
         return path
     from safetensors.torch import load_file
 
     p = DEFAULT_MODEL_DIR if path is None else Path(path)
-    weights = p / WEIGHTS_FILE if p.is_dir() else p
-    meta_path = weights.parent / META_FILE
-    if not weights.exists():
+    weights, meta = run_meta(p)
+    kind = meta.get("kind")
+    if kind is None and str(meta.get("format", "")).startswith("pointae-model/"):
+        kind = "autoencoder"  # pointae-model/1 runs of ``pointae train`` have no kind
+    if kind == "autoencoder":
+        return imputer_from_run(weights.parent)
+    if kind != "imputer" or meta.get("format") != MODEL_FORMAT:
         raise PointaeError(
-            f"{weights}: no imputer weights found (expected a run directory with {WEIGHTS_FILE})"
+            f"{weights.parent / META_FILE}: not a pointae imputer run (format={meta.get('format')!r}, "
+            f"kind={kind!r}; expected {MODEL_FORMAT!r} with kind 'imputer', or an inpainting run "
+            "of pointae train)"
         )
-    if not meta_path.exists():
-        raise PointaeError(f"{meta_path}: imputer metadata missing")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
-        raise PointaeError(f"{meta_path}: not valid JSON ({e.msg}, line {e.lineno})") from None
     cfg = ImputerConfig.from_dict(meta.get("model", {}))
     k = int(meta.get("ensemble", 1))
     model = Imputer(cfg) if k == 1 else ImputerEnsemble([Imputer(cfg) for _ in range(k)])
@@ -130,8 +231,87 @@ def load_imputer(path=None) -> LoadedImputer:
     return LoadedImputer(model, meta, "default" if path is None else str(path))
 
 
+def imputer_from_run(run, calibrate: bool = True) -> LoadedImputer:
+    """An inpainting autoencoder run of ``pointae train`` (any representation) as an imputer.
+
+    The run's model predicts each trace's distance map with the missing loci hidden; the missing
+    loci are then placed against the observed ones by the imputer's stress updates, observed
+    spots kept exactly (:class:`~pointae.impute.adapter.RunImputer`). The result has the
+    interface of :func:`load_imputer`'s, so :func:`impute_traces`, ``pointae impute`` and
+    :func:`evaluate_imputation` accept it.
+
+    Parameters
+    ----------
+    run
+        Run directory (``model.json`` + ``model.safetensors``) of a ``task: inpaint`` run.
+    calibrate
+        Read the run's own data and split (``config`` in ``model.json``, ``split.json``) to
+        fingerprint its training and validation traces (so the protocol skips them) and to fit
+        the ``pointae_sd`` calibration on held-out spots of its *validation* split, the same fit
+        as an imputer's. Without them (data not found, or ``calibrate=False``) nothing is
+        excluded and ``pointae_sd`` is calibrated on the input's own visible spots (as for an
+        imputer without a stored calibration); ``meta["uncertainty_note"]`` says which.
+    """
+    from pointae.data.reprs import build_repr
+    from pointae.impute.adapter import RunImputer
+    from pointae.train import load_model
+
+    run = Path(run)
+    net, info = load_model(run)
+    task = info.get("task")
+    if task != "inpaint":
+        raise PointaeError(
+            f"{run}: a {task!r} run cannot impute; train one with --task inpaint (or use an imputer run)"
+        )
+    rep = build_repr(info["repr"], **info.get("repr_options", {}))
+    model = RunImputer(net, rep, int(info["n_loci"]), source=str(run))
+    meta = {
+        "format": info.get("format"),
+        "kind": "autoencoder",
+        "task": "inpaint",
+        "repr": info["repr"],
+        "n_loci": int(info["n_loci"]),
+        "run": str(run),
+        "description": f"inpainting {info['repr']} autoencoder run ({model.n_parameters():,} parameters) "
+        "+ the imputer's placement",
+        "uncertainty_note": "pointae_sd calibrated on the input's own visible spots",
+    }
+    if calibrate:
+        meta.update(_run_calibration(run, info, model))
+    return LoadedImputer(model, meta, str(run))
+
+
+def _run_calibration(run: Path, info: dict, model) -> dict:
+    """Training fingerprints and the ``pointae_sd`` calibration of a run, from its own data/split."""
+    from pointae.config import config_from_dict
+    from pointae.train import _split_from_json, load_traces
+
+    split_path = run / "split.json"
+    try:
+        cfg = config_from_dict(info.get("config") or {})
+        if not split_path.is_file():
+            raise PointaeError(f"{split_path}: no such file")
+        traces = load_traces(cfg)
+        split = _split_from_json(traces, _read_json(split_path), split_path)
+    except (PointaeError, OSError) as e:
+        return {"uncertainty_note": f"pointae_sd calibrated on the input's own visible spots ({e})"}
+    seen = np.concatenate([split["train"], split["val"]])
+    out: dict = {"train_fingerprints": trace_fingerprints(traces.coords[seen])}
+    scale = _scale(traces[split["train"]])
+    try:
+        cal = _calibrate_on(model, traces.coords[split["val"]], scale)
+    except PointaeError as e:  # too few eligible validation spots
+        out["uncertainty_note"] = f"pointae_sd calibrated on the input's own visible spots ({e})"
+        return out
+    out["uncertainty"] = cal.to_dict()
+    out["uncertainty_note"] = (
+        f"pointae_sd calibrated on held-out spots of the run's {len(split['val'])} validation traces"
+    )
+    return out
+
+
 def model_calibration(loaded: LoadedImputer) -> Calibration | None:
-    """The uncertainty calibration stored with a model (``imputer.json`` ``"uncertainty"``), if any."""
+    """The uncertainty calibration stored with a model (``model.json`` ``"uncertainty"``), if any."""
     return Calibration.from_dict(loaded.meta.get("uncertainty"))
 
 
@@ -381,7 +561,7 @@ def train_imputer(
     traces
         Training data (any unit; lengths are calibrated by the median neighbour distance).
     out_dir
-        Run directory: ``model.safetensors``, ``imputer.json``, ``history.csv``, ``metrics.json``,
+        Run directory: ``model.safetensors``, ``model.json``, ``history.csv``, ``metrics.json``,
         ``split.json``.
     epochs, max_minutes
         Training length and wall-clock budget.
@@ -463,7 +643,7 @@ def _calibrate_on(model, coords: np.ndarray, scale: float) -> Calibration:
 
 
 def calibrate_imputer(run, traces: Traces, exclude: Traces | None = None) -> dict:
-    """Fit the uncertainty calibration of a saved model on ``traces`` and store it in its ``imputer.json``.
+    """Fit the uncertainty calibration of a saved model on ``traces`` and store it in its ``model.json``.
 
     ``traces`` must not be the traces you evaluate on: use the model's training or validation
     traces (the shipped model: its 1,022 IMR90 training traces, see docs/impute.md).
@@ -473,8 +653,13 @@ def calibrate_imputer(run, traces: Traces, exclude: Traces | None = None) -> dic
     dict
         The stored calibration (:meth:`~pointae.impute.uncertainty.Calibration.to_dict`).
     """
+    run_dir = DEFAULT_MODEL_DIR if run is None else Path(run)
+    if (run_dir / LEGACY_META_FILE).is_file():
+        convert_legacy_run(run_dir)
     loaded = load_imputer(run)
-    path = (DEFAULT_MODEL_DIR if run is None else Path(run)) / META_FILE
+    if loaded.meta.get("kind") != "imputer":
+        raise PointaeError(f"{run_dir}: only imputer runs store a calibration")
+    path = run_dir / META_FILE
     cal = _calibrate_on(loaded.model, traces.coords, _scale(traces)).to_dict()
     meta = json.loads(path.read_text())
     meta["uncertainty"] = cal

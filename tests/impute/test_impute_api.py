@@ -140,8 +140,11 @@ def test_train_imputer_writes_a_loadable_run(tmp_path):
         model_config=ImputerConfig(channels=8, dilations=(1, 2)),
         log=None,
     )
-    for name in ("model.safetensors", "imputer.json", "history.csv", "metrics.json", "split.json"):
+    for name in ("model.safetensors", "model.json", "history.csv", "metrics.json", "split.json"):
         assert (tmp_path / "run" / name).exists()
+    info = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert info["format"] == "pointae-model/2" and info["kind"] == "imputer" and info["task"] == "inpaint"
+    assert not (tmp_path / "run" / "imputer.json").exists()
     assert "test" in metrics and metrics["test"]["protocol"]["excluded_training_traces"] == 0
     loaded = load_imputer(tmp_path / "run")
     assert loaded.meta["split"]["n_train"] == 48 and len(loaded.train_fingerprints) == 48
@@ -154,9 +157,48 @@ def test_load_imputer_errors_are_clean(tmp_path):
     with pytest.raises(PointaeError, match="no imputer weights"):
         load_imputer(tmp_path)
     (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
-    (tmp_path / "imputer.json").write_text("{}")
+    (tmp_path / "imputer.json").write_text("{}")  # a legacy run: converted in memory, then read
     with pytest.raises(PointaeError, match="cannot load"):
         load_imputer(tmp_path)
+    (tmp_path / "model.json").write_text('{"format": "pointae-model/9", "kind": "imputer"}')
+    with pytest.raises(PointaeError, match="not a pointae imputer run.*pointae-model/9"):
+        load_imputer(tmp_path)
+    (tmp_path / "model.json").write_text("[1, 2")
+    with pytest.raises(PointaeError, match="model.json: not valid JSON"):
+        load_imputer(tmp_path)
+
+
+def test_legacy_imputer_runs_load_and_convert_to_the_same_model(default, tmp_path):
+    """An ``imputer.json`` run (the format before pointae-model/2) loads as is and converts losslessly."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from pointae.impute.api import convert_legacy_run
+
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    meta = {k: v for k, v in default.meta.items() if k not in ("format", "kind", "task")}
+    (legacy / "imputer.json").write_text(json.dumps(meta))
+    shutil.copy(DEFAULT_MODEL_DIR / "model.safetensors", legacy / "model.safetensors")
+    old = load_imputer(legacy)
+    assert old.meta["kind"] == "imputer" and old.meta["converted_from"] == "imputer.json"
+    copy_dir = convert_legacy_run(legacy, tmp_path / "converted")
+    assert (legacy / "imputer.json").exists() and not (copy_dir / "imputer.json").exists()
+    convert_legacy_run(legacy)  # in place
+    assert not (legacy / "imputer.json").exists()
+    info = json.loads((legacy / "model.json").read_text())
+    assert info["format"] == "pointae-model/2" and info["kind"] == "imputer"
+    a, b = (
+        load_file(str(DEFAULT_MODEL_DIR / "model.safetensors")),
+        load_file(str(legacy / "model.safetensors")),
+    )
+    assert set(a) == set(b) and all(a[k].equal(b[k]) for k in a)
+    t = tiny_traces(n=6, n_loci=30, seed=9, missing=0.2)
+    ref = impute_traces(t, model=default, precision="fp32")
+    for run in (legacy, copy_dir):
+        res = impute_traces(t, model=run, precision="fp32")
+        assert res.coords.tobytes() == ref.coords.tobytes()
 
 
 @pytest.mark.parametrize("suffix", ["fofct.csv", "bintu.csv", "h5"])
