@@ -257,12 +257,13 @@ def imputer_from_run(run, calibrate: bool = True) -> LoadedImputer:
     from pointae.train import load_model
 
     run = Path(run)
+    if (run / META_FILE).is_file():  # refuse other tasks before building their model
+        task = _read_json(run / META_FILE).get("task")
+        if task != "inpaint":
+            raise PointaeError(
+                f"{run}: a {task!r} run cannot impute; train one with --task inpaint (or use an imputer run)"
+            )
     net, info = load_model(run)
-    task = info.get("task")
-    if task != "inpaint":
-        raise PointaeError(
-            f"{run}: a {task!r} run cannot impute; train one with --task inpaint (or use an imputer run)"
-        )
     rep = build_repr(info["repr"], **info.get("repr_options", {}))
     model = RunImputer(net, rep, int(info["n_loci"]), source=str(run))
     meta = {
@@ -746,41 +747,86 @@ def score_methods(
     ``pointae_sd`` alone) and of the exact Gaussian kriging posterior
     (:func:`pointae.impute.uncertainty.calibration_scores`).
     """
-    loaded = load_imputer(model)
+    scores, info = model_scores(held, load_imputer(model), scale, calibration, "pointae")
+    if calibration is not None:
+        info["calibration"]["kriging_posterior"] = kriging_posterior_scores(held)
+    scores.update(baseline_scores(held, knn_pool, knn_k, place_baselines))
+    return scores, info
+
+
+def model_scores(
+    held, loaded: LoadedImputer, scale: float, calibration: Calibration | None = None, name: str = "pointae"
+) -> tuple[dict, dict]:
+    """One model's scores on a :class:`~pointae.impute.protocol.HeldOut`: ``name`` (the imputed
+    coordinates), ``name_direct`` (the placement before refinement), ``name_map`` (the raw predicted
+    distances); with a ``calibration`` also ``info["calibration"]`` ``{name, name_gaussian}``."""
     t0 = time.time()
     out = impute_coords(loaded.model, held.coords, scale, refine=True)
-    t_model = time.time() - t0
-    info: dict = {"model_seconds": round(t_model, 3)}
+    info: dict = {"model_seconds": round(time.time() - t0, 3)}
+    if name != "pointae":
+        info = {f"{name}_seconds": info["model_seconds"]}
     if calibration is not None:
-        from pointae.baselines import fit_chain_variogram
-        from pointae.impute.oracle import gaussian_posterior
         from pointae.impute.uncertainty import calibration_scores
 
         sd = calibration.sd(out["spread"], held.observed, scale, held.coords)
-        # the exact Gaussian posterior (ordinary kriging over all visible loci) with the variogram
-        # fitted to the visible spots only
-        k_mean, k_sd = gaussian_posterior(held.coords, fit_chain_variogram(held.coords))
         info["calibration"] = {
-            "pointae": calibration_scores(held, out["coords"], sd, calibration.mixture, seed=held.seed),
-            "pointae_gaussian": calibration_scores(held, out["coords"], sd, seed=held.seed),
-            "kriging_posterior": calibration_scores(held, k_mean, k_sd, seed=held.seed),
+            name: calibration_scores(held, out["coords"], sd, calibration.mixture, seed=held.seed),
+            f"{name}_gaussian": calibration_scores(held, out["coords"], sd, seed=held.seed),
         }
+    scores = {
+        name: score(held, out["coords"]),
+        f"{name}_direct": score(held, out["direct"]),
+        f"{name}_map": score(held, pred_maps=out["map"]),
+    }
+    return scores, info
+
+
+def kriging_posterior_scores(held) -> dict:
+    """Calibration scores of the exact Gaussian posterior (ordinary kriging over all visible loci,
+    variogram fitted to the visible spots only)."""
+    from pointae.baselines import fit_chain_variogram
+    from pointae.impute.oracle import gaussian_posterior
+    from pointae.impute.uncertainty import calibration_scores
+
+    k_mean, k_sd = gaussian_posterior(held.coords, fit_chain_variogram(held.coords))
+    return calibration_scores(held, k_mean, k_sd, seed=held.seed)
+
+
+def baseline_scores(
+    held, knn_pool: Traces | None = None, knn_k: int = 20, place_baselines: bool = True
+) -> dict:
+    """The baselines' scores on a :class:`~pointae.impute.protocol.HeldOut` (see :func:`score_methods`)."""
     pool = held.coords if knn_pool is None else knn_pool.coords
     med = fill_maps(held.coords, population_median_map(pool))
     knn = knn_maps(held.coords, pool, k=knn_k, exclude_self=knn_pool is None)
     med_xyz = place_loci(held.coords, med) if place_baselines else None
     knn_xyz = place_loci(held.coords, knn) if place_baselines else None
-    scores = {
-        "pointae": score(held, out["coords"]),
-        "pointae_direct": score(held, out["direct"]),
-        "pointae_map": score(held, pred_maps=out["map"]),
+    return {
         "linear": score(held, interpolate_missing(held.coords)),
         "local_fit": score(held, smooth_missing(held.coords)),
         "kriging": score(held, krige_missing(held.coords)),
         "population_median": score(held, med_xyz, pred_maps=med),
         "knn": score(held, knn_xyz, pred_maps=knn),
     }
-    return scores, info
+
+
+BASELINES = ("linear", "local_fit", "kriging", "knn", "population_median")
+
+
+def model_labels(loaded: list[LoadedImputer]) -> list[str]:
+    """Names of the compared models: ``pointae`` for one model; else ``shipped`` for the default
+    model and the run directory's name for the others (made unique)."""
+    if len(loaded) == 1:
+        return ["pointae"]
+    labels: list[str] = []
+    for lo in loaded:
+        base = "shipped" if lo.path == "default" else (Path(lo.path).name or "model")
+        base = base.replace(" ", "_")
+        name, i = base, 2
+        while name in labels or name in BASELINES or name == "kriging_posterior":
+            name, i = f"{base}_{i}", i + 1
+        labels.append(name)
+    return labels
 
 
 def evaluate_imputation(
@@ -798,14 +844,17 @@ def evaluate_imputation(
     place_baselines: bool = True,
     calibrate: bool = True,
 ) -> dict:
-    """The held-out masking protocol: model vs linear interpolation, population median map and kNN.
+    """The held-out masking protocol: model(s) vs linear interpolation, population median map and kNN.
 
     Parameters
     ----------
     traces
         Data to evaluate on (traces with more than ``max_missing`` missing loci are skipped).
     model
-        Imputer (path, :class:`LoadedImputer`, ``None`` = shipped default).
+        Imputer (path, :class:`LoadedImputer`, ``None`` = shipped default; an inpainting run of
+        ``pointae train`` is accepted, :func:`imputer_from_run`), or a list of them: every model
+        is then scored on the same masking draw of the same traces (those no model was trained
+        on), beside the same baselines, under the names of :func:`model_labels`.
     hide, seed, mode, max_missing
         Protocol parameters (:func:`pointae.impute.protocol.make_held_out`); seeds
         ``seed .. seed + runs - 1`` are run.
@@ -815,7 +864,7 @@ def evaluate_imputation(
     n_boot
         Bootstrap resamples of traces for the confidence intervals.
     exclude_training
-        Skip traces whose content matches the model's training traces (fingerprints).
+        Skip traces whose content matches a model's training traces (fingerprints).
     place_baselines
         Also place the map baselines' loci in 3D (stress to their predicted distances) to report
         their position error.
@@ -827,26 +876,49 @@ def evaluate_imputation(
     Returns
     -------
     dict
-        ``{"protocol": ..., "runs": [per-seed {method: summary + CI}], "mean": {method: ...}}``;
-        distance metrics in the data's unit.
+        ``{"protocol": ..., "runs": [per-seed {method: summary + CI}], "mean": {method: ...},
+        "calibration": ...}``; distance metrics in the data's unit; ``protocol["models"]`` maps
+        each model name to where it was loaded from.
     """
-    loaded = load_imputer(model)
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not models:
+        models = [None]
+    loaded = [load_imputer(m) for m in models]
+    labels = model_labels(loaded)
     coords = traces.coords
     subset = np.ones(len(traces), bool)
-    if exclude_training and loaded.train_fingerprints:
+    seen = set().union(*(lo.train_fingerprints for lo in loaded))
+    if exclude_training and seen:
         fp = np.array(trace_fingerprints(coords))
-        subset = ~np.isin(fp, list(loaded.train_fingerprints))
+        subset = ~np.isin(fp, list(seen))
         if not subset.any():
-            raise PointaeError("every trace was used to train this model; evaluate on other traces")
+            which = "this model" if len(loaded) == 1 else "these models"
+            raise PointaeError(f"every trace was used to train {which}; evaluate on other traces")
     scale = _scale(traces)
-    cal = model_calibration(loaded) if calibrate else None
-    if calibrate and cal is None and (~subset).any():  # fit on the model's own traces, never the scored ones
-        cal = _calibrate_on(loaded.model, coords[~subset], scale)
+    cals = []
+    for lo in loaded:
+        cal = model_calibration(lo) if calibrate else None
+        if (
+            calibrate and cal is None and (~subset).any()
+        ):  # fit on the models' own traces, never the scored ones
+            cal = _calibrate_on(lo.model, coords[~subset], scale)
+        cals.append(cal)
     per_run = []
     for r in range(max(1, int(runs))):
         held = make_held_out(coords, hide, seed=seed + r, mode=mode, max_missing=max_missing, subset=subset)
         try:
-            scores, info = score_methods(held, loaded, scale, knn_pool, knn_k, place_baselines, cal)
+            scores: dict = {}
+            info: dict = {}
+            calib: dict = {}
+            for lo, label, cal in zip(loaded, labels, cals):
+                s_m, i_m = model_scores(held, lo, scale, cal, label)
+                scores.update(s_m)
+                calib.update(i_m.pop("calibration", {}))
+                info.update(i_m)
+            if calib:
+                calib["kriging_posterior"] = kriging_posterior_scores(held)
+                info["calibration"] = calib
+            scores.update(baseline_scores(held, knn_pool, knn_k, place_baselines))
         except UndefinedPredictionError:
             src = traces.attrs.get("source", "the traces")
             n_ok = int(eligible(traces.mask, max_missing).sum())
@@ -869,7 +941,7 @@ def evaluate_imputation(
         for m in methods
     }
     calib = None
-    if cal is not None:
+    if "calibration" in per_run[0]["_info"]:
         calib = {
             m: {
                 k: (
@@ -895,7 +967,8 @@ def evaluate_imputation(
             "unit": traces.unit,
             "excluded_training_traces": int((~subset).sum()),
             "knn_k": knn_k,
-            "model": loaded.path,
+            "model": loaded[0].path if len(loaded) == 1 else [lo.path for lo in loaded],
+            "models": {label: lo.path for label, lo in zip(labels, loaded)},
         },
         "runs": per_run,
         "mean": mean,

@@ -251,3 +251,125 @@ def test_traces_container_roundtrip_of_layers(default, tmp_path):
     res.save(p)
     back = Traces.load(p)
     assert (back.layers["pointae_status"] == res.layers["pointae_status"]).all()
+
+
+# ------------------------------------------------ inpainting autoencoder runs as imputers
+_FAST_AE = [
+    "model.width=4",
+    "model.latent_dim=4",
+    "train.batch_size=16",
+    "train.progress=false",
+    "train.threads=1",
+    "train.warmup_steps=2",
+    "train.max_epochs=2",
+]
+
+
+@pytest.fixture(scope="module")
+def ae_run(tmp_path_factory):
+    """A tiny inpainting map autoencoder trained by ``pointae train`` on 120 traces x 20 loci."""
+    d = tmp_path_factory.mktemp("ae")
+    src = d / "traces.h5"
+    tiny_traces(n=120, n_loci=20, seed=11, missing=0.05).save(src)
+    run = d / "run"
+    args = ["train", "--task", "inpaint", "--repr", "map", "--data", str(src), "--out", str(run)]
+    r = runner.invoke(app, args + [x for s in _FAST_AE for x in ("--set", s)])
+    assert r.exit_code == 0, r.output
+    return src, run
+
+
+def test_run_imputer_places_hidden_loci_from_a_perfect_map():
+    """The adapter's placement (the imputer's stress updates against the run's map) with an oracle
+    map recovers the hidden loci far better than linear interpolation, observed loci exact."""
+    import torch
+
+    from pointae.baselines import interpolate_missing
+    from pointae.data.transforms import distance_maps
+    from pointae.impute.adapter import RunImputer
+    from pointae.models.autoencoder import AEOutput
+
+    truth = tiny_traces(n=8, n_loci=24, seed=12, missing=0.0)
+    scale = truth.median_neighbour_distance()
+    hidden = np.zeros(truth.mask.shape, bool)
+    hidden[:, [5, 6, 12, 17]] = True
+    inp = truth.coords.copy()
+    inp[hidden] = np.nan
+    true_maps = torch.from_numpy(distance_maps(truth.coords) / scale)
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x):
+            return AEOutput(latent=torch.zeros(len(x), 1), recon=true_maps)
+
+    model = RunImputer(Oracle(), lambda x, train=False: x, n_loci=24, source="oracle")
+    with torch.no_grad():
+        out = model(torch.from_numpy(inp), scale)
+    xyz = out["coords"].numpy()
+    assert xyz[~hidden].tobytes() == truth.coords[~hidden].tobytes()
+    lin = interpolate_missing(inp)
+
+    def err(pred):  # hidden-to-observed distance error
+        d, t = distance_maps(pred), distance_maps(truth.coords)
+        pairs = hidden[:, :, None] & ~hidden[:, None, :]
+        return np.abs(d - t)[pairs].mean()
+
+    assert err(xyz) < 0.25 * err(lin), (err(xyz), err(lin))
+    assert (out["spread"].numpy()[hidden] > 0).all()
+    with pytest.raises(PointaeError, match="trained on traces of 24 loci, the input has 23"):
+        model(torch.from_numpy(inp[:, :23]), scale)
+
+
+def test_inpainting_run_and_shipped_imputer_go_through_impute_and_evaluate(ae_run, tmp_path):
+    from pointae.data.io import read_traces
+
+    src, run = ae_run
+    # impute --model accepts the autoencoder run: observed spots bit for bit, calibrated pointae_sd
+    out = tmp_path / "imputed.h5"
+    r = runner.invoke(app, ["impute", str(src), "--model", str(run), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    a, b = read_traces(src), read_traces(out)
+    assert b.coords[a.mask].tobytes() == a.coords[a.mask].tobytes()
+    imp = b.layers["pointae_status"] == "imputed"
+    assert imp.sum() == (~a.mask).sum() and np.isfinite(b.coords).all()
+    assert (b.layers["pointae_sd"][imp] > 0).all() and np.isfinite(b.layers["pointae_sd"][imp]).all()
+    # evaluate-imputation compares both on the same hidden spots of the traces neither saw
+    js = tmp_path / "res.json"
+    args = ["evaluate-imputation", str(src), "--model", "default", "--model", str(run), "--json", str(js)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    res = json.loads(js.read_text())
+    split = json.loads((run / "split.json").read_text())
+    assert res["protocol"]["excluded_training_traces"] == len(split["train"]) + len(split["val"])
+    assert set(res["protocol"]["models"]) == {"shipped", "run"}
+    one = res["runs"][0]
+    for m in ("shipped", "run", "linear", "kriging", "knn"):
+        assert np.isfinite(one[m]["mae"]), m
+    assert res["calibration"]["run"]["n_spots"] == res["calibration"]["shipped"]["n_spots"] > 0
+    assert "run's 12 validation traces" in r.output and "shipped" in r.output
+    # the same draw as the shipped model alone on the traces the run never saw: same hidden spots
+    # (linear interpolation scores exactly the same); the model's score differs only through the
+    # length unit, calibrated on all traces of the file vs on the unseen ones only
+    from pointae.impute.api import evaluate_imputation, load_imputer
+
+    fp = np.array(trace_fingerprints(a.coords))
+    unseen = np.flatnonzero(~np.isin(fp, list(load_imputer(run).train_fingerprints)))
+    alone = evaluate_imputation(a[unseen], model=None, n_boot=50, calibrate=False)
+    assert alone["runs"][0]["_info"]["n_hidden"] == one["_info"]["n_hidden"]
+    assert alone["runs"][0]["linear"]["mae"] == one["linear"]["mae"]
+    assert alone["runs"][0]["pointae"]["mae"] == pytest.approx(one["shipped"]["mae"], rel=2e-3)
+
+
+def test_only_inpainting_runs_impute(ae_run, tmp_path):
+    import shutil
+
+    src, run = ae_run
+    other = tmp_path / "denoise_run"
+    shutil.copytree(run, other)
+    info = json.loads((other / "model.json").read_text())
+    (other / "model.json").write_text(json.dumps(dict(info, task="denoise")))
+    r = runner.invoke(app, ["impute", str(src), "--model", str(other), "--out", str(tmp_path / "o.h5")])
+    assert r.exit_code == 1 and "'denoise' run cannot impute" in r.output and "Traceback" not in r.output
+    wide = tmp_path / "wide.h5"
+    tiny_traces(n=10, n_loci=25, seed=13, missing=0.1).save(wide)
+    r = runner.invoke(app, ["impute", str(wide), "--model", str(run), "--out", str(tmp_path / "o.h5")])
+    assert r.exit_code == 1 and "20 loci, the input has 25" in r.output
+    assert not (tmp_path / "o.h5").exists()
