@@ -366,54 +366,83 @@ def evaluate_imputation_cmd(
 def train_imputer_cmd(
     data: Annotated[Path, typer.Argument(metavar="DATA", help="Trace file to train on (self-supervised).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
-    epochs: Annotated[int, typer.Option(help="Training epochs.", min=1)] = 14,
-    max_minutes: Annotated[float, typer.Option(help="Wall-clock budget (minutes).")] = 8.0,
-    test_fraction: Annotated[float, typer.Option(help="Traces kept out of training and scored.")] = 0.2,
-    split_seed: Annotated[int, typer.Option(help="Seed of the train/test split by trace.")] = 0,
-    seed: Annotated[int, typer.Option(help="Training seed (masks, batches, initialisation).")] = 0,
-    channels: Annotated[int, typer.Option(help="CNN width.")] = 16,
+    epochs: Annotated[
+        Optional[int], typer.Option(help="Training epochs (train.epochs; default 14).", min=1)
+    ] = None,
+    max_minutes: Annotated[
+        Optional[float], typer.Option(help="Wall-clock budget in minutes (train.max_minutes; default 8).")
+    ] = None,
+    test_fraction: Annotated[
+        Optional[float],
+        typer.Option(help="Traces kept out of training and scored (data.test_fraction; 0.2)."),
+    ] = None,
+    split_seed: Annotated[
+        Optional[int], typer.Option(help="Seed of the train/test split by trace (data.split_seed).")
+    ] = None,
+    seed: Annotated[
+        Optional[int], typer.Option(help="Training seed: masks, batches, initialisation (train.seed).")
+    ] = None,
+    channels: Annotated[Optional[int], typer.Option(help="CNN width (model.channels; default 16).")] = None,
     refine_steps: Annotated[
-        int, typer.Option(help="Stress-refinement steps unrolled inside the network.", min=0)
-    ] = 10,
+        Optional[int],
+        typer.Option(
+            help="Stress-refinement steps unrolled inside the network (model.refine_steps; 10).", min=0
+        ),
+    ] = None,
     ensemble: Annotated[
-        int, typer.Option(help="Train this many members (seeds seed, seed+1, ...) and average them.", min=1)
-    ] = 1,
+        Optional[int],
+        typer.Option(
+            help="Train this many members (seeds seed, seed+1, ...) and average them (ensemble).", min=1
+        ),
+    ] = None,
     init: Annotated[
-        Optional[Path], typer.Option(help="Fine-tune from this imputer (e.g. pretrained).")
+        Optional[Path], typer.Option(help="Fine-tune from this imputer (e.g. pretrained) (init).")
+    ] = None,
+    config: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--config", "-c", help="YAML imputer config file(s) applied over the defaults, in order."
+        ),
+    ] = None,
+    set_: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", "-s", help="Override one key, e.g. --set train.epochs=24 (repeatable)."),
     ] = None,
     format: FormatOpt = None,
     columns: ColumnsOpt = None,
     unit: UnitOpt = None,
     pixel_size: PixelSizeOpt = None,
     duplicates: DuplicatesOpt = None,
+    overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
-    """Train an imputer on your own traces by hiding observed loci and learning to restore them."""
-    from pointae.data.io import read_traces
-    from pointae.impute.api import train_imputer
-    from pointae.impute.fit import FitConfig
-    from pointae.impute.model import ImputerConfig
-    from pointae.outputs import check_output_dir
+    """Train an imputer on your own traces by hiding observed loci and learning to restore them.
 
-    check_output_dir(out, inputs=[data, init])
-    t = read_traces(data, **read_options(format, columns, unit, pixel_size, duplicates).kwargs())
-    metrics = train_imputer(
-        t,
-        out,
-        epochs=epochs,
-        max_minutes=max_minutes,
-        test_fraction=test_fraction,
-        split_seed=split_seed,
-        init=init,
-        fit_config=FitConfig(seed=seed),
-        model_config=ImputerConfig(channels=channels, refine_steps=refine_steps),
-        ensemble=ensemble,
-        log=lambda s: console.print(s, highlight=False),
-    )
-    if "test" in metrics:
-        p, lin = metrics["test"]["runs"][0]["pointae"], metrics["test"]["runs"][0]["linear"]
-        console.print(
-            f"held-out test traces: pointae MAE {p['mae']:.1f} vs linear {lin['mae']:.1f} "
-            f"(ratio {p['ratio']:.3f} [{p['ratio_lo']:.3f}, {p['ratio_hi']:.3f}])",
-            highlight=False,
+    Short alias of 'pointae train --task inpaint --data DATA' (same config, same run directory);
+    the options below are shortcuts for config keys. Precedence: defaults < --config < the
+    shortcuts < --set.
+    """
+    from pointae.cli.train import train_imputer_run
+    from pointae.data.io import read_traces
+
+    shortcuts = [
+        f"{key}={value}"
+        for key, value in (
+            ("train.epochs", epochs),
+            ("train.max_minutes", max_minutes),
+            ("data.test_fraction", test_fraction),
+            ("data.split_seed", split_seed),
+            ("train.seed", seed),
+            ("model.channels", channels),
+            ("model.refine_steps", refine_steps),
+            ("ensemble", ensemble),
+            ("init", init),
         )
-    console.print(f"wrote {out}")
+        if value is not None
+    ]
+    opts = read_options(format, columns, unit, pixel_size, duplicates)
+    from pointae.errors import PointaeError
+
+    if not data.is_file():
+        raise PointaeError(f"{data}: no such file")
+    t = read_traces(data, **opts.kwargs())
+    train_imputer_run(data, out, config, set_, overwrite, shortcuts=shortcuts, traces=t)

@@ -554,6 +554,7 @@ def train_imputer(
     model_config: ImputerConfig | None = None,
     log=print,
     ensemble: int = 1,
+    config: dict | None = None,
 ) -> dict:
     """Self-supervised training on ``traces``, split by trace; writes a run directory.
 
@@ -577,6 +578,9 @@ def train_imputer(
     ensemble
         Train this many members with seeds ``seed, seed + 1, ...`` (same split) and average them
         (:class:`~pointae.impute.model.ImputerEnsemble`).
+    config
+        The run's full configuration (:meth:`~pointae.impute.fit.ImputerRunConfig.to_dict`), stored
+        in ``model.json``.
 
     Returns
     -------
@@ -613,6 +617,8 @@ def train_imputer(
         "train_fingerprints": trace_fingerprints(train.coords),
         "description": describe(model),
     }
+    if config is not None:
+        meta["config"] = config
     try:
         meta["uncertainty"] = _calibrate_on(model, train.coords, scale).to_dict()
     except PointaeError as e:  # too few eligible spots: impute calibrates on its input instead
@@ -634,6 +640,61 @@ def train_imputer(
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=1, default=float))
     return metrics
+
+
+def fit_imputer_run(cfg, traces: Traces | None = None, log=print) -> Path:
+    """Train the imputer as configured and write its run directory (``pointae train --task inpaint
+    --data FILE``; the ``fit`` of the model registered as ``imputer``).
+
+    Parameters
+    ----------
+    cfg
+        :class:`~pointae.impute.fit.ImputerRunConfig` (or a nested dict of one); ``cfg.out`` is
+        the run directory (default ``runs/imputer``), ``cfg.data.path`` the traces file unless
+        ``traces`` is given.
+    traces
+        Train on these instead of reading ``cfg.data.path``.
+
+    Returns
+    -------
+    pathlib.Path
+        The run directory: ``model.json``, ``model.safetensors``, ``config.yaml``, ``history.csv``,
+        ``metrics.json`` (the held-out protocol on the test split), ``split.json``.
+    """
+    import yaml
+
+    from pointae.impute.fit import ImputerRunConfig, load_imputer_config
+
+    cfg = cfg.validate() if isinstance(cfg, ImputerRunConfig) else load_imputer_config(base=cfg)
+    run_dir = Path(cfg.out or "runs/imputer")
+    cfg.out = str(run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()) and not cfg.overwrite:
+        if (run_dir / META_FILE).exists() or (run_dir / WEIGHTS_FILE).exists():
+            raise PointaeError(f"{run_dir} already holds a run: use another --out or --set overwrite=true")
+    if traces is None:
+        if not cfg.data.path:
+            raise PointaeError("the imputer trains on a traces file: give --data FILE (or data.path)")
+        from pointae.data.io import read_traces
+
+        traces = read_traces(cfg.data.path)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run_dir / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    train_imputer(
+        traces,
+        run_dir,
+        epochs=cfg.train.epochs,
+        test_fraction=cfg.data.test_fraction,
+        split_seed=cfg.data.split_seed,
+        max_minutes=cfg.train.max_minutes,
+        init=cfg.init,
+        fit_config=copy.deepcopy(cfg.train),
+        model_config=copy.deepcopy(cfg.model),
+        log=log,
+        ensemble=cfg.ensemble,
+        config=cfg.to_dict(),
+    )
+    return run_dir
 
 
 def _calibrate_on(model, coords: np.ndarray, scale: float) -> Calibration:

@@ -26,6 +26,35 @@ from pointae.errors import PointaeError
 ENCODERS: dict[str, type[nn.Module]] = {}
 DECODERS: dict[str, type[nn.Module]] = {}
 _BUILTINS = ("pointae.models.encoders", "pointae.models.decoder")
+# Whole models with their own configuration and training (not an encoder + decoder pair), by
+# import path ("module:attribute"), so listing them imports nothing: name -> tasks it serves,
+# config dataclass, ``fit(cfg, traces=None, log=print) -> run dir`` and ``load(run)``.
+MODELS: dict[str, dict] = {}
+
+
+def register_model(name: str, *, tasks: tuple[str, ...], config: str, fit: str, load: str) -> None:
+    """Register a whole model (e.g. the imputer) under ``name`` for ``pointae train --model NAME``."""
+    spec = {"tasks": tuple(tasks), "config": config, "fit": fit, "load": load}
+    if name in MODELS and MODELS[name] != spec:
+        raise PointaeError(f"model name {name!r} already registered")
+    MODELS[name] = spec
+
+
+def model_part(name: str, part: str):
+    """The ``config``, ``fit`` or ``load`` of the registered model ``name`` (imported on demand)."""
+    if name not in MODELS:
+        raise PointaeError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}")
+    module, _, attr = MODELS[name][part].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+register_model(
+    "imputer",
+    tasks=("inpaint",),
+    config="pointae.impute.fit:ImputerRunConfig",
+    fit="pointae.impute.api:fit_imputer_run",
+    load="pointae.impute.api:load_imputer",
+)
 
 
 def _load_builtins() -> None:

@@ -275,6 +275,7 @@ def ae_run(tmp_path_factory):
     args = ["train", "--task", "inpaint", "--repr", "map", "--data", str(src), "--out", str(run)]
     r = runner.invoke(app, args + [x for s in _FAST_AE for x in ("--set", s)])
     assert r.exit_code == 0, r.output
+    assert json.loads((run / "model.json").read_text()).get("kind", "autoencoder") == "autoencoder"
     return src, run
 
 
@@ -373,3 +374,48 @@ def test_only_inpainting_runs_impute(ae_run, tmp_path):
     r = runner.invoke(app, ["impute", str(wide), "--model", str(run), "--out", str(tmp_path / "o.h5")])
     assert r.exit_code == 1 and "20 loci, the input has 25" in r.output
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_train_task_inpaint_on_a_file_trains_the_registered_imputer(tmp_path):
+    """``train --task inpaint --data FILE``, its alias ``train-imputer`` and ``train_imputer()``
+    train the same model (bit for bit) into the shared run format, with the config machinery."""
+    from safetensors.torch import load_file
+
+    from pointae.impute.fit import FitConfig, ImputerRunConfig, load_imputer_config
+    from pointae.impute.model import ImputerConfig
+    from pointae.models.registry import MODELS, model_part
+
+    assert MODELS["imputer"]["tasks"] == ("inpaint",) and model_part("imputer", "config") is ImputerRunConfig
+    t = tiny_traces(n=60, n_loci=20, seed=14, missing=0.05)
+    src = tmp_path / "t.h5"
+    t.save(src)
+    sets = ["train.epochs=1", "model.channels=8", "model.dilations=[1, 2]", "train.batch_size=16"]
+    flags = [x for s in sets for x in ("--set", s)]
+    r = runner.invoke(
+        app, ["train", "--task", "inpaint", "--data", str(src), "--out", str(tmp_path / "a"), *flags]
+    )
+    assert r.exit_code == 0, r.output
+    assert "held-out test traces" in r.output and "ratio" in r.output
+    r = runner.invoke(
+        app, ["train-imputer", str(src), "--out", str(tmp_path / "b"), "--epochs", "1", *flags[2:]]
+    )
+    assert r.exit_code == 0, r.output
+    fc, mc = FitConfig(batch_size=16), ImputerConfig(channels=8, dilations=(1, 2))
+    train_imputer(t, tmp_path / "c", epochs=1, fit_config=fc, model_config=mc, log=None)
+    w = [load_file(str(tmp_path / x / "model.safetensors")) for x in "abc"]
+    assert set(w[0]) == set(w[1]) == set(w[2])
+    assert all(w[0][k].equal(w[1][k]) and w[0][k].equal(w[2][k]) for k in w[0])
+    info = json.loads((tmp_path / "a" / "model.json").read_text())
+    assert (info["format"], info["kind"], info["model"]["dilations"]) == (
+        "pointae-model/2",
+        "imputer",
+        [1, 2],
+    )
+    cfg = load_imputer_config(tmp_path / "a" / "config.yaml")
+    assert cfg.to_dict() == info["config"] and cfg.model.dilations == (1, 2) and cfg.train.epochs == 1
+    # autoencoder keys are refused with a pointer to the autoencoder; --repr trains one
+    r = runner.invoke(app, ["train", "--task", "inpaint", "--data", str(src), "--set", "train.max_epochs=1"])
+    assert r.exit_code == 1 and "unknown config key 'train.max_epochs'" in r.output
+    assert "--model autoencoder" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["train", "--model", "imputer", "--repr", "map", "--data", str(src)])
+    assert r.exit_code == 1 and "drop --repr" in r.output
