@@ -435,7 +435,7 @@ def train_imputer_cmd(
             ("model.channels", channels),
             ("model.refine_steps", refine_steps),
             ("ensemble", ensemble),
-            ("init", init),
+            ("init", None if init is None else json.dumps(str(init))),
         )
         if value is not None
     ]

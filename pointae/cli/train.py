@@ -111,6 +111,8 @@ def train_imputer_run(
     Precedence: defaults < --config files < ``shortcuts`` (the alias's --epochs etc.) and
     --data/--out < --set.
     """
+    import json
+
     from pointae.errors import PointaeError
     from pointae.impute.fit import load_imputer_config
     from pointae.models.registry import model_part
@@ -120,10 +122,9 @@ def train_imputer_run(
         raise PointaeError(f"{data}: no such file")
     direct = list(shortcuts or [])
     if data is not None:
-        direct.append(f"data.path={data}")
+        direct.append(f"data.path={json.dumps(str(data))}")  # quoted: a path is never read as a number
     if out is not None:
-        check_output_dir(out, inputs=[data, *(config or [])])
-        direct.append(f"out={out}")
+        direct.append(f"out={json.dumps(str(out))}")
     if overwrite:
         direct.append("overwrite=true")
     try:
@@ -134,6 +135,7 @@ def train_imputer_run(
         ) from None
     if not cfg.data.path:
         raise PointaeError("the imputer trains on your traces: give --data FILE")
+    check_output_dir(cfg.out or "runs/imputer", inputs=[cfg.data.path, cfg.init, *(config or [])])
     fit = model_part("imputer", "fit")
     run_dir = Path(fit(cfg, traces=traces, log=lambda s: console.print(s, highlight=False)))
     _imputer_summary(run_dir)
