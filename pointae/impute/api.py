@@ -276,6 +276,8 @@ def imputer_from_run(run, calibrate: bool = True) -> LoadedImputer:
         "description": f"inpainting {info['repr']} autoencoder run ({model.n_parameters():,} parameters) "
         "+ the imputer's placement",
         "uncertainty_note": "pointae_sd calibrated on the input's own visible spots",
+        "weights_sha1": hashlib.sha1((run / WEIGHTS_FILE).read_bytes()).hexdigest(),
+        "data": {"source": (info.get("config") or {}).get("data", {}).get("path"), "unit": info.get("unit")},
     }
     if calibrate:
         meta.update(_run_calibration(run, info, model))
@@ -737,6 +739,9 @@ def combine_imputers(runs: list, out_dir) -> Path:
     ``train_imputer(..., ensemble=2)`` with the same settings.
     """
     loaded = [load_imputer(r) for r in runs]
+    for r, lo in zip(runs, loaded):
+        if lo.meta.get("kind") != "imputer":
+            raise PointaeError(f"{r}: only imputer runs can be combined (this is an autoencoder run)")
     fps = [lo.meta.get("train_fingerprints", []) for lo in loaded]
     if any(set(f) != set(fps[0]) for f in fps):
         raise PointaeError("imputers trained on different traces cannot be combined")

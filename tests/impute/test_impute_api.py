@@ -332,6 +332,8 @@ def test_inpainting_run_and_shipped_imputer_go_through_impute_and_evaluate(ae_ru
     imp = b.layers["pointae_status"] == "imputed"
     assert imp.sum() == (~a.mask).sum() and np.isfinite(b.coords).all()
     assert (b.layers["pointae_sd"][imp] > 0).all() and np.isfinite(b.layers["pointae_sd"][imp]).all()
+    prov = b.attrs["pointae_impute"]
+    assert prov["model"] == str(run) and len(prov["model_sha1"]) == 40
     # evaluate-imputation compares both on the same hidden spots of the traces neither saw
     js = tmp_path / "res.json"
     args = ["evaluate-imputation", str(src), "--model", "default", "--model", str(run), "--json", str(js)]
