@@ -287,7 +287,7 @@ def imputer_from_run(run, calibrate: bool = True) -> LoadedImputer:
 def _run_calibration(run: Path, info: dict, model) -> dict:
     """Training fingerprints and the ``pointae_sd`` calibration of a run, from its own data/split."""
     from pointae.config import config_from_dict
-    from pointae.train import _split_from_json, load_traces
+    from pointae.train import load_traces
 
     split_path = run / "split.json"
     try:
@@ -295,7 +295,18 @@ def _run_calibration(run: Path, info: dict, model) -> dict:
         if not split_path.is_file():
             raise PointaeError(f"{split_path}: no such file")
         traces = load_traces(cfg)
-        split = _split_from_json(traces, _read_json(split_path), split_path)
+        pos = {str(t): i for i, t in enumerate(traces.trace_ids)}
+        split = {}
+        for k, ids in _read_json(split_path).items():
+            if k in ("train", "val", "test"):
+                if any(str(t) not in pos for t in ids):
+                    raise PointaeError(
+                        f"{split_path}: the {k} split names traces not in "
+                        f"{cfg.data.path or 'the simulated data'}"
+                    )
+                split[k] = np.array(sorted(pos[str(t)] for t in ids), dtype=np.int64)
+        if "train" not in split or "val" not in split:
+            raise PointaeError(f"{split_path}: no train/val split")
     except (PointaeError, OSError) as e:
         return {"uncertainty_note": f"pointae_sd calibrated on the input's own visible spots ({e})"}
     seen = np.concatenate([split["train"], split["val"]])
