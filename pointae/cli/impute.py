@@ -279,21 +279,22 @@ def evaluate_imputation_cmd(
             f"proper scores in {p['unit']}, lower is better):",
             highlight=False,
         )
-        console.print(
-            f"{'predictive':<{width + 4}}{'pos 50%':>9}{'pos 90%':>9}{'dist 50%':>10}{'dist 90%':>10}"
-            f"{'energy':>9}{'CRPS dist':>11}",
-            soft_wrap=True,
-        )
         rows = {}
         for label in labels:
             if label in cal:
                 rows[label] = f"{label} (pointae_sd)"
                 rows[f"{label}_gaussian"] = "  Gaussian alone"
         rows["kriging_posterior"] = "kriging posterior"
+        w_cal = max(22, max(len(x) for x in rows.values()) + 2)
+        console.print(
+            f"{'predictive':<{w_cal}}{'pos 50%':>9}{'pos 90%':>9}{'dist 50%':>10}{'dist 90%':>10}"
+            f"{'energy':>9}{'CRPS dist':>11}",
+            soft_wrap=True,
+        )
         for key, text in rows.items():
             c = cal[key]
             console.print(
-                f"{text:<{width + 4}}{c['coverage_pos_50']:>9.3f}{c['coverage_pos_90']:>9.3f}"
+                f"{text:<{w_cal}}{c['coverage_pos_50']:>9.3f}{c['coverage_pos_90']:>9.3f}"
                 f"{c['coverage_dist_50']:>10.3f}{c['coverage_dist_90']:>10.3f}"
                 f"{c['energy_score']:>9.1f}{c['crps_dist']:>11.1f}",
                 highlight=False,
