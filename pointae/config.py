@@ -254,6 +254,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise PointaeError(f"config key {key!r}: expected a mapping, got {value!r}")
         return dict(value)
+    if origin is tuple:  # homogeneous tuples, e.g. tuple[int, ...] (given as a YAML list)
+        if not isinstance(value, (list, tuple)):
+            raise PointaeError(f"config key {key!r}: expected a list, got {value!r}")
+        arg = next((a for a in typing.get_args(tp) if a is not Ellipsis), Any)
+        return tuple(_coerce(v, arg, f"{key}[{i}]") for i, v in enumerate(value))
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise PointaeError(f"config key {key!r}: expected a list, got {value!r}")

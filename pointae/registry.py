@@ -38,7 +38,7 @@ class UnknownNameError(PointaeError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def _resolve(path: str) -> Any:
+def resolve(path: str) -> Any:
     """``"pkg.mod:attr"`` -> the attribute (``"pkg.mod"`` -> the module); ``attr[key]`` indexes."""
     mod, _, attr = path.partition(":")
     obj: Any = importlib.import_module(mod)
@@ -182,7 +182,7 @@ class Registry(Mapping):
                 return default
             self.check(name)
         if "obj" not in entry:
-            obj = _resolve(entry["path"])
+            obj = resolve(entry["path"])
             if ":" not in entry["path"]:  # a module: sys.modules is its cache (reloads, test fakes)
                 return obj
             entry = self._entries[name]  # importing may have registered the object itself
@@ -378,6 +378,18 @@ layouts = Registry("layout")
 for _n in ("phate", "umap", "tsne", "pca"):
     layouts.add(_n, _n)
 
+#: whole models with their own configuration and training (not an encoder + decoder pair); the
+#: entry is the model's ``load(run)``, meta ``tasks``, ``config`` (dataclass) and ``fit`` import paths
+models = Registry("model")
+models.add(
+    "imputer",
+    path="pointae.impute.api:load_imputer",
+    tasks=("inpaint",),
+    config="pointae.impute.fit:ImputerRunConfig",
+    fit="pointae.impute.api:fit_imputer_run",
+    help="the real-data imputer (pointae.impute): distance-map CNN + stress placement",
+)
+
 #: clustering algorithms (:func:`pointae.analysis.cluster.cluster_labels`)
 clusterings = Registry("clustering")
 for _n in ("kmeans", "leiden", "agglomerative"):
@@ -418,9 +430,11 @@ __all__ = [
     "hide_modes",
     "layouts",
     "losses",
+    "models",
     "precisions",
     "presets",
     "reconstructions",
+    "resolve",
     "representations",
     "task_models",
     "tasks",

@@ -149,19 +149,22 @@ class _RegistryParser:
         return value
 
 
-def choice(kind: str, *param_decls: str, where: dict | None = None, **kwargs) -> OptionInfo:
+def choice(
+    kind: str, *param_decls: str, where: dict | None = None, extra: tuple[str, ...] = (), **kwargs
+) -> OptionInfo:
     """A ``typer.Option`` whose choices are the names of ``pointae.registry.<kind>``.
 
     The names are read when the command runs (so an encoder, preset, ... registered by a plugin
     or a test after import is accepted) and shown in ``--help`` as ``<a|b|c>``; ``where`` keeps the
-    names whose registry meta matches (``where={"write": True}`` for output formats). The value
+    names whose registry meta matches (``where={"write": True}`` for output formats); ``extra``
+    names come first (``train --model autoencoder`` beside the registered whole models). The value
     reaching the command is the plain name (a ``str``). Listing the names imports nothing heavy.
     """
     reg: registry.Registry = getattr(registry, kind)
     meta = dict(where or {})
 
     def names() -> tuple[str, ...]:
-        return reg.names(**meta)
+        return tuple(extra) + reg.names(**meta)
 
     info = typer.Option(*param_decls, parser=_RegistryParser(names), **kwargs)
     out = _RegistryOption.__new__(_RegistryOption)

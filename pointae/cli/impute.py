@@ -22,8 +22,24 @@ from pointae.cli._read import (
 _MODEL = typer.Option(
     "--model",
     "-m",
-    help="Imputer run directory or .safetensors file (default: the model shipped with pointae).",
+    help="Imputer run directory (or .safetensors file), or an inpainting run of 'pointae train' "
+    "(any representation); default: the model shipped with pointae.",
 )
+_MODELS = typer.Option(
+    "--model",
+    "-m",
+    help="Model(s) to compare, repeatable: imputer runs, inpainting runs of 'pointae train' "
+    "(any representation), 'default' for the shipped model (the default when none is given).",
+)
+
+
+def _model_args(models: list[Path] | None) -> list:
+    """``--model`` values: ``default`` is the shipped model (``None``); comma lists are split."""
+    out: list = []
+    for m in models or []:
+        parts = [m] if m.exists() or "," not in str(m) else [Path(x) for x in str(m).split(",") if x]
+        out += [None if str(x) == "default" and not x.exists() else x for x in parts]
+    return out or [None]
 
 
 @command("impute")
@@ -144,7 +160,7 @@ def impute(
 @command("evaluate-imputation")
 def evaluate_imputation_cmd(
     data: Annotated[Path, typer.Argument(metavar="DATA", help="Trace file to evaluate on.")],
-    model: Annotated[Optional[Path], _MODEL] = None,
+    model: Annotated[Optional[list[Path]], _MODELS] = None,
     hide: Annotated[float, typer.Option(help="Fraction of observed loci to hide.", min=0.01, max=0.9)] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the first run.")] = 0,
     runs: Annotated[int, typer.Option(help="Number of runs (seeds seed..seed+runs-1).", min=1)] = 1,
@@ -172,25 +188,38 @@ def evaluate_imputation_cmd(
     """Held-out masking protocol: hide observed loci, impute, score only them, against the baselines.
 
     Scores MAE / relative MAE / Pearson r of hidden-to-observed distances and the 3D position error,
-    for the model (pointae: the imputed 3D coordinates; pointae_direct: the network placement before
+    for the model (pointae: the imputed 3D coordinates; pointae_direct: the placement before
     refinement; pointae_map: its raw predicted distances, not a 3D structure), linear interpolation,
     the population median map and kNN across traces, with bootstrap 95% intervals over traces.
-    Traces the model was trained on are skipped automatically. Then the calibration of the
-    predictive distribution (pointae_sd) on the hidden spots, next to the exact Gaussian kriging
-    posterior: coverage of the central 50%/90% regions of the 3D position and of the distances to
-    observed loci, energy score and CRPS (--figure: reliability diagram).
+    With several --model, each is scored on the same hidden spots of the same traces (named by its
+    run directory; 'shipped' for the default model). Traces a model was trained on are skipped
+    automatically. Then the calibration of the predictive distribution (pointae_sd) on the hidden
+    spots, next to the exact Gaussian kriging posterior: coverage of the central 50%/90% regions of
+    the 3D position and of the distances to observed loci, energy score and CRPS (--figure:
+    reliability diagram).
     """
+    import numpy as np
+
     from pointae.data.io import read_traces
     from pointae.errors import atomic_path
-    from pointae.impute.api import evaluate_denoising, evaluate_imputation
+    from pointae.impute.api import evaluate_denoising, evaluate_imputation, load_imputer, model_labels
     from pointae.outputs import check_outputs
 
+    models = _model_args(model)
     outs = [p for p in (json_out, figure) if p is not None]
     if outs:
-        check_outputs(outs, inputs=[data], folders=[model], overwrite=overwrite)
+        check_outputs(outs, inputs=[data], folders=[m for m in models if m is not None], overwrite=overwrite)
     t = read_traces(data, **read_options(format, columns, unit, pixel_size, duplicates).kwargs())
+    loaded = [load_imputer(m) for m in models]
+    labels = model_labels(loaded)
     res = evaluate_imputation(
-        t, model=model, hide=hide, seed=seed, runs=runs, mode=mode, max_missing=max_missing
+        t,
+        model=loaded if len(loaded) > 1 else loaded[0],
+        hide=hide,
+        seed=seed,
+        runs=runs,
+        mode=mode,
+        max_missing=max_missing,
     )
     p = res["protocol"]
     console.print(
@@ -199,32 +228,35 @@ def evaluate_imputation_cmd(
         f"seeds {p['seeds']}, unit {p['unit']}",
         highlight=False,
     )
+    if len(labels) > 1:
+        for label, lo in zip(labels, loaded):
+            console.print(
+                f"  {label}: {lo.path} ({lo.meta.get('description', lo.meta.get('kind'))})", highlight=False
+            )
+    width = max(18, max(len(x) for x in labels) + 7)
     console.print(
-        f"{'method':<18}{'MAE':>9}{'95% CI':>20}{'rel':>7}{'r':>7}{'pos':>9}{'vs linear':>22}", soft_wrap=True
+        f"{'method':<{width}}{'MAE':>9}{'95% CI':>20}{'rel':>7}{'r':>7}{'pos':>9}{'vs linear':>22}",
+        soft_wrap=True,
     )
-    for name in (
-        "pointae",
-        "pointae_direct",
-        "pointae_map",
-        "linear",
-        "local_fit",
-        "kriging",
-        "knn",
-        "population_median",
-    ):
+    names = [f"{x}{suffix}" for x in labels for suffix in ("", "_direct", "_map")]
+    for name in names + ["linear", "local_fit", "kriging", "knn", "population_median"]:
         for run in res["runs"]:
             s = run[name]
             ci = f"[{s['mae_lo']:.1f}, {s['mae_hi']:.1f}]"
             ratio = f"{s['ratio']:.3f} [{s['ratio_lo']:.3f}, {s['ratio_hi']:.3f}]"
             console.print(
-                f"{name:<18}{s['mae']:>9.1f}{ci:>20}{s['rel_mae']:>7.3f}{s['pearson']:>7.3f}"
+                f"{name:<{width}}{s['mae']:>9.1f}{ci:>20}{s['rel_mae']:>7.3f}{s['pearson']:>7.3f}"
                 f"{s['pos_err']:>9.1f}{ratio:>22}",
                 highlight=False,
                 soft_wrap=True,
             )
     if runs > 1:
-        m = res["mean"]["pointae"]
-        console.print(f"mean over {runs} seeds: pointae MAE {m['mae']:.1f}, ratio to linear {m['ratio']:.3f}")
+        for label in labels:
+            m = res["mean"][label]
+            console.print(
+                f"mean over {runs} seeds: {label} MAE {m['mae']:.1f}, ratio to linear {m['ratio']:.3f}",
+                highlight=False,
+            )
     cal = res.get("calibration")
     if cal:
         console.print(
@@ -232,49 +264,76 @@ def evaluate_imputation_cmd(
             f"proper scores in {p['unit']}, lower is better):",
             highlight=False,
         )
+        rows = {}
+        for label in labels:
+            if label in cal:
+                rows[label] = f"{label} (pointae_sd)"
+                rows[f"{label}_gaussian"] = "  Gaussian alone"
+        rows["kriging_posterior"] = "kriging posterior"
+        w_cal = max(22, max(len(x) for x in rows.values()) + 2)
         console.print(
-            f"{'predictive':<22}{'pos 50%':>9}{'pos 90%':>9}{'dist 50%':>10}{'dist 90%':>10}"
+            f"{'predictive':<{w_cal}}{'pos 50%':>9}{'pos 90%':>9}{'dist 50%':>10}{'dist 90%':>10}"
             f"{'energy':>9}{'CRPS dist':>11}",
             soft_wrap=True,
         )
-        names = {
-            "pointae": "pointae (pointae_sd)",
-            "pointae_gaussian": "  Gaussian alone",
-            "kriging_posterior": "kriging posterior",
-        }
-        for key, label in names.items():
+        for key, text in rows.items():
             c = cal[key]
             console.print(
-                f"{label:<22}{c['coverage_pos_50']:>9.3f}{c['coverage_pos_90']:>9.3f}"
+                f"{text:<{w_cal}}{c['coverage_pos_50']:>9.3f}{c['coverage_pos_90']:>9.3f}"
                 f"{c['coverage_dist_50']:>10.3f}{c['coverage_dist_90']:>10.3f}"
                 f"{c['energy_score']:>9.1f}{c['crps_dist']:>11.1f}",
                 highlight=False,
                 soft_wrap=True,
             )
+        for label, lo in zip(labels, loaded):
+            note = lo.meta.get("uncertainty_note")
+            if note and len(labels) > 1:
+                console.print(f"  {label}: {note}", highlight=False)
+            elif note:
+                console.print(f"  {note}", highlight=False)
         if figure is not None:
             from pointae.impute.uncertainty import reliability_figure
 
-            reliability_figure(
-                {names[k].strip(): cal[k] for k in ("pointae", "pointae_gaussian", "kriging_posterior")},
-                figure,
-            )
+            # legend names: the table's, each "Gaussian alone" row named after its model when several
+            legend = {
+                k: (f"{k[: -len('_gaussian')]}: " if len(labels) > 1 else "") + v.strip()
+                for k, v in rows.items()
+            }
+            legend = {k: (v if k.endswith("_gaussian") else rows[k].strip()) for k, v in legend.items()}
+            reliability_figure({legend[k]: cal[k] for k in rows}, figure)
             console.print(f"wrote {figure}")
     elif figure is not None:
         console.print("no calibration available for this model: no reliability diagram written")
     if denoising:
-        res["denoising"] = evaluate_denoising(t, model=model, seed=seed, max_missing=max_missing)
-        for name in ("pointae", "neighbour_rule", "none"):
-            s = res["denoising"][name]
+        per_model = {}
+        if len(loaded) > 1:  # one planted-outlier draw for all: the traces no model was trained on
+            from pointae.impute.api import trace_fingerprints
+
+            seen = set().union(*(lo.train_fingerprints for lo in loaded))
+            unseen = ~np.isin(np.array(trace_fingerprints(t.coords)), list(seen))
+            t_d, excl = t[np.flatnonzero(unseen)], False
+        else:
+            t_d, excl = t, True
+        for label, lo in zip(labels, loaded):
+            per_model[label] = evaluate_denoising(
+                t_d, model=lo, seed=seed, max_missing=max_missing, exclude_training=excl
+            )
+        res["denoising"] = per_model[labels[0]] if len(labels) == 1 else per_model
+        rows_d = [(label, per_model[label]["pointae"]) for label in labels]
+        rows_d += [(name, per_model[labels[0]][name]) for name in ("neighbour_rule", "none")]
+        for name, s in rows_d:
             console.print(
                 f"denoise {name:<15} precision {s['precision']:.3f} recall {s['recall']:.3f} "
                 f"F1 {s['f1']:.3f} outlier position error {s['outlier_pos_err']:.1f}",
                 highlight=False,
             )
-        op = res["denoising"]["pointae"].get("outlier_probability")
-        if op:
+        for label in labels:
+            op = per_model[label]["pointae"].get("outlier_probability")
+            if not op:
+                continue
             console.print(
-                f"outlier probability (pointae_outlier_prob) on planted outliers: Brier {op['brier']:.4f}, "
-                f"ECE {op['ece']:.4f}, mean {op['mean_prob_outliers']:.3f} on planted / "
+                f"outlier probability (pointae_outlier_prob) of {label} on planted outliers: Brier "
+                f"{op['brier']:.4f}, ECE {op['ece']:.4f}, mean {op['mean_prob_outliers']:.3f} on planted / "
                 f"{op['mean_prob_clean']:.3f} on other spots; expected {op['expected_outliers']:.0f} "
                 f"outliers vs {op['planted_outliers']} planted",
                 highlight=False,
@@ -293,54 +352,83 @@ def evaluate_imputation_cmd(
 def train_imputer_cmd(
     data: Annotated[Path, typer.Argument(metavar="DATA", help="Trace file to train on (self-supervised).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
-    epochs: Annotated[int, typer.Option(help="Training epochs.", min=1)] = 14,
-    max_minutes: Annotated[float, typer.Option(help="Wall-clock budget (minutes).")] = 8.0,
-    test_fraction: Annotated[float, typer.Option(help="Traces kept out of training and scored.")] = 0.2,
-    split_seed: Annotated[int, typer.Option(help="Seed of the train/test split by trace.")] = 0,
-    seed: Annotated[int, typer.Option(help="Training seed (masks, batches, initialisation).")] = 0,
-    channels: Annotated[int, typer.Option(help="CNN width.")] = 16,
+    epochs: Annotated[
+        Optional[int], typer.Option(help="Training epochs (train.epochs; default 14).", min=1)
+    ] = None,
+    max_minutes: Annotated[
+        Optional[float], typer.Option(help="Wall-clock budget in minutes (train.max_minutes; default 8).")
+    ] = None,
+    test_fraction: Annotated[
+        Optional[float],
+        typer.Option(help="Traces kept out of training and scored (data.test_fraction; 0.2)."),
+    ] = None,
+    split_seed: Annotated[
+        Optional[int], typer.Option(help="Seed of the train/test split by trace (data.split_seed).")
+    ] = None,
+    seed: Annotated[
+        Optional[int], typer.Option(help="Training seed: masks, batches, initialisation (train.seed).")
+    ] = None,
+    channels: Annotated[Optional[int], typer.Option(help="CNN width (model.channels; default 16).")] = None,
     refine_steps: Annotated[
-        int, typer.Option(help="Stress-refinement steps unrolled inside the network.", min=0)
-    ] = 10,
+        Optional[int],
+        typer.Option(
+            help="Stress-refinement steps unrolled inside the network (model.refine_steps; 10).", min=0
+        ),
+    ] = None,
     ensemble: Annotated[
-        int, typer.Option(help="Train this many members (seeds seed, seed+1, ...) and average them.", min=1)
-    ] = 1,
+        Optional[int],
+        typer.Option(
+            help="Train this many members (seeds seed, seed+1, ...) and average them (ensemble).", min=1
+        ),
+    ] = None,
     init: Annotated[
-        Optional[Path], typer.Option(help="Fine-tune from this imputer (e.g. pretrained).")
+        Optional[Path], typer.Option(help="Fine-tune from this imputer (e.g. pretrained) (init).")
+    ] = None,
+    config: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--config", "-c", help="YAML imputer config file(s) applied over the defaults, in order."
+        ),
+    ] = None,
+    set_: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", "-s", help="Override one key, e.g. --set train.epochs=24 (repeatable)."),
     ] = None,
     format: FormatOpt = None,
     columns: ColumnsOpt = None,
     unit: UnitOpt = None,
     pixel_size: PixelSizeOpt = None,
     duplicates: DuplicatesOpt = None,
+    overwrite: Annotated[bool, OVERWRITE] = False,
 ) -> None:
-    """Train an imputer on your own traces by hiding observed loci and learning to restore them."""
-    from pointae.data.io import read_traces
-    from pointae.impute.api import train_imputer
-    from pointae.impute.fit import FitConfig
-    from pointae.impute.model import ImputerConfig
-    from pointae.outputs import check_output_dir
+    """Train an imputer on your own traces by hiding observed loci and learning to restore them.
 
-    check_output_dir(out, inputs=[data, init])
-    t = read_traces(data, **read_options(format, columns, unit, pixel_size, duplicates).kwargs())
-    metrics = train_imputer(
-        t,
-        out,
-        epochs=epochs,
-        max_minutes=max_minutes,
-        test_fraction=test_fraction,
-        split_seed=split_seed,
-        init=init,
-        fit_config=FitConfig(seed=seed),
-        model_config=ImputerConfig(channels=channels, refine_steps=refine_steps),
-        ensemble=ensemble,
-        log=lambda s: console.print(s, highlight=False),
-    )
-    if "test" in metrics:
-        p, lin = metrics["test"]["runs"][0]["pointae"], metrics["test"]["runs"][0]["linear"]
-        console.print(
-            f"held-out test traces: pointae MAE {p['mae']:.1f} vs linear {lin['mae']:.1f} "
-            f"(ratio {p['ratio']:.3f} [{p['ratio_lo']:.3f}, {p['ratio_hi']:.3f}])",
-            highlight=False,
+    Short alias of 'pointae train --task inpaint --data DATA' (same config, same run directory);
+    the options below are shortcuts for config keys. Precedence: defaults < --config < the
+    shortcuts < --set.
+    """
+    from pointae.cli.train import train_imputer_run
+    from pointae.data.io import read_traces
+
+    shortcuts = [
+        f"{key}={value}"
+        for key, value in (
+            ("train.epochs", epochs),
+            ("train.max_minutes", max_minutes),
+            ("data.test_fraction", test_fraction),
+            ("data.split_seed", split_seed),
+            ("train.seed", seed),
+            ("model.channels", channels),
+            ("model.refine_steps", refine_steps),
+            ("ensemble", ensemble),
+            ("init", None if init is None else json.dumps(str(init))),
         )
-    console.print(f"wrote {out}")
+        if value is not None
+    ]
+    opts = read_options(format, columns, unit, pixel_size, duplicates)
+    from pointae.errors import PointaeError
+
+    if not data.is_file():
+        raise PointaeError(f"{data}: no such file")
+    t = read_traces(data, **opts.kwargs())
+    train_imputer_run(data, out, config, set_, overwrite, shortcuts=shortcuts, traces=t)

@@ -4,10 +4,15 @@
   loci) of a :class:`~pointae.Traces`; every original spot is kept bit for bit; the layers
   ``pointae_status`` (observed | imputed | corrected | missing) and ``pointae_confidence`` are
   added and the run's provenance is written to ``attrs["pointae_impute"]``.
-- :func:`load_imputer` / :func:`save_imputer`: a model is a directory (or ``.safetensors`` file)
-  with ``model.safetensors`` (weights, no pickle) and ``imputer.json`` (architecture, training
-  settings, calibration, fingerprints of the training traces). ``None`` loads the default model
-  shipped in ``pointae/assets/imputer``.
+- :func:`load_imputer` / :func:`save_imputer`: a model is a run directory in the format of every
+  pointae run: ``model.json`` (``"format": "pointae-model/2"``, ``"kind": "imputer"``:
+  architecture, training settings, calibration, fingerprints of the training traces) and
+  ``model.safetensors`` (weights, no pickle; ensemble members as ``members.<i>.`` prefixed
+  tensors). ``None`` loads the default model shipped in ``pointae/assets/imputer``. Runs of the
+  older format (``imputer.json``) are converted on load (in memory;
+  :func:`convert_legacy_run` rewrites them on disk). :func:`load_imputer` also accepts an
+  *inpainting autoencoder* run of ``pointae train`` (any representation) through
+  :func:`imputer_from_run`.
 - :func:`train_imputer`: self-supervised training on a user's own traces (split by trace).
 - :func:`evaluate_imputation` / :func:`evaluate_denoising`: the held-out protocols of
   :mod:`pointae.impute.protocol` against the baselines, with bootstrap confidence intervals.
@@ -42,7 +47,10 @@ from pointae.impute.uncertainty import Calibration, fit_calibration
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "imputer"
 WEIGHTS_FILE = "model.safetensors"
-META_FILE = "imputer.json"
+# the run-directory format shared with the autoencoder runs of ``pointae train``
+MODEL_FORMAT = "pointae-model/2"
+META_FILE = "model.json"
+LEGACY_META_FILE = "imputer.json"  # imputer runs written before the shared format
 # default denoising threshold: a spot is an outlier when it lies farther than this many median
 # neighbour distances from where the model places it with the spot hidden (see docs/impute.md)
 DENOISE_THRESHOLD = 3.0
@@ -61,7 +69,7 @@ class LoadedImputer:
     model
         The :class:`~pointae.impute.model.Imputer` in eval mode.
     meta
-        Contents of ``imputer.json`` (architecture, training, calibration, fingerprints).
+        Contents of ``model.json`` (architecture, training, calibration, fingerprints).
     path
         Where it was loaded from (``"default"`` for the shipped model).
     """
@@ -82,42 +90,135 @@ def trace_fingerprints(coords: np.ndarray) -> list[str]:
 
 
 def save_imputer(model: Imputer, out_dir, meta: dict) -> Path:
-    """Write ``model.safetensors`` and ``imputer.json`` into ``out_dir`` (atomically)."""
+    """Write ``model.safetensors`` and ``model.json`` (format ``pointae-model/2``, kind ``imputer``)."""
     from safetensors.torch import save_file
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().to(torch.float32) for k, v in model.state_dict().items()}
     with atomic_path(out / WEIGHTS_FILE) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pointae-imputer", "version": __version__})
-    meta = dict(meta, model=model.config.to_dict(), pointae_version=__version__)
+        save_file(state, str(tmp), metadata={"format": MODEL_FORMAT, "kind": "imputer"})
+    meta = {
+        "format": MODEL_FORMAT,
+        "kind": "imputer",
+        "task": "inpaint",
+        **{k: v for k, v in meta.items() if k not in ("format", "kind", "task")},
+        "model": model.config.to_dict(),
+        "pointae_version": __version__,
+    }
     with atomic_path(out / META_FILE) as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
+    return out
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise PointaeError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    except UnicodeDecodeError:
+        raise PointaeError(f"{path}: not a JSON text file") from None
+    if not isinstance(d, dict):
+        raise PointaeError(f"{path}: not a pointae run description (expected a JSON object)")
+    return d
+
+
+def legacy_meta(meta: dict) -> dict:
+    """An ``imputer.json`` dict (the imputer's format before ``pointae-model/2``) as a ``model.json`` dict."""
+    return {
+        "format": MODEL_FORMAT,
+        "kind": "imputer",
+        "task": "inpaint",
+        **{k: v for k, v in meta.items() if k not in ("format", "kind", "task")},
+        "converted_from": LEGACY_META_FILE,
+    }
+
+
+def run_meta(run) -> tuple[Path, dict]:
+    """``(weights path, model.json dict)`` of an imputer run directory or weights file.
+
+    Reads ``model.json``; a legacy ``imputer.json`` is converted in memory (:func:`legacy_meta`).
+    """
+    p = Path(run)
+    weights = p / WEIGHTS_FILE if p.is_dir() else p
+    if not weights.exists():
+        raise PointaeError(
+            f"{weights}: no imputer weights found (expected a run directory with {WEIGHTS_FILE})"
+        )
+    new, old = weights.parent / META_FILE, weights.parent / LEGACY_META_FILE
+    if new.exists():
+        return weights, _read_json(new)
+    if old.exists():
+        return weights, legacy_meta(_read_json(old))
+    raise PointaeError(f"{new}: imputer metadata missing")
+
+
+def convert_legacy_run(run, out_dir=None) -> Path:
+    """Rewrite an imputer run of the old format (``imputer.json``) as a ``pointae-model/2`` run.
+
+    ``model.json`` replaces ``imputer.json``; the weights are re-saved with the new format's
+    metadata (the tensors are unchanged, so the model predicts exactly the same) and
+    ``weights_sha1`` is updated. With ``out_dir`` the converted run is written there (the other
+    files of the run are copied) and ``run`` is left as it was.
+
+    Examples
+    --------
+    ``python -c "from pointae.impute.api import convert_legacy_run; convert_legacy_run('old_run')"``
+    """
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    src = Path(run)
+    if not (src / LEGACY_META_FILE).is_file():
+        if (src / META_FILE).is_file():
+            return src  # already converted
+        raise PointaeError(f"{src}: no {LEGACY_META_FILE} to convert")
+    meta = legacy_meta(_read_json(src / LEGACY_META_FILE))
+    out = Path(out_dir) if out_dir is not None else src
+    if out != src:
+        out.mkdir(parents=True, exist_ok=True)
+        for f in src.iterdir():
+            if f.is_file() and f.name not in (LEGACY_META_FILE, WEIGHTS_FILE):
+                shutil.copy2(f, out / f.name)
+    try:
+        state = load_file(str(src / WEIGHTS_FILE))
+    except Exception as e:  # noqa: BLE001 - any corrupt file is a user error here
+        raise PointaeError(f"{src / WEIGHTS_FILE}: cannot load imputer weights ({e})") from None
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp), metadata={"format": MODEL_FORMAT, "kind": "imputer"})
+    meta["weights_sha1"] = hashlib.sha1((out / WEIGHTS_FILE).read_bytes()).hexdigest()
+    with atomic_path(out / META_FILE) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
+    if out == src:
+        (src / LEGACY_META_FILE).unlink()
     return out
 
 
 def load_imputer(path=None) -> LoadedImputer:
     """Load an imputer from a run directory or weights file; ``None`` loads the shipped default.
 
-    Only safetensors weights and JSON metadata are read (no pickle).
+    Only safetensors weights and JSON metadata are read (no pickle). Accepts imputer runs
+    (``model.json`` with ``"kind": "imputer"``; legacy ``imputer.json`` runs are converted in
+    memory) and the inpainting autoencoder runs of ``pointae train`` (:func:`imputer_from_run`).
     """
     if isinstance(path, LoadedImputer):
         return path
     from safetensors.torch import load_file
 
     p = DEFAULT_MODEL_DIR if path is None else Path(path)
-    weights = p / WEIGHTS_FILE if p.is_dir() else p
-    meta_path = weights.parent / META_FILE
-    if not weights.exists():
+    weights, meta = run_meta(p)
+    kind = meta.get("kind")
+    if kind is None and str(meta.get("format", "")).startswith("pointae-model/"):
+        kind = "autoencoder"  # pointae-model/1 runs of ``pointae train`` have no kind
+    if kind == "autoencoder":
+        return imputer_from_run(weights.parent)
+    if kind != "imputer" or meta.get("format") != MODEL_FORMAT:
         raise PointaeError(
-            f"{weights}: no imputer weights found (expected a run directory with {WEIGHTS_FILE})"
+            f"{weights.parent / META_FILE}: not a pointae imputer run (format={meta.get('format')!r}, "
+            f"kind={kind!r}; expected {MODEL_FORMAT!r} with kind 'imputer', or an inpainting run "
+            "of pointae train)"
         )
-    if not meta_path.exists():
-        raise PointaeError(f"{meta_path}: imputer metadata missing")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
-        raise PointaeError(f"{meta_path}: not valid JSON ({e.msg}, line {e.lineno})") from None
     cfg = ImputerConfig.from_dict(meta.get("model", {}))
     k = int(meta.get("ensemble", 1))
     model = Imputer(cfg) if k == 1 else ImputerEnsemble([Imputer(cfg) for _ in range(k)])
@@ -130,8 +231,101 @@ def load_imputer(path=None) -> LoadedImputer:
     return LoadedImputer(model, meta, "default" if path is None else str(path))
 
 
+def imputer_from_run(run, calibrate: bool = True) -> LoadedImputer:
+    """An inpainting autoencoder run of ``pointae train`` (any representation) as an imputer.
+
+    The run's model predicts each trace's distance map with the missing loci hidden; the missing
+    loci are then placed against the observed ones by the imputer's stress updates, observed
+    spots kept exactly (:class:`~pointae.impute.adapter.RunImputer`). The result has the
+    interface of :func:`load_imputer`'s, so :func:`impute_traces`, ``pointae impute`` and
+    :func:`evaluate_imputation` accept it.
+
+    Parameters
+    ----------
+    run
+        Run directory (``model.json`` + ``model.safetensors``) of a ``task: inpaint`` run.
+    calibrate
+        Read the run's own data and split (``config`` in ``model.json``, ``split.json``) to
+        fingerprint its training and validation traces (so the protocol skips them) and to fit
+        the ``pointae_sd`` calibration on held-out spots of its *validation* split, the same fit
+        as an imputer's. Without them (data not found, or ``calibrate=False``) nothing is
+        excluded and ``pointae_sd`` is calibrated on the input's own visible spots (as for an
+        imputer without a stored calibration); ``meta["uncertainty_note"]`` says which.
+    """
+    from pointae.data.reprs import build_repr
+    from pointae.impute.adapter import RunImputer
+    from pointae.train import load_model
+
+    run = Path(run)
+    if (run / META_FILE).is_file():  # refuse other tasks before building their model
+        task = _read_json(run / META_FILE).get("task")
+        if task != "inpaint":
+            raise PointaeError(
+                f"{run}: a {task!r} run cannot impute; train one with --task inpaint (or use an imputer run)"
+            )
+    net, info = load_model(run)
+    rep = build_repr(info["repr"], **info.get("repr_options", {}))
+    model = RunImputer(net, rep, int(info["n_loci"]), source=str(run))
+    meta = {
+        "format": info.get("format"),
+        "kind": "autoencoder",
+        "task": "inpaint",
+        "repr": info["repr"],
+        "n_loci": int(info["n_loci"]),
+        "run": str(run),
+        "description": f"inpainting {info['repr']} autoencoder run ({model.n_parameters():,} parameters) "
+        "+ the imputer's placement",
+        "uncertainty_note": "pointae_sd calibrated on the input's own visible spots",
+        "weights_sha1": hashlib.sha1((run / WEIGHTS_FILE).read_bytes()).hexdigest(),
+        "data": {"source": (info.get("config") or {}).get("data", {}).get("path"), "unit": info.get("unit")},
+    }
+    if calibrate:
+        meta.update(_run_calibration(run, info, model))
+    return LoadedImputer(model, meta, str(run))
+
+
+def _run_calibration(run: Path, info: dict, model) -> dict:
+    """Training fingerprints and the ``pointae_sd`` calibration of a run, from its own data/split."""
+    from pointae.config import config_from_dict
+    from pointae.train import load_traces
+
+    split_path = run / "split.json"
+    try:
+        cfg = config_from_dict(info.get("config") or {})
+        if not split_path.is_file():
+            raise PointaeError(f"{split_path}: no such file")
+        traces = load_traces(cfg)
+        pos = {str(t): i for i, t in enumerate(traces.trace_ids)}
+        split = {}
+        for k, ids in _read_json(split_path).items():
+            if k in ("train", "val", "test"):
+                if any(str(t) not in pos for t in ids):
+                    raise PointaeError(
+                        f"{split_path}: the {k} split names traces not in "
+                        f"{cfg.data.path or 'the simulated data'}"
+                    )
+                split[k] = np.array(sorted(pos[str(t)] for t in ids), dtype=np.int64)
+        if "train" not in split or "val" not in split:
+            raise PointaeError(f"{split_path}: no train/val split")
+    except (PointaeError, OSError) as e:
+        return {"uncertainty_note": f"pointae_sd calibrated on the input's own visible spots ({e})"}
+    seen = np.concatenate([split["train"], split["val"]])
+    out: dict = {"train_fingerprints": trace_fingerprints(traces.coords[seen])}
+    scale = _scale(traces[split["train"]])
+    try:
+        cal = _calibrate_on(model, traces.coords[split["val"]], scale)
+    except PointaeError as e:  # too few eligible validation spots
+        out["uncertainty_note"] = f"pointae_sd calibrated on the input's own visible spots ({e})"
+        return out
+    out["uncertainty"] = cal.to_dict()
+    out["uncertainty_note"] = (
+        f"pointae_sd calibrated on held-out spots of the run's {len(split['val'])} validation traces"
+    )
+    return out
+
+
 def model_calibration(loaded: LoadedImputer) -> Calibration | None:
-    """The uncertainty calibration stored with a model (``imputer.json`` ``"uncertainty"``), if any."""
+    """The uncertainty calibration stored with a model (``model.json`` ``"uncertainty"``), if any."""
     return Calibration.from_dict(loaded.meta.get("uncertainty"))
 
 
@@ -373,6 +567,7 @@ def train_imputer(
     model_config: ImputerConfig | None = None,
     log=print,
     ensemble: int = 1,
+    config: dict | None = None,
 ) -> dict:
     """Self-supervised training on ``traces``, split by trace; writes a run directory.
 
@@ -381,7 +576,7 @@ def train_imputer(
     traces
         Training data (any unit; lengths are calibrated by the median neighbour distance).
     out_dir
-        Run directory: ``model.safetensors``, ``imputer.json``, ``history.csv``, ``metrics.json``,
+        Run directory: ``model.safetensors``, ``model.json``, ``history.csv``, ``metrics.json``,
         ``split.json``.
     epochs, max_minutes
         Training length and wall-clock budget.
@@ -396,6 +591,9 @@ def train_imputer(
     ensemble
         Train this many members with seeds ``seed, seed + 1, ...`` (same split) and average them
         (:class:`~pointae.impute.model.ImputerEnsemble`).
+    config
+        The run's full configuration (:meth:`~pointae.impute.fit.ImputerRunConfig.to_dict`), stored
+        in ``model.json``.
 
     Returns
     -------
@@ -432,6 +630,8 @@ def train_imputer(
         "train_fingerprints": trace_fingerprints(train.coords),
         "description": describe(model),
     }
+    if config is not None:
+        meta["config"] = config
     try:
         meta["uncertainty"] = _calibrate_on(model, train.coords, scale).to_dict()
     except PointaeError as e:  # too few eligible spots: impute calibrates on its input instead
@@ -455,6 +655,61 @@ def train_imputer(
     return metrics
 
 
+def fit_imputer_run(cfg, traces: Traces | None = None, log=print) -> Path:
+    """Train the imputer as configured and write its run directory (``pointae train --task inpaint
+    --data FILE``; the ``fit`` of the model registered as ``imputer``).
+
+    Parameters
+    ----------
+    cfg
+        :class:`~pointae.impute.fit.ImputerRunConfig` (or a nested dict of one); ``cfg.out`` is
+        the run directory (default ``runs/imputer``), ``cfg.data.path`` the traces file unless
+        ``traces`` is given.
+    traces
+        Train on these instead of reading ``cfg.data.path``.
+
+    Returns
+    -------
+    pathlib.Path
+        The run directory: ``model.json``, ``model.safetensors``, ``config.yaml``, ``history.csv``,
+        ``metrics.json`` (the held-out protocol on the test split), ``split.json``.
+    """
+    import yaml
+
+    from pointae.impute.fit import ImputerRunConfig, load_imputer_config
+
+    cfg = cfg.validate() if isinstance(cfg, ImputerRunConfig) else load_imputer_config(base=cfg)
+    run_dir = Path(cfg.out or "runs/imputer")
+    cfg.out = str(run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()) and not cfg.overwrite:
+        if (run_dir / META_FILE).exists() or (run_dir / WEIGHTS_FILE).exists():
+            raise PointaeError(f"{run_dir} already holds a run: use another --out or --set overwrite=true")
+    if traces is None:
+        if not cfg.data.path:
+            raise PointaeError("the imputer trains on a traces file: give --data FILE (or data.path)")
+        from pointae.data.io import read_traces
+
+        traces = read_traces(cfg.data.path)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run_dir / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    train_imputer(
+        traces,
+        run_dir,
+        epochs=cfg.train.epochs,
+        test_fraction=cfg.data.test_fraction,
+        split_seed=cfg.data.split_seed,
+        max_minutes=cfg.train.max_minutes,
+        init=cfg.init,
+        fit_config=copy.deepcopy(cfg.train),
+        model_config=copy.deepcopy(cfg.model),
+        log=log,
+        ensemble=cfg.ensemble,
+        config=cfg.to_dict(),
+    )
+    return run_dir
+
+
 def _calibrate_on(model, coords: np.ndarray, scale: float) -> Calibration:
     """The uncertainty calibration of a trained model on (validation) traces: the protocol's hiding."""
     return fit_calibration(
@@ -463,7 +718,7 @@ def _calibrate_on(model, coords: np.ndarray, scale: float) -> Calibration:
 
 
 def calibrate_imputer(run, traces: Traces, exclude: Traces | None = None) -> dict:
-    """Fit the uncertainty calibration of a saved model on ``traces`` and store it in its ``imputer.json``.
+    """Fit the uncertainty calibration of a saved model on ``traces`` and store it in its ``model.json``.
 
     ``traces`` must not be the traces you evaluate on: use the model's training or validation
     traces (the shipped model: its 1,022 IMR90 training traces, see docs/impute.md).
@@ -473,8 +728,13 @@ def calibrate_imputer(run, traces: Traces, exclude: Traces | None = None) -> dic
     dict
         The stored calibration (:meth:`~pointae.impute.uncertainty.Calibration.to_dict`).
     """
+    run_dir = DEFAULT_MODEL_DIR if run is None else Path(run)
+    if (run_dir / LEGACY_META_FILE).is_file():
+        convert_legacy_run(run_dir)
     loaded = load_imputer(run)
-    path = (DEFAULT_MODEL_DIR if run is None else Path(run)) / META_FILE
+    if loaded.meta.get("kind") != "imputer":
+        raise PointaeError(f"{run_dir}: only imputer runs store a calibration")
+    path = run_dir / META_FILE
     cal = _calibrate_on(loaded.model, traces.coords, _scale(traces)).to_dict()
     meta = json.loads(path.read_text())
     meta["uncertainty"] = cal
@@ -490,6 +750,9 @@ def combine_imputers(runs: list, out_dir) -> Path:
     ``train_imputer(..., ensemble=2)`` with the same settings.
     """
     loaded = [load_imputer(r) for r in runs]
+    for r, lo in zip(runs, loaded):
+        if lo.meta.get("kind") != "imputer":
+            raise PointaeError(f"{r}: only imputer runs can be combined (this is an autoencoder run)")
     fps = [lo.meta.get("train_fingerprints", []) for lo in loaded]
     if any(set(f) != set(fps[0]) for f in fps):
         raise PointaeError("imputers trained on different traces cannot be combined")
@@ -561,41 +824,86 @@ def score_methods(
     ``pointae_sd`` alone) and of the exact Gaussian kriging posterior
     (:func:`pointae.impute.uncertainty.calibration_scores`).
     """
-    loaded = load_imputer(model)
+    scores, info = model_scores(held, load_imputer(model), scale, calibration, "pointae")
+    if calibration is not None:
+        info["calibration"]["kriging_posterior"] = kriging_posterior_scores(held)
+    scores.update(baseline_scores(held, knn_pool, knn_k, place_baselines))
+    return scores, info
+
+
+def model_scores(
+    held, loaded: LoadedImputer, scale: float, calibration: Calibration | None = None, name: str = "pointae"
+) -> tuple[dict, dict]:
+    """One model's scores on a :class:`~pointae.impute.protocol.HeldOut`: ``name`` (the imputed
+    coordinates), ``name_direct`` (the placement before refinement), ``name_map`` (the raw predicted
+    distances); with a ``calibration`` also ``info["calibration"]`` ``{name, name_gaussian}``."""
     t0 = time.time()
     out = impute_coords(loaded.model, held.coords, scale, refine=True)
-    t_model = time.time() - t0
-    info: dict = {"model_seconds": round(t_model, 3)}
+    info: dict = {"model_seconds": round(time.time() - t0, 3)}
+    if name != "pointae":
+        info = {f"{name}_seconds": info["model_seconds"]}
     if calibration is not None:
-        from pointae.baselines import fit_chain_variogram
-        from pointae.impute.kriging import gaussian_posterior
         from pointae.impute.uncertainty import calibration_scores
 
         sd = calibration.sd(out["spread"], held.observed, scale, held.coords)
-        # the exact Gaussian posterior (ordinary kriging over all visible loci) with the variogram
-        # fitted to the visible spots only
-        k_mean, k_sd = gaussian_posterior(held.coords, fit_chain_variogram(held.coords))
         info["calibration"] = {
-            "pointae": calibration_scores(held, out["coords"], sd, calibration.mixture, seed=held.seed),
-            "pointae_gaussian": calibration_scores(held, out["coords"], sd, seed=held.seed),
-            "kriging_posterior": calibration_scores(held, k_mean, k_sd, seed=held.seed),
+            name: calibration_scores(held, out["coords"], sd, calibration.mixture, seed=held.seed),
+            f"{name}_gaussian": calibration_scores(held, out["coords"], sd, seed=held.seed),
         }
+    scores = {
+        name: score(held, out["coords"]),
+        f"{name}_direct": score(held, out["direct"]),
+        f"{name}_map": score(held, pred_maps=out["map"]),
+    }
+    return scores, info
+
+
+def kriging_posterior_scores(held) -> dict:
+    """Calibration scores of the exact Gaussian posterior (ordinary kriging over all visible loci,
+    variogram fitted to the visible spots only)."""
+    from pointae.baselines import fit_chain_variogram
+    from pointae.impute.kriging import gaussian_posterior
+    from pointae.impute.uncertainty import calibration_scores
+
+    k_mean, k_sd = gaussian_posterior(held.coords, fit_chain_variogram(held.coords))
+    return calibration_scores(held, k_mean, k_sd, seed=held.seed)
+
+
+def baseline_scores(
+    held, knn_pool: Traces | None = None, knn_k: int = 20, place_baselines: bool = True
+) -> dict:
+    """The baselines' scores on a :class:`~pointae.impute.protocol.HeldOut` (see :func:`score_methods`)."""
     pool = held.coords if knn_pool is None else knn_pool.coords
     med = fill_maps(held.coords, population_median_map(pool))
     knn = knn_maps(held.coords, pool, k=knn_k, exclude_self=knn_pool is None)
     med_xyz = place_loci(held.coords, med) if place_baselines else None
     knn_xyz = place_loci(held.coords, knn) if place_baselines else None
-    scores = {
-        "pointae": score(held, out["coords"]),
-        "pointae_direct": score(held, out["direct"]),
-        "pointae_map": score(held, pred_maps=out["map"]),
+    return {
         "linear": score(held, interpolate_missing(held.coords)),
         "local_fit": score(held, smooth_missing(held.coords)),
         "kriging": score(held, krige_missing(held.coords)),
         "population_median": score(held, med_xyz, pred_maps=med),
         "knn": score(held, knn_xyz, pred_maps=knn),
     }
-    return scores, info
+
+
+BASELINES = ("linear", "local_fit", "kriging", "knn", "population_median")
+
+
+def model_labels(loaded: list[LoadedImputer]) -> list[str]:
+    """Names of the compared models: ``pointae`` for one model; else ``shipped`` for the default
+    model and the run directory's name for the others (made unique)."""
+    if len(loaded) == 1:
+        return ["pointae"]
+    labels: list[str] = []
+    for lo in loaded:
+        base = "shipped" if lo.path == "default" else (Path(lo.path).name or "model")
+        base = base.replace(" ", "_")
+        name, i = base, 2
+        while name in labels or name in BASELINES or name == "kriging_posterior":
+            name, i = f"{base}_{i}", i + 1
+        labels.append(name)
+    return labels
 
 
 def evaluate_imputation(
@@ -613,14 +921,17 @@ def evaluate_imputation(
     place_baselines: bool = True,
     calibrate: bool = True,
 ) -> dict:
-    """The held-out masking protocol: model vs linear interpolation, population median map and kNN.
+    """The held-out masking protocol: model(s) vs linear interpolation, population median map and kNN.
 
     Parameters
     ----------
     traces
         Data to evaluate on (traces with more than ``max_missing`` missing loci are skipped).
     model
-        Imputer (path, :class:`LoadedImputer`, ``None`` = shipped default).
+        Imputer (path, :class:`LoadedImputer`, ``None`` = shipped default; an inpainting run of
+        ``pointae train`` is accepted, :func:`imputer_from_run`), or a list of them: every model
+        is then scored on the same masking draw of the same traces (those no model was trained
+        on), beside the same baselines, under the names of :func:`model_labels`.
     hide, seed, mode, max_missing
         Protocol parameters (:func:`pointae.impute.protocol.make_held_out`); seeds
         ``seed .. seed + runs - 1`` are run.
@@ -630,7 +941,7 @@ def evaluate_imputation(
     n_boot
         Bootstrap resamples of traces for the confidence intervals.
     exclude_training
-        Skip traces whose content matches the model's training traces (fingerprints).
+        Skip traces whose content matches a model's training traces (fingerprints).
     place_baselines
         Also place the map baselines' loci in 3D (stress to their predicted distances) to report
         their position error.
@@ -642,26 +953,49 @@ def evaluate_imputation(
     Returns
     -------
     dict
-        ``{"protocol": ..., "runs": [per-seed {method: summary + CI}], "mean": {method: ...}}``;
-        distance metrics in the data's unit.
+        ``{"protocol": ..., "runs": [per-seed {method: summary + CI}], "mean": {method: ...},
+        "calibration": ...}``; distance metrics in the data's unit; ``protocol["models"]`` maps
+        each model name to where it was loaded from.
     """
-    loaded = load_imputer(model)
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not models:
+        models = [None]
+    loaded = [load_imputer(m) for m in models]
+    labels = model_labels(loaded)
     coords = traces.coords
     subset = np.ones(len(traces), bool)
-    if exclude_training and loaded.train_fingerprints:
+    seen = set().union(*(lo.train_fingerprints for lo in loaded))
+    if exclude_training and seen:
         fp = np.array(trace_fingerprints(coords))
-        subset = ~np.isin(fp, list(loaded.train_fingerprints))
+        subset = ~np.isin(fp, list(seen))
         if not subset.any():
-            raise PointaeError("every trace was used to train this model; evaluate on other traces")
+            which = "this model" if len(loaded) == 1 else "these models"
+            raise PointaeError(f"every trace was used to train {which}; evaluate on other traces")
     scale = _scale(traces)
-    cal = model_calibration(loaded) if calibrate else None
-    if calibrate and cal is None and (~subset).any():  # fit on the model's own traces, never the scored ones
-        cal = _calibrate_on(loaded.model, coords[~subset], scale)
+    cals = []
+    for lo in loaded:
+        cal = model_calibration(lo) if calibrate else None
+        if (
+            calibrate and cal is None and (~subset).any()
+        ):  # fit on the models' own traces, never the scored ones
+            cal = _calibrate_on(lo.model, coords[~subset], scale)
+        cals.append(cal)
     per_run = []
     for r in range(max(1, int(runs))):
         held = make_held_out(coords, hide, seed=seed + r, mode=mode, max_missing=max_missing, subset=subset)
         try:
-            scores, info = score_methods(held, loaded, scale, knn_pool, knn_k, place_baselines, cal)
+            scores: dict = {}
+            info: dict = {}
+            calib: dict = {}
+            for lo, label, cal in zip(loaded, labels, cals):
+                s_m, i_m = model_scores(held, lo, scale, cal, label)
+                scores.update(s_m)
+                calib.update(i_m.pop("calibration", {}))
+                info.update(i_m)
+            if calib:
+                calib["kriging_posterior"] = kriging_posterior_scores(held)
+                info["calibration"] = calib
+            scores.update(baseline_scores(held, knn_pool, knn_k, place_baselines))
         except UndefinedPredictionError:
             src = traces.attrs.get("source", "the traces")
             n_ok = int(eligible(traces.mask, max_missing).sum())
@@ -684,7 +1018,7 @@ def evaluate_imputation(
         for m in methods
     }
     calib = None
-    if cal is not None:
+    if "calibration" in per_run[0]["_info"]:
         calib = {
             m: {
                 k: (
@@ -710,7 +1044,8 @@ def evaluate_imputation(
             "unit": traces.unit,
             "excluded_training_traces": int((~subset).sum()),
             "knn_k": knn_k,
-            "model": loaded.path,
+            "model": loaded[0].path if len(loaded) == 1 else [lo.path for lo in loaded],
+            "models": {label: lo.path for label, lo in zip(labels, loaded)},
         },
         "runs": per_run,
         "mean": mean,

@@ -31,6 +31,27 @@ from pointae.errors import PointaeError
 ENCODERS = registry.encoders
 #: decoder name -> class, a live view of :data:`pointae.registry.decoders`
 DECODERS = registry.decoders
+#: whole models with their own configuration and training (not an encoder + decoder pair), e.g.
+#: the imputer: a live view of :data:`pointae.registry.models` (name -> its ``load`` function;
+#: ``meta(name)`` holds ``tasks``, ``config`` and ``fit`` import paths)
+MODELS = registry.models
+
+
+def register_model(name: str, *, tasks: tuple[str, ...], config: str, fit: str, load: str) -> None:
+    """Register a whole model (e.g. the imputer) under ``name`` for ``pointae train --model NAME``.
+
+    ``config`` (a dataclass), ``fit`` (``fit(cfg, traces=None, log=print) -> run dir``) and ``load``
+    (``load(run)``) are import paths ``"module:attr"``, so listing models imports nothing.
+    """
+    registry.models.add(name, path=load, tasks=tuple(tasks), config=config, fit=fit)
+
+
+def model_part(name: str, part: str):
+    """The ``config``, ``fit`` or ``load`` of the registered model ``name`` (imported on demand)."""
+    name = registry.models.check(name)
+    if part == "load":
+        return registry.models.get(name)
+    return registry.resolve(registry.models.meta(name)[part])
 
 
 def _load_builtins() -> None:
