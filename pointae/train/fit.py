@@ -224,7 +224,12 @@ def fit(
     }
     save_model(model, info, run_dir)
     write_history(run_dir)
-    metrics = evaluate(run_dir, traces[split["test"]], batch_size=cfg.train.eval_batch_size)
+    metrics = evaluate(
+        run_dir,
+        traces[split["test"]],
+        reference=traces[split["train"]],
+        batch_size=cfg.train.eval_batch_size,
+    )
     best_score = best_cb.best_model_score
     metrics["training"] = {
         "epochs": int(trainer.current_epoch),
