@@ -245,9 +245,9 @@ def _default_trainer(cfg, traces) -> Path:
 
 
 def _default_loader(run_dir):
-    from pointae.analysis._model import load_run
+    from pointae.api import PointAE
 
-    return load_run(run_dir)
+    return PointAE.load(run_dir)
 
 
 @dataclass

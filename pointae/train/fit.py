@@ -206,6 +206,7 @@ def fit(
     model = module.model.cpu().eval()
     info = {
         "format": MODEL_FORMAT,
+        "kind": "autoencoder",
         "pointae_version": _version(),
         "repr": cfg.model.repr,
         "task": cfg.task.name,

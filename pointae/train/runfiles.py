@@ -33,7 +33,7 @@ import torch
 from pointae.config import RunConfig, config_from_dict, load_config
 from pointae.errors import PointaeError, atomic_path
 
-MODEL_FORMAT = "pointae-model/1"
+MODEL_FORMAT = "pointae-model/2"
 #: older ``model.json`` formats converted in memory by :func:`read_model_info`
 LEGACY_MODEL_FORMATS = ("pointae-model/1",)
 #: the kinds of model a run directory can hold
@@ -164,26 +164,81 @@ def save_model(model: torch.nn.Module, info: dict, run_dir: Path) -> None:
     write_json(info, run_dir / "model.json")
 
 
-def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """Rebuild a trained model from a run directory: ``(model in eval mode, model.json dict)``.
+#: ``model.json`` keys an autoencoder run needs to be rebuilt
+_AUTOENCODER_KEYS = ("repr", "task", "n_loci", "latent_dim", "decoder", "hparams", "scale")
+#: the metadata file of imputer runs written before ``pointae-model/2`` (read by the imputer)
+LEGACY_IMPUTER_FILE = "imputer.json"
 
-    Only ``model.json`` and ``model.safetensors`` are read: no YAML, no pickle.
+
+def read_model_info(run_dir: str | Path) -> dict:
+    """The ``model.json`` of a run as a ``pointae-model/2`` dict (``kind`` included).
+
+    A ``pointae-model/1`` file (autoencoder runs written before ``kind`` existed) is converted in
+    memory (``converted_from`` records it; the file is never rewritten). A folder with only a
+    legacy ``imputer.json`` gives ``{"kind": "imputer", "format": None}`` (the imputer reads it).
+    Anything else is refused with one line naming the file and the problem.
+    """
+    run_dir = Path(run_dir)
+    jpath = run_dir / "model.json"
+    if not jpath.is_file():
+        if (run_dir / LEGACY_IMPUTER_FILE).is_file():
+            return {"format": None, "kind": "imputer", "legacy_file": LEGACY_IMPUTER_FILE}
+        if not run_dir.is_dir():
+            raise PointaeError(
+                f"{run_dir}: not a run directory (expected the output folder of 'pointae train')"
+            )
+        raise PointaeError(f"{jpath}: no such file (is {run_dir} a finished pointae run?)")
+    try:
+        info = json.loads(jpath.read_text())
+    except json.JSONDecodeError as e:
+        raise InputErrorLike(jpath, f"invalid JSON ({e.msg})", e.lineno) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PointaeError(f"{jpath}: cannot read ({e.__class__.__name__})") from None
+    if not isinstance(info, dict):
+        raise PointaeError(f"{jpath}: not a pointae model file (a JSON object is expected)")
+    fmt = info.get("format")
+    if fmt in LEGACY_MODEL_FORMATS:
+        info = {**info, "format": MODEL_FORMAT, "kind": "autoencoder", "converted_from": fmt}
+    elif fmt != MODEL_FORMAT:
+        raise PointaeError(
+            f"{jpath}: not a pointae model file (format={fmt!r}; this version reads {MODEL_FORMAT} "
+            f"and converts {', '.join(LEGACY_MODEL_FORMATS)})"
+        )
+    kind = info.get("kind")
+    if kind not in MODEL_KINDS:
+        raise PointaeError(f"{jpath}: unknown model kind {kind!r} (expected {' or '.join(MODEL_KINDS)})")
+    if kind == "autoencoder":
+        missing = [k for k in _AUTOENCODER_KEYS if k not in info]
+        if missing:
+            raise PointaeError(f"{jpath}: damaged model file: no {missing[0]!r} (retrain the run)")
+    return info
+
+
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild a trained autoencoder from a run directory: ``(model in eval mode, model.json dict)``.
+
+    Only ``model.json`` and ``model.safetensors`` are read: no YAML, no pickle. Older formats are
+    converted in memory (:func:`read_model_info`); imputer runs are refused here (load them with
+    :meth:`pointae.PointAE.load`).
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     run_dir = Path(run_dir)
-    jpath, wpath = run_dir / "model.json", run_dir / "model.safetensors"
-    for p in (jpath, wpath):
-        if not p.is_file():
-            raise PointaeError(f"{p}: no such file (is {run_dir} a finished pointae run?)")
+    info = read_model_info(run_dir)
+    if info["kind"] != "autoencoder":
+        raise PointaeError(f"{run_dir}: holds an {info['kind']} run, not an autoencoder: use PointAE.load")
+    wpath = run_dir / "model.safetensors"
+    if not wpath.is_file():
+        raise PointaeError(f"{wpath}: no such file (is {run_dir} a finished pointae run?)")
     try:
-        info = json.loads(jpath.read_text())
-    except json.JSONDecodeError as e:
-        raise InputErrorLike(jpath, f"invalid JSON ({e.msg})", e.lineno) from None
-    if info.get("format") != MODEL_FORMAT:
-        raise PointaeError(f"{jpath}: not a {MODEL_FORMAT} file (format={info.get('format')!r})")
-    model = build_from_info(info)
+        model = build_from_info(info)
+    except PointaeError as e:
+        raise PointaeError(f"{run_dir / 'model.json'}: {e}") from None
+    except (TypeError, ValueError, KeyError) as e:
+        raise PointaeError(
+            f"{run_dir / 'model.json'}: damaged model file ({e.__class__.__name__}: {e})"
+        ) from None
     try:
         state = load_file(str(wpath), device=str(device))
     except (SafetensorError, OSError, ValueError) as e:
