@@ -250,6 +250,120 @@ def _default_loader(run_dir):
     return PointAE.load(run_dir)
 
 
+def _score_models(
+    models: dict,
+    cfgs: dict,
+    slots: list[tuple[str, str, str]],
+    tasks: Sequence[str],
+    traces,
+    split: dict[str, np.ndarray],
+    *,
+    eval_seed: int,
+    batch_size: int,
+    n_examples: int,
+    sweeps: bool,
+    run_info: dict,
+    say: Callable[[str], None],
+) -> tuple[dict, dict, dict]:
+    """Every model's test-split scores, example maps and sweep curves, all from the one evaluator
+    (:func:`pointae.train.evaluate`; baselines once per task and level). Records each model's
+    inference samples/s in ``run_info``. Returns ``(task_results, examples, sweeps)``."""
+    from pointae.data.transforms import distance_maps
+
+    test, train_idx = split["test"], split["train"]
+    # every score comes from the one evaluator (pointae.train.evaluate): the same corruption,
+    # scorer and baselines as a run's own metrics.json
+    from pointae.train.evaluate import HEADLINE, evaluate
+
+    test_traces = traces[test]
+    reference = traces.coords[train_idx]
+    task_results: dict[str, dict] = {}
+    examples: dict[str, dict] = {}
+    for t in tasks:
+        res: dict = {"models": {}, "baselines": {}}
+        preds: dict[str, np.ndarray] = {}
+        inputs = base_maps = None
+        for g, r, _ in (s for s in slots if s[2] == t):
+            ev = evaluate(
+                models[(g, r, t)],
+                test_traces,
+                reference=reference,
+                seed=eval_seed,
+                task=cfgs[(g, r, t)].task,
+                baselines=inputs is None,
+                batch_size=batch_size,
+                euclidean=False,
+                keep_maps=True,
+            )
+            maps = ev.pop("maps")
+            if inputs is None:
+                inputs, base_maps = maps["inputs"], maps["baselines"]
+                res["baselines"] = ev["baselines"]
+            sps = ev["inference_samples_per_s"]
+            run_info[g][r][t]["infer_samples_per_s"] = None if sps is None else round(sps, 1)
+            res["models"].setdefault(g, {})[r] = ev["model"]
+            preds[model_label(g, r)] = maps["model"]
+        ex_idx = np.arange(min(n_examples, len(test)))
+        if t != "autoencode" and n_examples:
+            # pick example traces where the corruption changed something
+            hit = np.flatnonzero(inputs.changed.any(1))
+            ex_idx = hit[:n_examples] if hit.size else ex_idx
+        recs = {k: v[ex_idx] for k, v in preds.items()}
+        recs.update({k: v[ex_idx] for k, v in base_maps.items()})
+        task_results[t] = res
+        examples[t] = {
+            "index": [int(test[i]) for i in ex_idx],
+            "trace_id": [str(traces.trace_ids[test[i]]) for i in ex_idx],
+            "input": distance_maps(inputs.clean[ex_idx]),
+            "corrupted": distance_maps(inputs.coords[ex_idx]),
+            "recon": recs,
+        }
+        say(
+            f"evaluated {t}: "
+            + ", ".join(
+                f"{model_label(g, r)} mae={v['mae']:.4g}"
+                for g, rr in res["models"].items()
+                for r, v in rr.items()
+            )
+        )
+
+    # ------------------------------------------------------------------ sweeps
+    sweep_res: dict[str, dict] = {}
+    if sweeps:
+        plans = {
+            "inpaint": ("hide_fraction", [0.1, 0.2, 0.3, 0.4, 0.5]),
+            "denoise": ("outlier_rate", [0.05, 0.1, 0.2, 0.3]),
+        }
+        for t, (key, levels) in plans.items():
+            if t not in tasks:
+                continue
+            head = HEADLINE.get(t, "mae")
+            curves: dict[str, list] = {}
+            for lv in levels:
+                first = True
+                for g, r, _ in (s for s in slots if s[2] == t):
+                    ev = evaluate(
+                        models[(g, r, t)],
+                        test_traces,
+                        reference=reference,
+                        seed=eval_seed + 1,
+                        level=lv,
+                        task=cfgs[(g, r, t)].task,
+                        baselines=first,
+                        batch_size=batch_size,
+                        euclidean=False,
+                    )
+                    curves.setdefault(model_label(g, r), []).append([lv, ev["model"][head]])
+                    if first:
+                        base_scores, first = ev["baselines"], False
+                for name, v in base_scores.items():
+                    curves.setdefault(name, []).append([lv, v[head]])
+            sweep_res[key] = curves
+        say("sweeps done")
+
+    return task_results, examples, sweep_res
+
+
 @dataclass
 class CompareResult:
     """Everything :func:`compare` measured; ``metrics`` is what ``metrics.json`` holds."""
@@ -337,7 +451,6 @@ def compare(
     from pointae.analysis.cluster import DistancePCA, compute_layout, label_columns, label_metrics
     from pointae.config import REPR_NAMES, TASK_NAMES, load_config
     from pointae.data.traces import Traces
-    from pointae.data.transforms import distance_maps
 
     say = log or (lambda msg: None)
     reprs, tasks = list(dict.fromkeys(reprs)), list(dict.fromkeys(tasks))
@@ -435,103 +548,27 @@ def compare(
             "device": tr.get("device"),
         }
 
-    test = split["test"]
     train_idx = split["train"]
     d_lat = int(base_cfg.model.latent_dim)
     pca = DistancePCA(n_components=d_lat, scale=scale).fit(traces.coords[train_idx])
     # a second, scale-relative linear baseline for clustering only: PCA of log distances
     pca_log = DistancePCA(n_components=d_lat, scale=scale, log=True).fit(traces.coords[train_idx])
 
-    # ------------------------------------------------------------------ map-quality evaluation
-    # every score comes from the one evaluator (pointae.train.evaluate): the same corruption,
-    # scorer and baselines as a run's own metrics.json
-    from pointae.train.evaluate import HEADLINE, evaluate
-
-    test_traces = traces[test]
-    reference = traces.coords[train_idx]
-    task_results: dict[str, dict] = {}
-    examples: dict[str, dict] = {}
-    for t in tasks:
-        res: dict = {"models": {}, "baselines": {}}
-        preds: dict[str, np.ndarray] = {}
-        inputs = base_maps = None
-        for g, r, _ in (s for s in slots if s[2] == t):
-            ev = evaluate(
-                models[(g, r, t)],
-                test_traces,
-                reference=reference,
-                seed=eval_seed,
-                task=cfgs[(g, r, t)].task,
-                baselines=inputs is None,
-                batch_size=batch_size,
-                euclidean=False,
-                keep_maps=True,
-            )
-            maps = ev.pop("maps")
-            if inputs is None:
-                inputs, base_maps = maps["inputs"], maps["baselines"]
-                res["baselines"] = ev["baselines"]
-            sps = ev["inference_samples_per_s"]
-            run_info[g][r][t]["infer_samples_per_s"] = None if sps is None else round(sps, 1)
-            res["models"].setdefault(g, {})[r] = ev["model"]
-            preds[model_label(g, r)] = maps["model"]
-        ex_idx = np.arange(min(n_examples, len(test)))
-        if t != "autoencode" and n_examples:
-            # pick example traces where the corruption changed something
-            hit = np.flatnonzero(inputs.changed.any(1))
-            ex_idx = hit[:n_examples] if hit.size else ex_idx
-        recs = {k: v[ex_idx] for k, v in preds.items()}
-        recs.update({k: v[ex_idx] for k, v in base_maps.items()})
-        task_results[t] = res
-        examples[t] = {
-            "index": [int(test[i]) for i in ex_idx],
-            "trace_id": [str(traces.trace_ids[test[i]]) for i in ex_idx],
-            "input": distance_maps(inputs.clean[ex_idx]),
-            "corrupted": distance_maps(inputs.coords[ex_idx]),
-            "recon": recs,
-        }
-        say(
-            f"evaluated {t}: "
-            + ", ".join(
-                f"{model_label(g, r)} mae={v['mae']:.4g}"
-                for g, rr in res["models"].items()
-                for r, v in rr.items()
-            )
-        )
-
-    # ------------------------------------------------------------------ sweeps
-    sweep_res: dict[str, dict] = {}
-    if sweeps:
-        plans = {
-            "inpaint": ("hide_fraction", [0.1, 0.2, 0.3, 0.4, 0.5]),
-            "denoise": ("outlier_rate", [0.05, 0.1, 0.2, 0.3]),
-        }
-        for t, (key, levels) in plans.items():
-            if t not in tasks:
-                continue
-            head = HEADLINE.get(t, "mae")
-            curves: dict[str, list] = {}
-            for lv in levels:
-                first = True
-                for g, r, _ in (s for s in slots if s[2] == t):
-                    ev = evaluate(
-                        models[(g, r, t)],
-                        test_traces,
-                        reference=reference,
-                        seed=eval_seed + 1,
-                        level=lv,
-                        task=cfgs[(g, r, t)].task,
-                        baselines=first,
-                        batch_size=batch_size,
-                        euclidean=False,
-                    )
-                    curves.setdefault(model_label(g, r), []).append([lv, ev["model"][head]])
-                    if first:
-                        base_scores, first = ev["baselines"], False
-                for name, v in base_scores.items():
-                    curves.setdefault(name, []).append([lv, v[head]])
-            sweep_res[key] = curves
-        say("sweeps done")
+    # ------------------------------------------------------------------ scores (the one evaluator)
+    task_results, examples, sweep_res = _score_models(
+        models,
+        cfgs,
+        slots,
+        tasks,
+        traces,
+        split,
+        eval_seed=eval_seed,
+        batch_size=batch_size,
+        n_examples=n_examples,
+        sweeps=sweeps,
+        run_info=run_info,
+        say=say,
+    )
 
     # ------------------------------------------------------------------ clustering
     meta = traces.meta
