@@ -106,7 +106,7 @@ def train_embedding(traces, run: Path, objective: list[str], epochs: int, thread
 
     The settings every study here uses; ``objective`` is one of :data:`OBJECTIVES`' override lists.
     """
-    from pointae.analysis._model import load_run
+    from pointae.api import PointAE
     from pointae.config import load_config
     from pointae.train import fit
 
@@ -128,7 +128,7 @@ def train_embedding(traces, run: Path, objective: list[str], epochs: int, thread
     cfg.overwrite = True
     if not (run / "model.safetensors").is_file():  # a finished run is reused (delete it to retrain)
         fit(cfg, traces=traces)
-    return load_run(run)
+    return PointAE.load(run)
 
 
 def main(argv=None) -> dict:

@@ -95,8 +95,8 @@ def main(argv=None) -> dict:
     import numpy as np
     import torch
 
-    from pointae.analysis._model import load_run
     from pointae.analysis.cluster import DistancePCA
+    from pointae.api import PointAE
     from pointae.config import load_config
     from pointae.train import fit
 
@@ -164,7 +164,7 @@ def main(argv=None) -> dict:
             fit(cfg, traces=tr)
             train_s = time.perf_counter() - t1
             cpu = time.process_time()
-            model = load_run(run)
+            model = PointAE.load(run)
             z = np.asarray(model.encode(ev, batch_size=256), np.float32)
             row = {
                 "n_train": n,

@@ -1,4 +1,12 @@
-"""``PointAE``: the Python face of a trained pointae model (scvi-tools style).
+"""``PointAE``: the one handle on a trained pointae run (scvi-tools style).
+
+``PointAE.load(run)`` is how the CLI, ``embed``, ``cluster``, ``compare`` and ``view`` reach any
+trained run. It reads the run's ``model.json`` (:func:`pointae.train.runfiles.read_model_info`:
+``pointae-model/2``, older runs converted in memory) and dispatches on its ``kind``:
+``"autoencoder"`` runs are rebuilt here (``encode``, ``reconstruct``, ``decode``, ``denoise``,
+``inpaint``, ``evaluate``); ``"imputer"`` runs are loaded by
+:func:`pointae.impute.api.load_imputer` (``impute``). ``impute`` also works on an autoencoder run
+trained for ``inpaint`` (through :func:`pointae.impute.api.imputer_from_run`).
 
 Examples
 --------
@@ -47,7 +55,11 @@ class PointAE:
         The ``model.json`` dict (repr, task, n_loci, latent_dim, scale, hparams, config, ...).
     run_dir
         The run directory the model came from, if any.
+    kind
+        ``"autoencoder"`` or ``"imputer"`` (the run's ``model.json``).
     """
+
+    kind: str = "autoencoder"
 
     def __init__(
         self,
@@ -69,6 +81,7 @@ class PointAE:
         self.model: torch.nn.Module | None = None
         self.info: dict[str, Any] | None = None
         self.run_dir: Path | None = None
+        self.imputer = None
         self._rep = None
 
     # ------------------------------------------------------------------ training / io
@@ -87,20 +100,37 @@ class PointAE:
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str | torch.device = "cpu") -> PointAE:
-        """Rebuild from a run (or saved) directory: ``model.json`` + ``model.safetensors`` only."""
-        from pointae.train import load_model
+        """Load a trained run: ``model.json`` + ``model.safetensors`` only (no pickle).
 
-        model, info = load_model(run_dir, device=device)
+        Autoencoder runs are rebuilt through the registry; imputer runs are loaded by
+        :func:`pointae.impute.api.load_imputer`. Runs in an older format are converted in memory
+        (never rewritten); a damaged or unknown ``model.json`` is refused with one line.
+        """
+        from pointae.train.runfiles import load_model, read_model_info
+
+        path = Path(run_dir)
+        info = read_model_info(path)
         self = cls.__new__(cls)
+        self.run_dir, self._rep, self.imputer, self.kind = path, None, None, info["kind"]
+        if self.kind == "imputer":
+            from pointae.impute.api import load_imputer
+
+            self.imputer = load_imputer(path)
+            self.model = getattr(self.imputer, "model", None)
+            meta = dict(getattr(self.imputer, "meta", None) or {})
+            self.info = {"task": "inpaint", **meta, **{k: v for k, v in info.items() if v is not None}}
+            self.config = None
+            return self
+        model, info = load_model(path, device=device)
         self.config = config_from_dict(info.get("config"))
-        self.model, self.info, self.run_dir, self._rep = model, info, Path(run_dir), None
+        self.model, self.info = model, info
         return self
 
     def save(self, directory: str | Path) -> Path:
         """Write ``model.safetensors`` + ``model.json`` (and ``metrics.json`` when known)."""
         from pointae.train import save_model, write_json
 
-        self._check()
+        self._check_autoencoder("autoencoder weights to save (copy its folder)")
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         save_model(self.model, self.info, d)
@@ -112,18 +142,32 @@ class PointAE:
     @property
     def scale(self) -> float:
         """Data units per normalised unit (the training split's median neighbour distance)."""
-        self._check()
+        self._check_autoencoder("scale")
         return float(self.info["scale"])
 
     @property
     def latent_dim(self) -> int:
-        self._check()
+        self._check_autoencoder("latent_dim")
         return int(self.info["latent_dim"])
 
     @property
     def task(self) -> str:
+        """What the model was trained for (an imputer: ``inpaint``)."""
         self._check()
-        return str(self.info["task"])
+        return str(self.info.get("task", "inpaint"))
+
+    @property
+    def n_loci(self) -> int:
+        """Loci per trace the model takes."""
+        self._check_autoencoder("n_loci")
+        return int(self.info["n_loci"])
+
+    @property
+    def param_count(self) -> int:
+        """Number of trainable parameters."""
+        self._check()
+        v = self.info.get("param_count")
+        return int(v) if v is not None else int(sum(p.numel() for p in self.model.parameters()))
 
     @property
     def metrics(self) -> dict | None:
@@ -133,6 +177,8 @@ class PointAE:
         return None
 
     def __repr__(self) -> str:
+        if self.kind == "imputer":
+            return f"PointAE(kind='imputer', run={str(self.run_dir)!r})"
         if self.info is None:
             c = self.config
             return f"PointAE(repr={c.model.repr!r}, task={c.task.name!r}, untrained)"
@@ -145,16 +191,26 @@ class PointAE:
 
     # ------------------------------------------------------------------ inference
     def _check(self) -> None:
-        if self.model is None or self.info is None:
+        if self.info is None or (self.model is None and self.imputer is None):
             raise PointaeError("this PointAE has no trained model: call fit() or PointAE.load()")
+
+    def _check_autoencoder(self, what: str) -> None:
+        self._check()
+        if self.kind != "autoencoder":
+            raise PointaeError(
+                f"{self.run_dir}: an {self.kind} run has no {what} (it only imputes: use impute())"
+            )
 
     def _run(self, traces, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         from pointae.data.reprs import build_repr
         from pointae.train import predict_maps
 
-        self._check()
+        self._check_autoencoder("encoder")
         if traces.n_loci != self.info["n_loci"]:
-            raise PointaeError(f"the model expects {self.info['n_loci']} loci per trace, got {traces.n_loci}")
+            where = f"{self.run_dir}: " if self.run_dir is not None else ""
+            raise PointaeError(
+                f"{where}the model expects {self.info['n_loci']} loci per trace, got {traces.n_loci}"
+            )
         if self._rep is None:
             self._rep = build_repr(self.info["repr"], **self.info.get("repr_options", {}))
         device = next(self.model.parameters()).device
@@ -180,22 +236,66 @@ class PointAE:
         self._need_task("inpaint")
         return self.reconstruct(traces, batch_size)
 
+    @torch.no_grad()
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Maps ``(K, L, L)`` (data unit) decoded from latents ``(K, latent_dim)``.
+
+        Raises
+        ------
+        PointaeError
+            When the model's reconstruction needs more than the latent (e.g. U-Net skip paths).
+        """
+        self._check_autoencoder("decoder")
+        dec = getattr(self.model, "decode", None)
+        if not callable(dec):
+            raise PointaeError(f"{self.run_dir}: this {self.task} model cannot decode from latents alone")
+        device = next(self.model.parameters()).device
+        zt = torch.as_tensor(np.asarray(z, dtype=np.float32), device=device)
+        try:
+            maps = dec(zt)
+        except TypeError as e:
+            raise PointaeError(f"{self.run_dir}: this model cannot decode from latents alone ({e})") from None
+        return (maps.float().cpu().numpy() * np.float32(self.scale)).astype(np.float32)
+
+    def impute(self, traces, **kwargs):
+        """Fill the missing loci of ``traces`` (a :class:`~pointae.Traces` with the imputed loci
+        marked), with an imputer run or an autoencoder run trained for ``inpaint``.
+
+        ``kwargs`` go to :func:`pointae.impute.impute_traces` (``denoise``, ``refine``, ...).
+        """
+        from pointae.impute.api import impute_traces
+
+        self._check()
+        if self.kind == "imputer":
+            return impute_traces(traces, model=self.imputer, **kwargs)
+        self._need_task("inpaint")
+        try:
+            from pointae.impute.api import imputer_from_run
+        except ImportError:
+            raise PointaeError(
+                f"{self.run_dir}: imputing with an autoencoder run needs "
+                "pointae.impute.api.imputer_from_run, which this build lacks"
+            ) from None
+        if self.run_dir is None:
+            raise PointaeError("impute() with an autoencoder needs a model saved in a directory")
+        return impute_traces(traces, model=imputer_from_run(self.run_dir), **kwargs)
+
     def _need_task(self, task: str) -> None:
         self._check()
-        if self.info["task"] != task:
+        if self.task != task:
             raise PointaeError(
                 f"this model was trained for {self.info['task']!r}, not {task!r}: "
                 f"train one with `pointae train --task {task}` (or use reconstruct())"
             )
 
-    def evaluate(self, traces, batch_size: int = 256) -> dict:
-        """Metrics + baselines on ``traces`` (see :func:`pointae.train.evaluate`); needs a run dir."""
-        from pointae.train import evaluate
+    def evaluate(self, traces, *, reference=None, seed: int = 0, batch_size: int = 256) -> dict:
+        """Scores + baselines on ``traces`` (see :func:`pointae.train.evaluate`): the numbers of
+        the run's ``metrics.json`` when ``traces`` is its test split and ``reference`` its
+        training split."""
+        from pointae.train.evaluate import evaluate
 
-        self._check()
-        if self.run_dir is None:
-            raise PointaeError("evaluate() needs a model saved in a directory")
-        return evaluate(self.run_dir, traces, batch_size=batch_size)
+        self._check_autoencoder("autoencoder scores (use pointae evaluate-imputation)")
+        return evaluate(self, traces, reference=reference, seed=seed, batch_size=batch_size)
 
 
 __all__ = ["PointAE"]

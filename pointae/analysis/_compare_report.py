@@ -8,14 +8,10 @@ import numpy as np
 import pandas as pd
 
 from pointae.analysis.report import Column, Section, Table
+from pointae.train.evaluate import BASELINE_LABELS
 
-_BASE_NAMES = {
-    "pca_dist": "PCA (distances)",
-    "pca_logdist": "PCA (log distances)",
-    "linear_interp": "linear interpolation",
-    "neighbour_rule": "neighbour rule",
-    "corrupted_input": "corrupted input (no correction)",
-}
+#: report names of the baselines: the evaluator's map baselines and the clustering baselines
+_BASE_NAMES = {**BASELINE_LABELS, "pca_dist": "PCA (distances)", "pca_logdist": "PCA (log distances)"}
 
 
 def _summary_section(metrics: dict) -> Section:

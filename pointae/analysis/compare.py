@@ -2,18 +2,14 @@
 
 Every model is trained by :func:`pointae.train.fit` with the *same* split (``data.split_seed``),
 latent size, decoder, training budget and task corruption settings; only ``model.repr`` and
-``task.name`` differ. Evaluation then happens here, identically for every model, on the test split:
+``task.name`` differ. Every model is then scored on the test split by the one evaluator,
+:func:`pointae.train.evaluate` (the same function that writes each run's own ``metrics.json``, so
+the report and the runs give identical numbers): the task's corruption with ``eval_seed``, errors
+on the task's pairs, and the task's baselines of :data:`pointae.train.evaluate.BASELINES`
+(``pca_dist`` for autoencode, ``neighbour_rule`` and ``corrupted_input`` for denoise,
+``linear_interp`` for inpaint) on the same corrupted inputs. This module aggregates those scores
+and adds:
 
-- ``autoencode``: the measured maps in, error of the reconstruction on observed pairs; baseline
-  ``PCA (distances)`` = the same-size PCA of the upper-triangle distance vector (fitted on the
-  training split), reconstructed from its codes.
-- ``denoise``: outliers added with :func:`pointae.add_outliers` (fixed seed, the run's
-  ``task.outlier_fraction``/``outlier_magnitude`` in median-bond units), error against the clean
-  maps on all observed pairs and on the pairs touching a displaced locus; baselines: the corrupted
-  input itself and the neighbour rule (:func:`pointae.baselines.clean_neighbour_rule`).
-- ``inpaint``: loci hidden with :func:`pointae.hide_loci` (fixed seed, the run's ``task.hide_fraction``,
-  ``run_fraction``, ``max_run``), error on the pairs touching a hidden locus; baseline: linear
-  interpolation along the chain (:func:`pointae.baselines.interpolate_missing`).
 - Clustering of every model's latents (all traces; labels are never seen in training) against each
   label column with ARI / NMI / cross-validated kNN accuracy / silhouette, next to the PCA baseline.
 - Sweeps: error as a function of the hidden fraction (inpaint models) and of the outlier rate
@@ -152,93 +148,10 @@ METRIC_KEYS = {
 
 # ------------------------------------------------------------------------------------ evaluation
 def evaluate_maps(pred: np.ndarray, truth: np.ndarray, pairs: np.ndarray | None = None) -> dict:
-    """Errors of predicted maps against true maps on the upper triangle of ``pairs``.
+    """Errors of predicted maps against true maps: :func:`pointae.train.evaluate.score_maps`."""
+    from pointae.train.evaluate import score_maps
 
-    Parameters
-    ----------
-    pred, truth
-        ``(N, L, L)`` in the same unit; NaN entries are skipped.
-    pairs
-        ``(N, L, L)`` bool pairs to score (default: all).
-
-    Returns
-    -------
-    dict
-        ``mae``, ``rmse``, ``pearson``, ``n_pairs`` (None values when fewer than 2 pairs).
-    """
-    pred = np.asarray(pred, dtype=np.float64)
-    truth = np.asarray(truth, dtype=np.float64)
-    n_loci = pred.shape[-1]
-    sel = np.broadcast_to(np.triu(np.ones((n_loci, n_loci), bool), 1), pred.shape).copy()
-    if pairs is not None:
-        sel &= pairs
-    sel &= np.isfinite(pred) & np.isfinite(truth)
-    p, t = pred[sel], truth[sel]
-    if p.size < 2:
-        return {"mae": None, "rmse": None, "pearson": None, "n_pairs": int(p.size)}
-    e = p - t
-    pear = None if np.ptp(p) == 0 or np.ptp(t) == 0 else float(np.corrcoef(p, t)[0, 1])
-    return {
-        "mae": float(np.abs(e).mean()),
-        "rmse": float(np.sqrt((e**2).mean())),
-        "pearson": pear,
-        "n_pairs": int(p.size),
-    }
-
-
-def _touching(changed: np.ndarray) -> np.ndarray:
-    """``(N, L)`` changed loci -> ``(N, L, L)`` pairs with at least one changed locus."""
-    return changed[:, :, None] | changed[:, None, :]
-
-
-def _observed_pairs(coords: np.ndarray) -> np.ndarray:
-    m = ~np.isnan(coords[..., 0])
-    return m[:, :, None] & m[:, None, :]
-
-
-@dataclass
-class _Corr:
-    coords: np.ndarray  # (N, L, 3) model input
-    changed: np.ndarray  # (N, L) displaced/hidden loci
-
-
-def _corrupt(
-    task: str, coords: np.ndarray, task_cfg, seed: int, scale: float, level: float | None = None
-) -> _Corr:
-    from pointae.data.corrupt import add_outliers, hide_loci
-
-    rng = np.random.default_rng([seed, {"autoencode": 0, "denoise": 1, "inpaint": 2}.get(task, 3)])
-    if task == "denoise":
-        frac = task_cfg.outlier_fraction if level is None else level
-        c = add_outliers(coords, frac, rng, magnitude=tuple(task_cfg.outlier_magnitude), scale=scale)
-        return _Corr(c.coords, c.changed)
-    if task == "inpaint":
-        frac = task_cfg.hide_fraction if level is None else level
-        c = hide_loci(coords, frac, rng, run_fraction=task_cfg.run_fraction, max_run=task_cfg.max_run)
-        return _Corr(c.coords, c.changed)
-    return _Corr(coords.copy(), np.zeros(coords.shape[:2], bool))
-
-
-def _baseline_maps(task: str, corrupted: np.ndarray, scale: float, pca=None) -> dict[str, np.ndarray]:
-    from pointae.baselines import clean_neighbour_rule, interpolate_missing
-    from pointae.data.transforms import distance_maps
-
-    if task not in ("denoise", "inpaint"):  # autoencode, contrast: the measured maps in
-        return {"pca_dist": pca.inverse_maps(pca.transform(corrupted))} if pca is not None else {}
-    if task == "inpaint":
-        return {"linear_interp": distance_maps(interpolate_missing(corrupted))}
-    cleaned, _ = clean_neighbour_rule(corrupted, scale=scale)
-    return {"neighbour_rule": distance_maps(cleaned), "corrupted_input": distance_maps(corrupted)}
-
-
-def _score(task: str, pred: np.ndarray, truth: np.ndarray, clean_pairs: np.ndarray, corr: _Corr) -> dict:
-    if task == "inpaint":
-        return evaluate_maps(pred, truth, clean_pairs & _touching(corr.changed))
-    out = evaluate_maps(pred, truth, clean_pairs)
-    if task == "denoise":
-        ch = evaluate_maps(pred, truth, clean_pairs & _touching(corr.changed))
-        out.update(mae_changed=ch["mae"], rmse_changed=ch["rmse"], n_pairs_changed=ch["n_pairs"])
-    return out
+    return score_maps(pred, truth, pairs)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -325,13 +238,6 @@ def _check_reused_config(run_dir: Path, cfg) -> None:
                 )
 
 
-def _reconstruct(model, traces, batch_size: int) -> np.ndarray:
-    try:
-        return np.asarray(model.reconstruct(traces, batch_size=batch_size), dtype=np.float32)
-    except TypeError:
-        return np.asarray(model.reconstruct(traces), dtype=np.float32)
-
-
 def _default_trainer(cfg, traces) -> Path:
     from pointae.train import fit
 
@@ -339,9 +245,123 @@ def _default_trainer(cfg, traces) -> Path:
 
 
 def _default_loader(run_dir):
-    from pointae.analysis._model import load_run
+    from pointae.api import PointAE
 
-    return load_run(run_dir)
+    return PointAE.load(run_dir)
+
+
+def _score_models(
+    models: dict,
+    cfgs: dict,
+    slots: list[tuple[str, str, str]],
+    tasks: Sequence[str],
+    traces,
+    split: dict[str, np.ndarray],
+    *,
+    eval_seed: int,
+    batch_size: int,
+    n_examples: int,
+    sweeps: bool,
+    run_info: dict,
+    say: Callable[[str], None],
+) -> tuple[dict, dict, dict]:
+    """Every model's test-split scores, example maps and sweep curves, all from the one evaluator
+    (:func:`pointae.train.evaluate`; baselines once per task and level). Records each model's
+    inference samples/s in ``run_info``. Returns ``(task_results, examples, sweeps)``."""
+    from pointae.data.transforms import distance_maps
+
+    test, train_idx = split["test"], split["train"]
+    # every score comes from the one evaluator (pointae.train.evaluate): the same corruption,
+    # scorer and baselines as a run's own metrics.json
+    from pointae.train.evaluate import HEADLINE, evaluate
+
+    test_traces = traces[test]
+    reference = traces.coords[train_idx]
+    task_results: dict[str, dict] = {}
+    examples: dict[str, dict] = {}
+    for t in tasks:
+        res: dict = {"models": {}, "baselines": {}}
+        preds: dict[str, np.ndarray] = {}
+        inputs = base_maps = None
+        for g, r, _ in (s for s in slots if s[2] == t):
+            ev = evaluate(
+                models[(g, r, t)],
+                test_traces,
+                reference=reference,
+                seed=eval_seed,
+                task=cfgs[(g, r, t)].task,
+                baselines=inputs is None,
+                batch_size=batch_size,
+                euclidean=False,
+                keep_maps=True,
+            )
+            maps = ev.pop("maps")
+            if inputs is None:
+                inputs, base_maps = maps["inputs"], maps["baselines"]
+                res["baselines"] = ev["baselines"]
+            sps = ev["inference_samples_per_s"]
+            run_info[g][r][t]["infer_samples_per_s"] = None if sps is None else round(sps, 1)
+            res["models"].setdefault(g, {})[r] = ev["model"]
+            preds[model_label(g, r)] = maps["model"]
+        ex_idx = np.arange(min(n_examples, len(test)))
+        if t != "autoencode" and n_examples:
+            # pick example traces where the corruption changed something
+            hit = np.flatnonzero(inputs.changed.any(1))
+            ex_idx = hit[:n_examples] if hit.size else ex_idx
+        recs = {k: v[ex_idx] for k, v in preds.items()}
+        recs.update({k: v[ex_idx] for k, v in base_maps.items()})
+        task_results[t] = res
+        examples[t] = {
+            "index": [int(test[i]) for i in ex_idx],
+            "trace_id": [str(traces.trace_ids[test[i]]) for i in ex_idx],
+            "input": distance_maps(inputs.clean[ex_idx]),
+            "corrupted": distance_maps(inputs.coords[ex_idx]),
+            "recon": recs,
+        }
+        say(
+            f"evaluated {t}: "
+            + ", ".join(
+                f"{model_label(g, r)} mae={v['mae']:.4g}"
+                for g, rr in res["models"].items()
+                for r, v in rr.items()
+            )
+        )
+
+    # ------------------------------------------------------------------ sweeps
+    sweep_res: dict[str, dict] = {}
+    if sweeps:
+        plans = {
+            "inpaint": ("hide_fraction", [0.1, 0.2, 0.3, 0.4, 0.5]),
+            "denoise": ("outlier_rate", [0.05, 0.1, 0.2, 0.3]),
+        }
+        for t, (key, levels) in plans.items():
+            if t not in tasks:
+                continue
+            head = HEADLINE.get(t, "mae")
+            curves: dict[str, list] = {}
+            for lv in levels:
+                first = True
+                for g, r, _ in (s for s in slots if s[2] == t):
+                    ev = evaluate(
+                        models[(g, r, t)],
+                        test_traces,
+                        reference=reference,
+                        seed=eval_seed + 1,
+                        level=lv,
+                        task=cfgs[(g, r, t)].task,
+                        baselines=first,
+                        batch_size=batch_size,
+                        euclidean=False,
+                    )
+                    curves.setdefault(model_label(g, r), []).append([lv, ev["model"][head]])
+                    if first:
+                        base_scores, first = ev["baselines"], False
+                for name, v in base_scores.items():
+                    curves.setdefault(name, []).append([lv, v[head]])
+            sweep_res[key] = curves
+        say("sweeps done")
+
+    return task_results, examples, sweep_res
 
 
 @dataclass
@@ -431,7 +451,6 @@ def compare(
     from pointae.analysis.cluster import DistancePCA, compute_layout, label_columns, label_metrics
     from pointae.config import TASK_NAMES, encoder_overrides, load_config
     from pointae.data.traces import Traces
-    from pointae.data.transforms import distance_maps
 
     say = log or (lambda msg: None)
     reprs, tasks = list(dict.fromkeys(reprs)), list(dict.fromkeys(tasks))
@@ -479,6 +498,7 @@ def compare(
     # ------------------------------------------------------------------ train or reuse
     slots = model_slots(reprs, tasks, regimes, skip_reprs)
     models: dict[tuple[str, str, str], Any] = {}
+    cfgs: dict[tuple[str, str, str], Any] = {}
     run_info: dict[str, dict[str, dict[str, dict]]] = {g: {} for g in dict.fromkeys(s[0] for s in slots)}
     histories: dict[tuple[str, str, str], pd.DataFrame] = {}
     split = None
@@ -487,6 +507,7 @@ def compare(
         own = [*per_task.get(t, []), *REGIME_OVERRIDES[g].get(t, ())]
         own += [*encoder_overrides(r), f"task.name={t}", f"out={run_dir}"]
         cfg = load_config(overrides=[*shared, *own])
+        cfgs[(g, r, t)] = cfg
         reused = (run_dir / "model.safetensors").is_file()
         t0 = time.perf_counter()
         if reused:
@@ -526,80 +547,27 @@ def compare(
             "device": tr.get("device"),
         }
 
-    test = split["test"]
     train_idx = split["train"]
-    clean = traces.coords[test]  # (T, L, 3) measured coordinates = the truth we score against
-    truth = distance_maps(clean)  # (T, L, L)
-    clean_pairs = _observed_pairs(clean)
     d_lat = int(base_cfg.model.latent_dim)
     pca = DistancePCA(n_components=d_lat, scale=scale).fit(traces.coords[train_idx])
     # a second, scale-relative linear baseline for clustering only: PCA of log distances
     pca_log = DistancePCA(n_components=d_lat, scale=scale, log=True).fit(traces.coords[train_idx])
 
-    # ------------------------------------------------------------------ map-quality evaluation
-    task_results: dict[str, dict] = {}
-    examples: dict[str, dict] = {}
-    ex_idx = np.arange(min(n_examples, len(test)))
-    for t in tasks:
-        corr = _corrupt(t, clean, base_cfg.task, eval_seed, scale)
-        if t != "autoencode" and n_examples:
-            # pick example traces where the corruption changed something
-            hit = np.flatnonzero(corr.changed.any(1))
-            ex_idx = hit[:n_examples] if hit.size else ex_idx
-        corr_traces = traces[test].with_coords(corr.coords)
-        res = {"models": {}, "baselines": {}}
-        recs = {}
-        for g, r, _ in (s for s in slots if s[2] == t):
-            model = models[(g, r, t)]
-            t0 = time.perf_counter()
-            pred = _reconstruct(model, corr_traces, batch_size)
-            dt = time.perf_counter() - t0
-            run_info[g][r][t]["infer_samples_per_s"] = round(len(test) / max(dt, 1e-9), 1)
-            res["models"].setdefault(g, {})[r] = _score(t, pred, truth, clean_pairs, corr)
-            recs[model_label(g, r)] = pred[ex_idx]
-        for name, bm in _baseline_maps(t, corr.coords, scale, pca).items():
-            res["baselines"][name] = _score(t, bm, truth, clean_pairs, corr)
-            recs[name] = bm[ex_idx]
-        task_results[t] = res
-        examples[t] = {
-            "index": [int(test[i]) for i in ex_idx],
-            "trace_id": [str(traces.trace_ids[test[i]]) for i in ex_idx],
-            "input": distance_maps(clean[ex_idx]),
-            "corrupted": distance_maps(corr.coords[ex_idx]),
-            "recon": recs,
-        }
-        say(
-            f"evaluated {t}: "
-            + ", ".join(
-                f"{model_label(g, r)} mae={v['mae']:.4g}"
-                for g, rr in res["models"].items()
-                for r, v in rr.items()
-            )
-        )
-
-    # ------------------------------------------------------------------ sweeps
-    sweep_res: dict[str, dict] = {}
-    if sweeps:
-        plans = {
-            "inpaint": ("hide_fraction", [0.1, 0.2, 0.3, 0.4, 0.5]),
-            "denoise": ("outlier_rate", [0.05, 0.1, 0.2, 0.3]),
-        }
-        for t, (key, levels) in plans.items():
-            if t not in tasks:
-                continue
-            curves: dict[str, list] = {}
-            for lv in levels:
-                corr = _corrupt(t, clean, base_cfg.task, eval_seed + 1, scale, level=lv)
-                ct = traces[test].with_coords(corr.coords)
-                for g, r, _ in (s for s in slots if s[2] == t):
-                    e = _score(t, _reconstruct(models[(g, r, t)], ct, batch_size), truth, clean_pairs, corr)
-                    v = e["mae_changed"] if t == "denoise" else e["mae"]
-                    curves.setdefault(model_label(g, r), []).append([lv, v])
-                for name, bm in _baseline_maps(t, corr.coords, scale).items():
-                    e = _score(t, bm, truth, clean_pairs, corr)
-                    curves.setdefault(name, []).append([lv, e["mae_changed"] if t == "denoise" else e["mae"]])
-            sweep_res[key] = curves
-        say("sweeps done")
+    # ------------------------------------------------------------------ scores (the one evaluator)
+    task_results, examples, sweep_res = _score_models(
+        models,
+        cfgs,
+        slots,
+        tasks,
+        traces,
+        split,
+        eval_seed=eval_seed,
+        batch_size=batch_size,
+        n_examples=n_examples,
+        sweeps=sweeps,
+        run_info=run_info,
+        say=say,
+    )
 
     # ------------------------------------------------------------------ clustering
     meta = traces.meta
@@ -768,13 +736,9 @@ def _summary_table_dict(metrics: dict, slots, tasks, cols) -> dict:
     for g, r, t in slots:
         lat.setdefault((g, r), t)
     base_rows: dict[str, dict] = {}
-    names = {
-        "pca_dist": "PCA (distances)",
-        "pca_logdist": "PCA (log distances)",
-        "linear_interp": "linear interpolation",
-        "neighbour_rule": "neighbour rule",
-        "corrupted_input": "corrupted input (no correction)",
-    }
+    from pointae.train.evaluate import BASELINE_LABELS
+
+    names = {**BASELINE_LABELS, "pca_dist": "PCA (distances)", "pca_logdist": "PCA (log distances)"}
     for t in tasks:
         res = metrics["tasks"][t]
         key = f"{t}_mae"

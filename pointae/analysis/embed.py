@@ -49,7 +49,7 @@ SUFFIXES = (".h5ad", ".csv", ".npy")
 def load_model(run_or_model):
     """A model object with ``encode(traces, batch_size=...) -> (N, d)``.
 
-    ``run_or_model`` is a run directory (loaded as :class:`pointae.analysis._model.RunModel`, from
+    ``run_or_model`` is a run directory (loaded with :meth:`pointae.PointAE.load`, from
     ``model.json`` + ``model.safetensors``) or an object that already has ``encode``.
     """
     if not isinstance(run_or_model, (str, os.PathLike)) and hasattr(run_or_model, "encode"):
@@ -57,9 +57,12 @@ def load_model(run_or_model):
     path = Path(run_or_model)
     if not path.is_dir():
         raise PointaeError(f"{path}: not a run directory (expected the output folder of 'pointae train')")
-    from pointae.analysis._model import load_run
+    from pointae.api import PointAE
 
-    return load_run(path)
+    model = PointAE.load(path)
+    if model.kind != "autoencoder":
+        raise PointaeError(f"{path}: an {model.kind} run has no latents to embed (train an autoencoder)")
+    return model
 
 
 def iter_batches(traces, batch_size: int) -> Iterator:

@@ -114,10 +114,15 @@ def view(
         label = Path(compare).name
         reflect = "reconstruction" in other.attrs  # rebuilt from maps: mirror images are equivalent
     elif model is not None and gallery is None:
-        from pointae.impute import impute_traces
-
         one = traces[select_trace(traces, trace)]
-        other = impute_traces(one, model=None if model == "default" else model)
+        if model == "default":
+            from pointae.impute import impute_traces
+
+            other = impute_traces(one)
+        else:  # any trained run that can impute: an imputer, or an autoencoder trained to inpaint
+            from pointae.api import PointAE
+
+            other = PointAE.load(model).impute(one)
         label = f"imputed ({Path(str(model)).name})"
         traces = one._replace(layers={})  # left panel: what was measured
     written = view_traces(

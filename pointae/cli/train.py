@@ -201,17 +201,17 @@ def _summary(run_dir: Path) -> None:
     if not p.is_file():  # a non-zero DDP rank
         return
     m = json.loads(p.read_text())
-    key = m.get("focus") or "observed"
+    key = m.get("headline") or "mae"
     unit = m.get("unit", "")
 
     def fmt(s):
-        v = s.get(key, {}).get("mae_data")
+        v = s.get(key)
         return "-" if v is None else f"{v:.4g} {unit}"
 
     parts = [f"model {fmt(m['model'])}"] + [f"{k} {fmt(v)}" for k, v in m.get("baselines", {}).items()]
     t = m.get("training", {})
     console.print(f"run: {run_dir}")
-    console.print(f"test MAE on {key} pairs: " + ", ".join(parts))
+    console.print(f"test {key} ({m.get('scored', 'observed pairs')}): " + ", ".join(parts))
     console.print(
         f"params {m.get('param_count')}, latent {m.get('latent_dim')}, epochs {t.get('epochs')}, "
         f"train {t.get('train_samples_per_s') or 0:.0f} samples/s, "

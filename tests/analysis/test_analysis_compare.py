@@ -162,12 +162,11 @@ def test_compare_trains_real_models(tmp_path):
     assert (tmp_path / "real" / "runs" / "voxel-inpaint" / "model.safetensors").is_file()
     assert (tmp_path / "real" / "runs" / "voxel-inpaint-bottleneck" / "model.safetensors").is_file()
     # the bottleneck inpainter is a plain autoencoder, the skip one a task model
-    from pointae.analysis._model import load_run
+    from pointae.api import PointAE
 
-    assert (
-        type(load_run(tmp_path / "real" / "runs" / "map-inpaint-bottleneck").model).__name__ == "AutoEncoder"
-    )
-    assert type(load_run(tmp_path / "real" / "runs" / "map-inpaint").model).__name__ == "MapUNet"
+    runs = tmp_path / "real" / "runs"
+    assert type(PointAE.load(runs / "map-inpaint-bottleneck").model).__name__ == "AutoEncoder"
+    assert type(PointAE.load(runs / "map-inpaint").model).__name__ == "MapUNet"
 
 
 def test_task_overrides_reach_only_that_tasks_runs(tmp_path, traces):

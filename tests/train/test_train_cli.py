@@ -32,10 +32,11 @@ def test_train_each_repr_one_epoch(rep, tmp_path, small_file, fast):
         + _sets(fast, "train.max_epochs=1", *extra),
     )
     assert r.exit_code == 0, r.output
-    assert "run:" in r.output and "interpolation" in r.output
+    assert "run:" in r.output and "linear_interp" in r.output
     m = json.loads((out / "metrics.json").read_text())
     assert m["repr"] == rep and m["task"] == "inpaint"
-    assert m["model"]["hidden"]["n_pairs"] > 0 and m["baselines"]["interpolation"]["hidden"]["n_pairs"] > 0
+    assert m["scored"] == "hidden pairs"
+    assert m["model"]["n_pairs"] > 0 and m["model"]["n_pairs"] == m["baselines"]["linear_interp"]["n_pairs"]
     assert (out / "model.safetensors").stat().st_size > 0
 
 

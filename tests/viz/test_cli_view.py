@@ -78,20 +78,25 @@ def test_view_errors(tmp_path):
 
 
 def test_view_model_draws_imputed_trace(tmp_path, monkeypatch):
-    """--model goes through pointae.impute.impute_traces (replaced here by interpolation)."""
-    import pointae.impute
+    """--model RUN goes through the one handle, PointAE.load(RUN).impute (replaced here by
+    interpolation)."""
+    from pointae.api import PointAE
     from pointae.baselines import interpolate_missing
 
     calls = []
 
-    def fake_impute(traces, model=None, denoise=False):
-        calls.append(model)
-        st = np.where(traces.mask, "observed", "imputed")
-        out = traces.with_coords(interpolate_missing(traces.coords))
-        out.layers = {"pointae_status": st, "pointae_confidence": np.where(traces.mask, 1.0, 0.5)}
-        return out
+    class FakeRun:
+        def impute(self, traces):
+            st = np.where(traces.mask, "observed", "imputed")
+            out = traces.with_coords(interpolate_missing(traces.coords))
+            out.layers = {"pointae_status": st, "pointae_confidence": np.where(traces.mask, 1.0, 0.5)}
+            return out
 
-    monkeypatch.setattr(pointae.impute, "impute_traces", fake_impute, raising=False)
+    def fake_load(run, device="cpu"):
+        calls.append(str(run))
+        return FakeRun()
+
+    monkeypatch.setattr(PointAE, "load", fake_load)
     t = tiny_traces(n=3, n_loci=20, seed=4, missing=0.3)
     src = tmp_path / "t.h5"
     t.save(src)
