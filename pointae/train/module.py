@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -200,11 +201,20 @@ class _DropTips(logging.Filter):
 
 
 def _quiet_lightning() -> None:
-    """Drop Lightning's advertising tips; keep its real messages."""
+    """Drop Lightning's advertising tips; keep its real messages.
+
+    Lightning binds its console handler to the ``sys.stderr`` of its first import. When that stream
+    has been closed since (a test runner's or a notebook's captured stream), logging would print a
+    "--- Logging error ---" traceback on every message: point such handlers at today's stderr.
+    """
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         lg = logging.getLogger(name)
         if not any(isinstance(f, _DropTips) for f in lg.filters):
             lg.addFilter(_DropTips())
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        for h in logging.getLogger(name).handlers:
+            if type(h) is logging.StreamHandler and getattr(h.stream, "closed", False):
+                h.stream = sys.stderr  # not setStream(): it flushes the closed stream first
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=r".*treespec.*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-# Lightning binds its log handler to the sys.stderr of its first import: import it here, not first
-# inside a CliRunner invoke (whose stream is closed afterwards; later runs then print a traceback)
-import lightning  # noqa: F401
 import pytest
 
 # tiny, fast settings shared by the engine and CLI tests
