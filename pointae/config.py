@@ -183,8 +183,9 @@ class RunConfig:
             )
         if not (math.isfinite(self.task.log_eps) and self.task.log_eps > 0):
             raise PointaeError(f"task.log_eps must be a finite number > 0, got {self.task.log_eps!r}")
-        if self.train.scheduler not in ("cosine", "plateau", "none"):
-            raise PointaeError(f"train.scheduler must be cosine|plateau|none, got {self.train.scheduler!r}")
+        if self.train.scheduler not in registry.schedulers:
+            names = "|".join(registry.schedulers.names())
+            raise PointaeError(f"train.scheduler must be {names}, got {self.train.scheduler!r}")
         for key in ("max_epochs", "batch_size", "latent_dim"):
             sec = self.model if key == "latent_dim" else self.train
             if getattr(sec, key) < 1:

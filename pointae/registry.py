@@ -275,10 +275,10 @@ task_models.add("voxel", path="pointae.models.task_models:VoxelSkipNet")
 
 #: tasks (:mod:`pointae.tasks`); ``skip_model``: denoise/inpaint use the task models above
 tasks = Registry("task")
-tasks.add("autoencode", path="pointae.tasks.autoencode:Autoencode", skip_model=False)
-tasks.add("denoise", path="pointae.tasks.denoise:Denoise", skip_model=True)
-tasks.add("inpaint", path="pointae.tasks.inpaint:Inpaint", skip_model=True)
-tasks.add("contrast", path="pointae.tasks.contrast:Contrast", skip_model=False)
+tasks.add("autoencode", path="pointae.tasks.autoencode:Autoencode", skip_model=False, compare=True)
+tasks.add("denoise", path="pointae.tasks.denoise:Denoise", skip_model=True, compare=True)
+tasks.add("inpaint", path="pointae.tasks.inpaint:Inpaint", skip_model=True, compare=True)
+tasks.add("contrast", path="pointae.tasks.contrast:Contrast", skip_model=False, compare=False)
 
 #: pair losses ``fn(pred, target, mask[, eps])`` (:mod:`pointae.losses`); ``takes_eps``
 losses = Registry("loss")
@@ -378,6 +378,11 @@ layouts = Registry("layout")
 for _n in ("phate", "umap", "tsne", "pca"):
     layouts.add(_n, _n)
 
+#: the two regimes ``pointae compare`` trains each representation in
+regimes = Registry("regime")
+regimes.add("bottleneck", "bottleneck", help="everything passes through the latent (encoder + decoder)")
+regimes.add("skip", "skip", help="the best model for the task (skip connections for denoise/inpaint)")
+
 #: whole models with their own configuration and training (not an encoder + decoder pair); the
 #: entry is the model's ``load(run)``, meta ``tasks``, ``config`` (dataclass) and ``fit`` import paths
 models = Registry("model")
@@ -404,6 +409,15 @@ reconstructions.add("smacof", "smacof", help="weighted SMACOF (masked pairs)")
 hide_modes = Registry("hide mode")
 for _n, _h in (("random", "isolated loci"), ("runs", "runs of 2-4 loci"), ("mixed", "a mix of both")):
     hide_modes.add(_n, _n, help=_h)
+
+#: learning-rate schedules of ``pointae train`` (``train.scheduler``)
+schedulers = Registry("scheduler")
+for _n, _h in (
+    ("cosine", "linear warmup, then cosine decay"),
+    ("plateau", "halve on a validation plateau"),
+    ("none", "constant after warmup"),
+):
+    schedulers.add(_n, _n, help=_h)
 
 #: numeric precision of the imputer's CNN
 precisions = Registry("precision")
@@ -434,7 +448,9 @@ __all__ = [
     "precisions",
     "presets",
     "reconstructions",
+    "regimes",
     "resolve",
+    "schedulers",
     "representations",
     "task_models",
     "tasks",

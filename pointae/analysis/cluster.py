@@ -15,12 +15,13 @@ from typing import Literal
 
 import numpy as np
 
+from pointae import registry
 from pointae.errors import PointaeError
 
 Layout = Literal["phate", "umap", "tsne", "pca"]
 Clustering = Literal["kmeans", "leiden", "agglomerative"]
-LAYOUTS: tuple[str, ...] = ("phate", "umap", "tsne", "pca")
-CLUSTERINGS: tuple[str, ...] = ("kmeans", "leiden", "agglomerative")
+LAYOUTS = registry.layouts.where()  # live views of pointae.registry
+CLUSTERINGS = registry.clusterings.where()
 
 __all__ = [
     "LAYOUTS",

@@ -34,19 +34,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pointae import registry
 from pointae.errors import PointaeError
 
 __all__ = ["compare", "CompareResult", "METRIC_KEYS", "evaluate_maps", "summary_text"]
 
-REPRS = ("map", "graph", "voxel")
-TASKS = ("autoencode", "denoise", "inpaint")
+REPRS = registry.representations.where()
+TASKS = registry.tasks.where(compare=True)
 
 #: the two regimes every comparison runs. *bottleneck*: every model is encoder -> latent -> decoder,
 #: so whatever it outputs passed through the latent (where representations can differ);
 #: *skip*: the best model for the task (denoise/inpaint task models with skip paths that carry the
 #: input past the latent). The autoencoders belong to the bottleneck regime only (with a skip path
 #: reconstruction is the identity).
-REGIMES = ("bottleneck", "skip")
+REGIMES = registry.regimes.where()
 
 #: extra config overrides of each regime's runs, per task
 REGIME_OVERRIDES: dict[str, dict[str, tuple[str, ...]]] = {

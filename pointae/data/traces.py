@@ -9,10 +9,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from pointae import registry
 from pointae.errors import PointaeError
 
 Unit = Literal["nm", "micron", "bead"]
-UNITS: tuple[str, ...] = ("nm", "micron", "bead")
+UNITS = registry.units.where()  # live view of pointae.registry.units
 _TO_NM = {"nm": 1.0, "micron": 1000.0}
 LOCUS_COLUMNS = ("chrom", "start", "end")
 

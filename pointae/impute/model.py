@@ -66,8 +66,9 @@ def inference_precision(model: nn.Module, precision: str = "auto") -> Iterator[s
     convolutional trunk is affected, placement and refinement stay in fp32. Yields the precision
     used.
     """
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+    from pointae import registry
+
+    registry.precisions.check(precision, "precision")
     use = precision == "bf16" or (precision == "auto" and bf16_supported())
     nets = [m for m in model.modules() if isinstance(m, Imputer)]
     old = [m.bf16 for m in nets]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pointae import registry
 from pointae.errors import InputError, PointaeError
 
 # unit spellings accepted in files -> Traces.unit
@@ -322,7 +323,7 @@ class LongTable:
     duplicates: str = "error"
 
 
-DUPLICATE_POLICIES = ("error", "first", "mean", "closest")
+DUPLICATE_POLICIES = registry.duplicates.where()  # live view of pointae.registry.duplicates
 
 
 def resolve_duplicates(path, table: LongTable, tcodes: np.ndarray, flat: np.ndarray, locus_name: str):
