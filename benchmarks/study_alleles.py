@@ -147,7 +147,7 @@ def main(argv=None) -> dict:
     import torch
     from sklearn.metrics import roc_auc_score
 
-    from pointae.analysis.cluster import DistancePCA
+    from pointae.baselines import DistancePCA
     from pointae.data.traces import Traces
 
     torch.set_num_threads(a.threads)

@@ -95,8 +95,8 @@ def main(argv=None) -> dict:
     import numpy as np
     import torch
 
-    from pointae.analysis.cluster import DistancePCA
     from pointae.api import PointAE
+    from pointae.baselines import DistancePCA
     from pointae.config import load_config
     from pointae.train import fit
 

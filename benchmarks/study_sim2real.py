@@ -123,7 +123,7 @@ def main(argv=None) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from pointae.analysis.cluster import DistancePCA
+    from pointae.baselines import DistancePCA
     from pointae.data.traces import Traces
     from pointae.sim import simulate
 

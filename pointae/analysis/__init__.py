@@ -24,7 +24,7 @@ _LAZY = {
     "label_metrics": "pointae.analysis.cluster",
     "compute_layout": "pointae.analysis.cluster",
     "cluster_points": "pointae.analysis.cluster",
-    "DistancePCA": "pointae.analysis.cluster",
+    "DistancePCA": "pointae.baselines",
 }
 
 __all__ = list(_LAZY)

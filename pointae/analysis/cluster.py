@@ -10,12 +10,12 @@ scale factor). Metrics on very large inputs are computed on a seeded random subs
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from pointae import registry
+from pointae.baselines import DistancePCA, upper_triangle_features  # noqa: F401  (public here too)
 from pointae.errors import PointaeError
 
 Layout = Literal["phate", "umap", "tsne", "pca"]
@@ -298,126 +298,6 @@ def compare_to_labels(
 
 
 # ------------------------------------------------------------------------------------ baseline
-def upper_triangle_features(maps: np.ndarray) -> np.ndarray:
-    """``(N, L, L)`` maps -> ``(N, L(L-1)/2)`` strictly-upper-triangle vectors (float32)."""
-    maps = np.asarray(maps)
-    n_loci = maps.shape[-1]
-    iu = np.triu_indices(n_loci, k=1)
-    return maps[:, iu[0], iu[1]].astype(np.float32)
-
-
-_LOG_FLOOR = 1e-3  # distances below 1/1000 of the scale are clipped before the log
-
-
-@dataclass
-class DistancePCA:
-    """The baseline representation: PCA of the upper-triangle distance vector.
-
-    Missing loci are first filled by linear interpolation along the chain (the standard practice;
-    :func:`pointae.baselines.interpolate_missing`), distances are divided by ``scale`` and any pair
-    still missing takes the training mean. Fitted incrementally so it streams over large inputs.
-
-    Parameters
-    ----------
-    n_components
-        Number of components (use the model's latent size for a fair comparison).
-    scale
-        Length unit the distances are divided by (e.g. the median neighbour distance).
-    log
-        PCA of ``log(distance / scale)`` instead (scale-relative: a contact that halves a short
-        distance weighs as much as halving a long one). :meth:`inverse_maps` undoes the log.
-    """
-
-    n_components: int = 16
-    scale: float = 1.0
-    log: bool = False
-
-    def __post_init__(self) -> None:
-        from sklearn.decomposition import IncrementalPCA
-
-        self._pca = IncrementalPCA(n_components=self.n_components)
-        self._mean: np.ndarray | None = None
-        self._count = 0
-        self._pending: list[np.ndarray] = []
-        self.fitted = False
-
-    def features(self, coords: np.ndarray) -> np.ndarray:
-        """Coordinates ``(N, L, 3)`` -> features ``(N, L(L-1)/2)`` with NaN where still missing."""
-        from pointae.baselines import interpolate_missing
-        from pointae.data.transforms import distance_maps
-
-        filled = interpolate_missing(np.asarray(coords, dtype=np.float32))
-        x = upper_triangle_features(distance_maps(filled)) / np.float32(self.scale)
-        if self.log:
-            x = np.log(np.maximum(x, np.float32(_LOG_FLOOR)))
-        return x
-
-    def _fill(self, x: np.ndarray) -> np.ndarray:
-        bad = ~np.isfinite(x)
-        if bad.any():
-            x = x.copy()
-            x[bad] = np.broadcast_to(self._mean, x.shape)[bad]
-        return x
-
-    def partial_fit(self, coords: np.ndarray) -> DistancePCA:
-        """Update with a batch of traces ``(B, L, 3)``; batches smaller than ``n_components`` are pooled."""
-        x = self.features(coords)
-        s = np.nansum(x, 0)
-        c = np.isfinite(x).sum(0)
-        if self._mean is None:
-            self._sum, self._cnt = s.astype(np.float64), c.astype(np.int64)
-        else:
-            self._sum += s
-            self._cnt += c
-        self._mean = (self._sum / np.maximum(self._cnt, 1)).astype(np.float32)
-        self._pending.append(x)
-        pooled = sum(len(p) for p in self._pending)
-        if pooled >= max(self.n_components, 256):
-            self._pca.partial_fit(self._fill(np.concatenate(self._pending)))
-            self._pending = []
-            self.fitted = True
-        return self
-
-    def finish(self) -> DistancePCA:
-        """Flush pooled batches (call after the last :meth:`partial_fit`)."""
-        if self._pending:
-            x = self._fill(np.concatenate(self._pending))
-            if not self.fitted and len(x) < self.n_components:
-                raise PointaeError(f"PCA baseline needs at least {self.n_components} traces, got {len(x)}")
-            if len(x) >= self.n_components:
-                self._pca.partial_fit(x)
-            self._pending = []
-            self.fitted = True
-        return self
-
-    def fit(self, coords: np.ndarray) -> DistancePCA:
-        """Fit on all traces ``(N, L, 3)`` at once."""
-        return self.partial_fit(coords).finish()
-
-    def transform(self, coords: np.ndarray) -> np.ndarray:
-        """``(B, L, 3)`` -> ``(B, n_components)`` float32."""
-        if not self.fitted:
-            raise PointaeError("DistancePCA: call fit() or partial_fit()+finish() first")
-        return self._pca.transform(self._fill(self.features(coords))).astype(np.float32)
-
-    def inverse_maps(self, codes: np.ndarray) -> np.ndarray:
-        """Codes ``(B, n_components)`` -> reconstructed maps ``(B, L, L)`` in the data's unit."""
-        v = self._pca.inverse_transform(np.asarray(codes, dtype=np.float64))
-        v = (np.exp(v) if self.log else v) * self.scale
-        m = len(self._mean)
-        n_loci = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
-        iu = np.triu_indices(n_loci, k=1)
-        out = np.zeros((len(v), n_loci, n_loci), np.float32)
-        out[:, iu[0], iu[1]] = np.maximum(v, 0.0)
-        return out + out.transpose(0, 2, 1)
-
-    @property
-    def explained_variance_ratio(self) -> float:
-        """Total fraction of variance the components explain."""
-        return float(np.sum(self._pca.explained_variance_ratio_))
-
-
-# ------------------------------------------------------------------------------------ figures' helpers
 def representative_points(xy: np.ndarray, n: int = 12, seed: int = 0) -> np.ndarray:
     """Indices of ``n`` points spread over a 2D layout (the point nearest each k-means centre).
 

@@ -188,7 +188,7 @@ class NeedsReference(PointaeError):
 
 def _pca_dist(ctx: BaselineContext) -> np.ndarray:
     """Rank-``latent_dim`` PCA of the distance vector, fitted on the reference (training) traces."""
-    from pointae.analysis.cluster import DistancePCA
+    from pointae.baselines import DistancePCA
 
     if ctx.reference is None:
         raise NeedsReference("pca_dist is fitted on the training split: pass reference traces")
