@@ -316,9 +316,7 @@ def evaluate(
         [, "model_checks"]}``; scores as in :func:`score_task`.
     """
     if isinstance(run, (str, Path)):
-        from pointae.api import PointAE
-
-        run = PointAE.load(run, device=device)
+        run = _SavedRun(run, device)
     info = dict(getattr(run, "info", None) or {})
     tc = _task_config(run, task)
     name = tc.name
@@ -414,3 +412,26 @@ __all__ = [
     "score_maps",
     "score_task",
 ]
+
+
+class _SavedRun:
+    """An autoencoder run directory as :func:`evaluate` reads it (``fit`` scores the run it just
+    wrote). Users reach runs through :class:`pointae.PointAE`, which sits above this layer and
+    predicts the same way (:func:`pointae.train.predict_maps` on the weights of ``model.json``)."""
+
+    def __init__(self, run_dir, device="cpu"):
+        from pointae.data.reprs import build_repr
+        from pointae.train.runfiles import load_model
+
+        self.run_dir = Path(run_dir)
+        self.model, self.info = load_model(self.run_dir, device=device)
+        self.task = self.info["task"]
+        self.config = self.info.get("config")  # the run's config dict (task settings)
+        self.scale = float(self.info["scale"])
+        self._rep = build_repr(self.info["repr"], **self.info.get("repr_options", {}))
+
+    def reconstruct(self, traces, batch_size: int = 256) -> np.ndarray:
+        device = next(self.model.parameters()).device
+        coords = traces.coords / np.float32(self.scale)
+        _, maps = predict_maps(self.model, self._rep, coords, batch_size=batch_size, device=device)
+        return maps * np.float32(self.scale)
