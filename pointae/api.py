@@ -269,13 +269,8 @@ class PointAE:
         if self.kind == "imputer":
             return impute_traces(traces, model=self.imputer, **kwargs)
         self._need_task("inpaint")
-        try:
-            from pointae.impute.api import imputer_from_run
-        except ImportError:
-            raise PointaeError(
-                f"{self.run_dir}: imputing with an autoencoder run needs "
-                "pointae.impute.api.imputer_from_run, which this build lacks"
-            ) from None
+        from pointae.impute.api import imputer_from_run
+
         if self.run_dir is None:
             raise PointaeError("impute() with an autoencoder needs a model saved in a directory")
         return impute_traces(traces, model=imputer_from_run(self.run_dir), **kwargs)
