@@ -1,0 +1,228 @@
+"""Multi-source imputers and the leave-one-source-out table (issue 14).
+
+Sources: the IMR90 file (Bintu 2018, 65 loci of 30 kb), the Huang 2021 file (42 loci of 5 kb, 34%
+missing) and simulation matched to each (:func:`pointae.impute.sources.simulated_source`: noise
+and per-locus detection of the file's *training* traces). Every real file is split by trace with
+:meth:`Traces.split` (20% test, seed 0: for IMR90 the same 255 test traces as the shipped model);
+10% of the training traces are the validation set that picks the epoch; the test traces are
+scored once, in ``table``.
+
+``train`` trains one model (today's run format: ``model.safetensors`` + ``imputer.json``, with the
+fingerprints of every real training trace and an uncertainty calibration fitted on the
+validation traces of its real sources)::
+
+    python benchmarks/study_impute_transfer.py train --sources huang,sim_huang --out runs/tr/no_imr90
+    python benchmarks/study_impute_transfer.py train --sources imr90,sim_imr90 --out runs/tr/no_huang
+    python benchmarks/study_impute_transfer.py train --sources imr90,huang,sim_imr90,sim_huang \\
+        --out runs/tr/all
+
+``table`` scores models on each file's test split with the protocol (10% hidden, ``--mode``, the
+file's own eligibility threshold :func:`pointae.impute.protocol.auto_max_missing`, seeds
+``0..--seeds-1``; the same hidden loci for every model), with bootstrap 95% intervals of the
+ratio to linear interpolation and the coverage of the calibrated predictive distribution::
+
+    python benchmarks/study_impute_transfer.py table --json transfer.json \\
+        --model imr90:no_imr90=runs/tr/no_imr90 --model imr90:all=runs/tr/all \\
+        --model imr90:shipped=default --model huang:no_huang=runs/tr/no_huang ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _machine import machine_info
+
+from pointae.data.io import read_traces
+from pointae.impute.api import (
+    _record_weights_hash,
+    load_imputer,
+    model_calibration,
+    save_imputer,
+    score_methods,
+    trace_fingerprints,
+)
+from pointae.impute.fit import FitConfig, config_dict
+from pointae.impute.model import ImputerConfig, describe
+from pointae.impute.protocol import bootstrap, make_held_out
+from pointae.impute.sources import fit_sources, median_neighbour_distance, real_source, simulated_source
+from pointae.impute.uncertainty import fit_calibration
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FILES = {"imr90": DATA / "IMR90_chr21-18-20Mb.csv", "huang": DATA / "Huang2021_mESC_Sox2_4CBS_traces.csv"}
+TEST_FRACTION, SPLIT_SEED = 0.2, 0
+METHODS = ("pointae", "pointae_map", "linear", "local_fit", "kriging")
+
+
+def _write_json(path: Path, out: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(out, indent=1, default=float))
+    os.replace(tmp, path)
+
+
+def load_file(name: str):
+    """The traces of one real file and its train / test split (by trace, seed 0)."""
+    t = read_traces(FILES[name])
+    split = t.split(test_fraction=TEST_FRACTION, seed=SPLIT_SEED)
+    return t, split["train"], split["test"]
+
+
+def build_sources(names: list[str], n_sim: int, seed: int) -> list:
+    out = []
+    for name in names:
+        real = name.removeprefix("sim_")
+        if real not in FILES:
+            raise SystemExit(f"unknown source {name!r}; expected imr90, huang, sim_imr90, sim_huang")
+        t, train, _ = load_file(real)
+        if name.startswith("sim_"):
+            out.append(simulated_source(t[train], n=n_sim, seed=seed, name=name))
+        else:
+            out.append(real_source(name, t, train, val_fraction=0.1, seed=seed))
+    return out
+
+
+def train(args) -> None:
+    torch.set_num_threads(1)
+    print(machine_info(1))
+    names = args.sources.split(",")
+    t0 = time.time()
+    sources = build_sources(names, args.n_sim, args.seed)
+    for s in sources:
+        val = 0 if s.val is None else len(s.val)
+        print(f"source {s.name}: {len(s.coords)} train, {val} val traces, scale {s.scale:.1f}, {s.info}")
+    fc = FitConfig(epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed)
+    mc = ImputerConfig(refine_steps=args.refine_steps)
+    model, history = fit_sources(sources, fc, mc)
+    real = [s for s in sources if not s.name.startswith("sim_")]
+    out = Path(args.out)
+    fps = []
+    for s in real:
+        t, train_idx, _ = load_file(s.name)
+        fps += trace_fingerprints(t.coords[train_idx])  # train + validation traces of that file
+    meta = {
+        "data": {
+            "source": "+".join(names),
+            "sources": {s.name: {**(s.info or {}), "scale": s.scale} for s in sources},
+            "unit": "nm",
+        },
+        "calibration": {"method": "median neighbour distance (per input)", "unit": "nm"},
+        "fit": config_dict(fc),
+        "ensemble": 1,
+        "split": {"test_fraction": TEST_FRACTION, "seed": SPLIT_SEED, "per_file": True},
+        "init": None,
+        "train_fingerprints": fps,
+        "description": describe(model),
+        "history": history,
+        "command": "python benchmarks/study_impute_transfer.py train " + " ".join(args.argv),
+    }
+    # uncertainty calibration: the validation traces of the first real source (never its test traces)
+    cal_src = real[0]
+    cal = fit_calibration(
+        model, cal_src.val, cal_src.scale, hide=0.1, mode="random", seeds=(101, 102, 103), max_missing="auto"
+    )
+    meta["uncertainty"] = cal.to_dict()
+    meta["uncertainty_source"] = cal_src.name
+    save_imputer(model, out, meta)
+    _record_weights_hash(out)
+    best = min(h.get("val_ratio", 9.0) for h in history)
+    print(f"wrote {out} in {(time.time() - t0) / 60:.1f} min; best validation ratio {best:.4f}")
+
+
+def _row(file: str, label: str, model: str, args) -> dict:
+    t, _, test = load_file(file)
+    loaded = load_imputer(None if model == "default" else model)
+    cal = model_calibration(loaded)
+    runs = []
+    for seed in range(args.seeds):
+        held = make_held_out(t.coords, 0.1, seed=seed, mode=args.mode, max_missing="auto", subset=test)
+        scale = median_neighbour_distance(held.coords)  # the visible spots, as `impute` would
+        scores, info = score_methods(held, loaded, scale, place_baselines=False, calibration=cal)
+        scores = {k: v for k, v in scores.items() if k in METHODS}
+        ci = bootstrap(scores, reference="linear", n_boot=args.n_boot, seed=seed)
+        runs.append(
+            {
+                "seed": seed,
+                "n_test": len(test),
+                "n_eligible": len(held),
+                "max_missing": held.max_missing,
+                "n_hidden": int(held.hidden.sum()),
+                "methods": {k: {**s.summary(), **ci[k]} for k, s in scores.items()},
+                "calibration": {
+                    k: v for k, v in info.get("calibration", {}).items() if k != "pointae_gaussian"
+                },
+            }
+        )
+    return {"file": file, "label": label, "model": model, "mode": args.mode, "runs": runs}
+
+
+def _fmt(row: dict) -> str:
+    r0 = row["runs"]
+    ratios = [r["methods"]["pointae"]["ratio"] for r in r0]
+    ci = ", ".join(
+        f"[{r['methods']['pointae']['ratio_lo']:.3f}, {r['methods']['pointae']['ratio_hi']:.3f}]" for r in r0
+    )
+    cal = [r["calibration"].get("pointae", {}) for r in r0]
+
+    def m(k):
+        v = [c[k] for c in cal if k in c]
+        return f"{np.mean(v):.3f}" if v else "-"
+
+    return (
+        f"{row['file']:<6} {row['label']:<12} ratio {np.mean(ratios):.3f} {ci} | "
+        f"eligible {r0[0]['n_eligible']}/{r0[0]['n_test']} (<= {r0[0]['max_missing']:.0%} missing) | "
+        f"pos cov50/90 {m('position_50')}/{m('position_90')} dist {m('distance_50')}/{m('distance_90')} | "
+        f"energy {m('energy')}"
+    )
+
+
+def table(args) -> None:
+    torch.set_num_threads(1)
+    print(machine_info(1))
+    out = {"machine": machine_info(1), "mode": args.mode, "seeds": args.seeds, "rows": []}
+    path = Path(args.json) if args.json else None
+    for spec in args.model:
+        head, model = spec.split("=", 1)
+        file, label = head.split(":", 1)
+        t0 = time.time()
+        row = _row(file, label, model, args)
+        row["seconds"] = round(time.time() - t0, 1)
+        out["rows"].append(row)
+        print(_fmt(row), f"({row['seconds']} s)", flush=True)
+        if path is not None:
+            _write_json(path, out)
+
+
+def main(argv=None) -> None:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    tr = sub.add_parser("train", help="train one multi-source imputer")
+    tr.add_argument("--sources", required=True, help="comma list of imr90, huang, sim_imr90, sim_huang")
+    tr.add_argument("--out", required=True)
+    tr.add_argument("--epochs", type=int, default=16)
+    tr.add_argument("--max-minutes", type=float, default=12.0)
+    tr.add_argument("--n-sim", type=int, default=600, help="simulated traces per sim source")
+    tr.add_argument("--refine-steps", type=int, default=10)
+    tr.add_argument("--seed", type=int, default=0)
+    tb = sub.add_parser("table", help="score models on the test splits")
+    tb.add_argument(
+        "--model", action="append", required=True, help="FILE:LABEL=RUN (RUN 'default' = shipped)"
+    )
+    tb.add_argument("--mode", default="random", choices=("random", "runs", "mixed", "detection"))
+    tb.add_argument("--seeds", type=int, default=3)
+    tb.add_argument("--n-boot", type=int, default=1000)
+    tb.add_argument("--json")
+    args = p.parse_args(argv)
+    args.argv = argv[1:]
+    train(args) if args.cmd == "train" else table(args)
+
+
+if __name__ == "__main__":
+    main()
