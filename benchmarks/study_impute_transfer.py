@@ -38,20 +38,22 @@ import numpy as np
 import torch
 from _machine import machine_info
 
+from pointae.baselines import fit_chain_variogram, interpolate_missing, krige_missing, smooth_missing
 from pointae.data.io import read_traces
 from pointae.impute.api import (
     _record_weights_hash,
+    impute_coords,
     load_imputer,
     model_calibration,
     save_imputer,
-    score_methods,
     trace_fingerprints,
 )
 from pointae.impute.fit import FitConfig, config_dict
 from pointae.impute.model import ImputerConfig, describe
-from pointae.impute.protocol import bootstrap, make_held_out
+from pointae.impute.oracle import gaussian_posterior
+from pointae.impute.protocol import bootstrap, detection_rates, make_held_out, score
 from pointae.impute.sources import fit_sources, median_neighbour_distance, real_source, simulated_source
-from pointae.impute.uncertainty import fit_calibration
+from pointae.impute.uncertainty import calibration_scores, fit_calibration
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FILES = {"imr90": DATA / "IMR90_chr21-18-20Mb.csv", "huang": DATA / "Huang2021_mESC_Sox2_4CBS_traces.csv"}
@@ -120,41 +122,94 @@ def train(args) -> None:
         "history": history,
         "command": "python benchmarks/study_impute_transfer.py train " + " ".join(args.argv),
     }
-    # uncertainty calibration: the validation traces of the first real source (never its test traces)
-    cal_src = real[0]
-    cal = fit_calibration(
-        model, cal_src.val, cal_src.scale, hide=0.1, mode="random", seeds=(101, 102, 103), max_missing="auto"
-    )
-    meta["uncertainty"] = cal.to_dict()
-    meta["uncertainty_source"] = cal_src.name
+    meta["uncertainty"] = calibrate_on_validation(model, real).to_dict()
     save_imputer(model, out, meta)
     _record_weights_hash(out)
     best = min(h.get("val_ratio", 9.0) for h in history)
     print(f"wrote {out} in {(time.time() - t0) / 60:.1f} min; best validation ratio {best:.4f}")
 
 
+def calibrate_on_validation(model, real: list):
+    """The uncertainty calibration, fitted on the validation traces of the real sources (pooled)."""
+    return fit_calibration(
+        model,
+        [src.val for src in real],
+        [src.scale for src in real],
+        hide=0.1,
+        mode="random",
+        seeds=(101, 102, 103, 104, 105),
+        max_missing="auto",
+    )
+
+
+def calibrate(args) -> None:
+    """Refit and store the calibration of an existing run on its sources' validation traces."""
+    torch.set_num_threads(1)
+    names = [n for n in args.sources.split(",") if not n.startswith("sim_")]
+    real = build_sources(names, 0, args.seed)
+    loaded = load_imputer(args.run)
+    cal = calibrate_on_validation(loaded.model, real).to_dict()
+    path = Path(args.run) / "imputer.json"
+    meta = json.loads(path.read_text())
+    meta["uncertainty"] = cal
+    _write_json(path, meta)
+    print(
+        f"{args.run}: calibration refitted on {cal['fitted_on']}; "
+        f"validation coverage {cal['validation_coverage']}"
+    )
+
+
+_CACHE: dict = {}
+
+
+def _held(file: str, seed: int, mode: str):
+    """The held-out masking of a file's test split (cached: the same for every model)."""
+    key = (file, seed, mode)
+    if key not in _CACHE:
+        t, train, test = load_file(file)
+        det = detection_rates(t.mask[train]) if mode == "detection" else None
+        held = make_held_out(
+            t.coords, 0.1, seed=seed, mode=mode, max_missing="auto", subset=test, detection=det
+        )
+        scale = median_neighbour_distance(held.coords)  # the visible spots, as `impute` would
+        base = {
+            "linear": score(held, interpolate_missing(held.coords)),
+            "local_fit": score(held, smooth_missing(held.coords)),
+            "kriging": score(held, krige_missing(held.coords)),
+        }
+        k_mean, k_sd = gaussian_posterior(held.coords, fit_chain_variogram(held.coords))
+        kcal = calibration_scores(held, k_mean, k_sd, seed=seed)
+        _CACHE[key] = (held, scale, base, kcal, len(test))
+    return _CACHE[key]
+
+
 def _row(file: str, label: str, model: str, args) -> dict:
-    t, _, test = load_file(file)
     loaded = load_imputer(None if model == "default" else model)
     cal = model_calibration(loaded)
     runs = []
     for seed in range(args.seeds):
-        held = make_held_out(t.coords, 0.1, seed=seed, mode=args.mode, max_missing="auto", subset=test)
-        scale = median_neighbour_distance(held.coords)  # the visible spots, as `impute` would
-        scores, info = score_methods(held, loaded, scale, place_baselines=False, calibration=cal)
-        scores = {k: v for k, v in scores.items() if k in METHODS}
+        held, scale, base, kcal, n_test = _held(file, seed, args.mode)
+        out = impute_coords(loaded.model, held.coords, scale, refine=True)
+        scores = {
+            "pointae": score(held, out["coords"]),
+            "pointae_map": score(held, pred_maps=out["map"]),
+            **base,
+        }
         ci = bootstrap(scores, reference="linear", n_boot=args.n_boot, seed=seed)
+        calib = {"kriging_posterior": kcal}
+        if cal is not None:
+            sd = cal.sd(out["spread"], held.observed, scale, held.coords)
+            calib["pointae"] = calibration_scores(held, out["coords"], sd, cal.mixture, seed=seed)
         runs.append(
             {
                 "seed": seed,
-                "n_test": len(test),
+                "n_test": n_test,
                 "n_eligible": len(held),
                 "max_missing": held.max_missing,
                 "n_hidden": int(held.hidden.sum()),
+                "scale": scale,
                 "methods": {k: {**s.summary(), **ci[k]} for k, s in scores.items()},
-                "calibration": {
-                    k: v for k, v in info.get("calibration", {}).items() if k != "pointae_gaussian"
-                },
+                "calibration": calib,
             }
         )
     return {"file": file, "label": label, "model": model, "mode": args.mode, "runs": runs}
@@ -167,16 +222,19 @@ def _fmt(row: dict) -> str:
         f"[{r['methods']['pointae']['ratio_lo']:.3f}, {r['methods']['pointae']['ratio_hi']:.3f}]" for r in r0
     )
     cal = [r["calibration"].get("pointae", {}) for r in r0]
+    kr = [r["calibration"]["kriging_posterior"] for r in r0]
 
-    def m(k):
-        v = [c[k] for c in cal if k in c]
+    def m(k, c=cal):
+        v = [x[k] for x in c if k in x]
         return f"{np.mean(v):.3f}" if v else "-"
 
     return (
         f"{row['file']:<6} {row['label']:<12} ratio {np.mean(ratios):.3f} {ci} | "
         f"eligible {r0[0]['n_eligible']}/{r0[0]['n_test']} (<= {r0[0]['max_missing']:.0%} missing) | "
-        f"pos cov50/90 {m('position_50')}/{m('position_90')} dist {m('distance_50')}/{m('distance_90')} | "
-        f"energy {m('energy')}"
+        f"coverage pos {m('coverage_pos_50')}/{m('coverage_pos_90')} "
+        f"dist {m('coverage_dist_50')}/{m('coverage_dist_90')} energy {m('energy_score')} | "
+        f"kriging posterior pos {m('coverage_pos_50', kr)}/{m('coverage_pos_90', kr)} "
+        f"dist {m('coverage_dist_50', kr)}/{m('coverage_dist_90', kr)} energy {m('energy_score', kr)}"
     )
 
 
@@ -219,9 +277,13 @@ def main(argv=None) -> None:
     tb.add_argument("--seeds", type=int, default=3)
     tb.add_argument("--n-boot", type=int, default=1000)
     tb.add_argument("--json")
+    cb = sub.add_parser("calibrate", help="refit a run's uncertainty calibration on validation traces")
+    cb.add_argument("--run", required=True)
+    cb.add_argument("--sources", required=True, help="the run's training sources (sim_ ones are skipped)")
+    cb.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     args.argv = argv[1:]
-    train(args) if args.cmd == "train" else table(args)
+    {"train": train, "table": table, "calibrate": calibrate}[args.cmd](args)
 
 
 if __name__ == "__main__":

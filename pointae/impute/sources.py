@@ -91,7 +91,6 @@ def simulated_source(
     Only ``like``'s observed spots are used (two RMS displacements and the fraction of traces
     observing each locus); pass the training traces of a file, never its test traces.
     """
-    from pointae.impute.pretrain import matching_noise
     from pointae.sim import simulate
 
     sim = simulate(preset, n=n, n_loci=like.n_loci, seed=seed).coords.astype(np.float64)
@@ -109,6 +108,29 @@ def simulated_source(
         "missing": float(drop.mean()),
     }
     return Source(name or f"sim_like_{like.n_loci}", noisy, median_neighbour_distance(noisy), None, info)
+
+
+def _rms_displacement(coords: np.ndarray, k: int) -> float:
+    d = np.asarray(coords, np.float64)[:, k:] - np.asarray(coords, np.float64)[:, :-k]  # (N, L - k, 3)
+    ok = np.isfinite(d).all(-1)
+    if not ok.any():
+        raise PointaeError(f"no pair of observed loci {k} apart")
+    return float(np.sqrt((d[ok] ** 2).mean()))
+
+
+def matching_noise(sim: np.ndarray, real: np.ndarray, near: int = 1, far: int = 8) -> float:
+    """Noise sd (``sim``'s unit) so that ``rms(far) / rms(near)`` of ``sim + noise`` equals ``real``'s.
+
+    Independent noise of sd ``s`` per axis adds ``2 s^2`` to every squared per-axis displacement,
+    so ``s^2 = (S_far^2 - r^2 S_near^2) / (2 (r^2 - 1))`` with ``r`` the real ratio (0 when the
+    simulation is already as flat as the data). Only the observed spots of ``real`` are used.
+    """
+    real_near, real_far = _rms_displacement(real, near), _rms_displacement(real, far)
+    s_near, s_far = _rms_displacement(sim, near), _rms_displacement(sim, far)
+    r = real_far / real_near
+    if r <= 1.0:
+        raise PointaeError("the reference traces do not spread with chain separation; cannot match noise")
+    return float(np.sqrt(max(s_far**2 - r**2 * s_near**2, 0.0) / (2 * (r**2 - 1))))
 
 
 def validation_ratio(model: Imputer, val: np.ndarray, scale: float, seed: int = 1000) -> float:

@@ -207,7 +207,7 @@ def fit_calibration(
     hide: float = 0.1,
     mode: str = "mixed",
     seeds: tuple[int, ...] = (101, 102),
-    max_missing: float = 0.25,
+    max_missing: float | str = 0.25,
     precision: str = "auto",
 ) -> Calibration:
     """Fit the sd model on held-out spots of validation traces ``coords`` ``(N, L, 3)``.
@@ -215,19 +215,23 @@ def fit_calibration(
     Hides ``hide`` of each eligible trace's observed loci (``mode``, one masking per seed), imputes
     them exactly as :func:`pointae.impute.api.impute_coords` does and fits
     :func:`fit_sd_model` to the 3D errors. Use traces that are not the ones you will evaluate on.
+    ``coords`` and ``scale`` may be lists (one entry per source, e.g. files with different numbers
+    of loci): the scaled errors of all sources are pooled into one fit.
     """
     from pointae.impute.api import impute_coords
     from pointae.impute.protocol import make_held_out
 
+    sources = list(zip(coords, scale, strict=True)) if isinstance(coords, list | tuple) else [(coords, scale)]
     err2, xs, n_tr = [], [], 0
-    for s in seeds:
-        held = make_held_out(coords, hide, seed=s, mode=mode, max_missing=max_missing)
-        r = impute_coords(model, held.coords, scale, precision=precision, maps=False)
-        e2 = ((r["coords"] - held.truth) ** 2).sum(-1) / scale**2
-        x = spot_features(r["spread"], held.observed, scale, held.coords)
-        err2.append(e2[held.hidden])
-        xs.append(x[held.hidden])
-        n_tr = len(held)
+    for c, sc in sources:
+        for s in seeds:
+            held = make_held_out(c, hide, seed=s, mode=mode, max_missing=max_missing)
+            r = impute_coords(model, held.coords, sc, precision=precision, maps=False)
+            e2 = ((r["coords"] - held.truth) ** 2).sum(-1) / sc**2
+            x = spot_features(r["spread"], held.observed, sc, held.coords)
+            err2.append(e2[held.hidden])
+            xs.append(x[held.hidden])
+        n_tr += len(held)
     e2, x = np.concatenate(err2), np.concatenate(xs)
     coef, w, k = fit_sd_model(e2, x)
     kappa = mixture_radius(w, k, 0.9) / np.sqrt(_chi2_3_ppf(0.9))
