@@ -74,7 +74,7 @@ def load_file(name: str):
     return t, split["train"], split["test"]
 
 
-def build_sources(names: list[str], n_sim: int, seed: int) -> list:
+def build_sources(names: list[str], n_sim: int, seed: int, val_seed: int = 0) -> list:
     out = []
     for name in names:
         real = name.removeprefix("sim_")
@@ -84,7 +84,7 @@ def build_sources(names: list[str], n_sim: int, seed: int) -> list:
         if name.startswith("sim_"):
             out.append(simulated_source(t[train], n=n_sim, seed=seed, name=name))
         else:
-            out.append(real_source(name, t, train, val_fraction=0.1, seed=seed))
+            out.append(real_source(name, t, train, val_fraction=0.1, seed=val_seed))
     return out
 
 
@@ -93,7 +93,7 @@ def train(args) -> None:
     print(machine_info(1))
     names = args.sources.split(",")
     t0 = time.time()
-    sources = build_sources(names, args.n_sim, args.seed)
+    sources = build_sources(names, args.n_sim, args.seed, args.val_seed)
     for s in sources:
         val = 0 if s.val is None else len(s.val)
         print(f"source {s.name}: {len(s.coords)} train, {val} val traces, scale {s.scale:.1f}, {s.info}")
@@ -146,7 +146,7 @@ def calibrate(args) -> None:
     """Refit and store the calibration of an existing run on its sources' validation traces."""
     torch.set_num_threads(1)
     names = [n for n in args.sources.split(",") if not n.startswith("sim_")]
-    real = build_sources(names, 0, args.seed)
+    real = build_sources(names, 0, args.seed, args.val_seed)
     loaded = load_imputer(args.run)
     cal = calibrate_on_validation(loaded.model, real).to_dict()
     path = Path(args.run) / "imputer.json"
@@ -268,7 +268,8 @@ def main(argv=None) -> None:
     tr.add_argument("--max-minutes", type=float, default=12.0)
     tr.add_argument("--n-sim", type=int, default=600, help="simulated traces per sim source")
     tr.add_argument("--refine-steps", type=int, default=10)
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--seed", type=int, default=0, help="training seed (and of the simulations)")
+    tr.add_argument("--val-seed", type=int, default=0, help="seed of the validation split (keep it fixed)")
     tb = sub.add_parser("table", help="score models on the test splits")
     tb.add_argument(
         "--model", action="append", required=True, help="FILE:LABEL=RUN (RUN 'default' = shipped)"
@@ -281,6 +282,7 @@ def main(argv=None) -> None:
     cb.add_argument("--run", required=True)
     cb.add_argument("--sources", required=True, help="the run's training sources (sim_ ones are skipped)")
     cb.add_argument("--seed", type=int, default=0)
+    cb.add_argument("--val-seed", type=int, default=0)
     args = p.parse_args(argv)
     args.argv = argv[1:]
     {"train": train, "table": table, "calibrate": calibrate}[args.cmd](args)

@@ -146,7 +146,10 @@ def predictive_description(cal: Calibration) -> dict:
         "(a sphere of radius 2.5 pointae_sd holds ~90%)",
         "mixture_weights": [round(float(v), 4) for v in w],
         "mixture_sd_factors": [round(float(v), 4) for v in k],
-        "mixture": "full predictive: sum_c weight_c N(position, (factor_c pointae_sd)^2 I)",
+        "mixture": "full predictive: sum_c weight_c N(position, (factor_c pointae_sd)^2 A), "
+        "A = radial^2 u u^T + tangential^2 (I - u u^T), u = unit vector from the centroid of the "
+        "trace's kept spots to the position",
+        "anisotropy_radial_tangential": [1.0, 1.0] if cal.anisotropy is None else list(cal.anisotropy),
         "calibrated_on": cal.info.get("fitted_on"),
     }
 
@@ -586,7 +589,14 @@ def score_methods(
         # fitted to the visible spots only
         k_mean, k_sd = gaussian_posterior(held.coords, fit_chain_variogram(held.coords))
         info["calibration"] = {
-            "pointae": calibration_scores(held, out["coords"], sd, calibration.mixture, seed=held.seed),
+            "pointae": calibration_scores(
+                held,
+                out["coords"],
+                sd,
+                calibration.mixture,
+                seed=held.seed,
+                anisotropy=calibration.anisotropy,
+            ),
             "pointae_gaussian": calibration_scores(held, out["coords"], sd, seed=held.seed),
             "kriging_posterior": calibration_scores(held, k_mean, k_sd, seed=held.seed),
         }

@@ -196,7 +196,15 @@ def impute_file(
         status = res.layers["pointae_status"]
         free = (status == "imputed") | (status == "corrected")
         return sample_imputations(
-            part.coords, res.coords, res.layers["pointae_sd"], free, samples, rng, prior, cal.mixture
+            part.coords,
+            res.coords,
+            res.layers["pointae_sd"],
+            free,
+            samples,
+            rng,
+            prior,
+            cal.mixture,
+            cal.anisotropy,
         )
 
     def parts():
