@@ -199,7 +199,13 @@ def _row(file: str, label: str, model: str, args) -> dict:
         calib = {"kriging_posterior": kcal}
         if cal is not None:
             sd = cal.sd(out["spread"], held.observed, scale, held.coords)
-            calib["pointae"] = calibration_scores(held, out["coords"], sd, cal.mixture, seed=seed)
+            calib["pointae"] = calibration_scores(
+                held, out["coords"], sd, cal.mixture, seed=seed, anisotropy=cal.anisotropy
+            )
+            if cal.anisotropy is not None:  # the isotropic form (pointae_sd + mixture) beside it
+                calib["pointae_isotropic"] = calibration_scores(
+                    held, out["coords"], sd, cal.mixture, seed=seed
+                )
         runs.append(
             {
                 "seed": seed,
@@ -222,6 +228,7 @@ def _fmt(row: dict) -> str:
         f"[{r['methods']['pointae']['ratio_lo']:.3f}, {r['methods']['pointae']['ratio_hi']:.3f}]" for r in r0
     )
     cal = [r["calibration"].get("pointae", {}) for r in r0]
+    iso = [r["calibration"].get("pointae_isotropic", {}) for r in r0]
     kr = [r["calibration"]["kriging_posterior"] for r in r0]
 
     def m(k, c=cal):
@@ -233,6 +240,8 @@ def _fmt(row: dict) -> str:
         f"eligible {r0[0]['n_eligible']}/{r0[0]['n_test']} (<= {r0[0]['max_missing']:.0%} missing) | "
         f"coverage pos {m('coverage_pos_50')}/{m('coverage_pos_90')} "
         f"dist {m('coverage_dist_50')}/{m('coverage_dist_90')} energy {m('energy_score')} | "
+        f"isotropic pos {m('coverage_pos_50', iso)}/{m('coverage_pos_90', iso)} "
+        f"dist {m('coverage_dist_50', iso)}/{m('coverage_dist_90', iso)} | "
         f"kriging posterior pos {m('coverage_pos_50', kr)}/{m('coverage_pos_90', kr)} "
         f"dist {m('coverage_dist_50', kr)}/{m('coverage_dist_90', kr)} energy {m('energy_score', kr)}"
     )
