@@ -37,7 +37,7 @@ from pointae.impute.baselines import fill_maps, knn_maps, population_median_map
 from pointae.impute.fit import FitConfig, config_dict, fit_imputer, predict
 from pointae.impute.model import Imputer, ImputerConfig, ImputerEnsemble, describe
 from pointae.impute.place import place_loci
-from pointae.impute.protocol import UndefinedPredictionError, bootstrap, make_held_out, score
+from pointae.impute.protocol import UndefinedPredictionError, bootstrap, eligible, make_held_out, score
 from pointae.impute.uncertainty import Calibration, fit_calibration
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "imputer"
@@ -688,7 +688,7 @@ def evaluate_imputation(
             scores, info = score_methods(held, loaded, scale, knn_pool, knn_k, place_baselines, cal)
         except UndefinedPredictionError:
             src = traces.attrs.get("source", "the traces")
-            n_ok = len(held)
+            n_ok = int(eligible(traces.mask, held.max_missing).sum())
             raise PointaeError(
                 f"{src}: {n_ok} usable trace(s) (at most {held.max_missing:.0%} loci missing) are too "
                 "few: the population baselines predict each hidden locus pair from the other traces, "
