@@ -15,32 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from pointae.data.traces import Traces
-from pointae.errors import PointaeError
-
-
-def rms_displacement(coords: np.ndarray, k: int) -> float:
-    """Per-axis RMS displacement between loci ``k`` apart along the chain (NaN pairs skipped)."""
-    c = np.asarray(coords, np.float64)
-    d = c[:, k:] - c[:, :-k]  # (N, L - k, 3)
-    ok = np.isfinite(d).all(-1)
-    if not ok.any():
-        raise PointaeError(f"no pair of observed loci {k} apart")
-    return float(np.sqrt((d[ok] ** 2).mean()))
-
-
-def matching_noise(sim: np.ndarray, real: np.ndarray, near: int = 1, far: int = 8) -> float:
-    """Noise sd (sim units) so that ``rms(far) / rms(near)`` of ``sim + noise`` equals ``real``'s.
-
-    Independent noise of sd ``s`` per axis adds ``2 s^2`` to every squared per-axis displacement,
-    so ``s^2 = (S_far^2 - r^2 S_near^2) / (2 (r^2 - 1))`` with ``r`` the real ratio (0 when the
-    simulation is already as flat as the data).
-    """
-    real_near, real_far = rms_displacement(real, near), rms_displacement(real, far)
-    s_near, s_far = rms_displacement(sim, near), rms_displacement(sim, far)
-    r = real_far / real_near if real_near > 0 else 0.0
-    if r <= 1.0:
-        raise PointaeError("the reference data do not spread with chain separation; cannot match noise")
-    return float(np.sqrt(max(s_far**2 - r**2 * s_near**2, 0.0) / (2 * (r**2 - 1))))
+from pointae.sim.noise import matching_noise, rms_displacement  # noqa: F401  (the study's API)
 
 
 def simulated_training_traces(

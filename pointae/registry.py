@@ -407,7 +407,12 @@ reconstructions.add("smacof", "smacof", help="weighted SMACOF (masked pairs)")
 
 #: how ``evaluate-imputation`` hides observed loci
 hide_modes = Registry("hide mode")
-for _n, _h in (("random", "isolated loci"), ("runs", "runs of 2-4 loci"), ("mixed", "a mix of both")):
+for _n, _h in (
+    ("random", "isolated loci"),
+    ("runs", "runs of 2-4 loci"),
+    ("mixed", "a mix of both"),
+    ("detection", "loci drawn by the file's per-locus detection rates"),
+):
     hide_modes.add(_n, _n, help=_h)
 
 #: learning-rate schedules of ``pointae train`` (``train.scheduler``)

@@ -153,6 +153,13 @@ def impute(
         f"{info['traces_per_s']:,.0f} traces/s",
         highlight=False,
     )
+    if info.get("n_traces_too_few_spots"):
+        err_console.print(
+            f"warning: {info['n_traces_too_few_spots']:,} trace(s) with fewer than "
+            f"{(info.get('settings') or {}).get('min_observed')} observed spots left as they are "
+            "(nothing to impute from)",
+            highlight=False,
+        )
     if info["samples"]:
         console.print(f"wrote {samples} joint samples per trace to {info['samples']}", highlight=False)
 
@@ -165,9 +172,20 @@ def evaluate_imputation_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the first run.")] = 0,
     runs: Annotated[int, typer.Option(help="Number of runs (seeds seed..seed+runs-1).", min=1)] = 1,
     mode: Annotated[
-        str, choice("hide_modes", "--mode", help="Hide isolated loci, runs of 2-4, or a mix.")
+        str,
+        choice(
+            "hide_modes",
+            "--mode",
+            help="Hide isolated loci, runs of 2-4, a mix, or loci by the file's per-locus detection rates.",
+        ),
     ] = "random",
-    max_missing: Annotated[float, typer.Option(help="Use traces with at most this fraction missing.")] = 0.1,
+    max_missing: Annotated[
+        str,
+        typer.Option(
+            help="Use traces with at most this fraction missing; 'auto': max(0.1, the file's median "
+            "missing fraction per trace, rounded up to 5%)."
+        ),
+    ] = "0.1",
     denoising: Annotated[
         bool, typer.Option("--denoising", help="Also run the planted-outlier protocol (5% outliers).")
     ] = False,
@@ -201,7 +219,7 @@ def evaluate_imputation_cmd(
     import numpy as np
 
     from pointae.data.io import read_traces
-    from pointae.errors import atomic_path
+    from pointae.errors import PointaeError, atomic_path
     from pointae.impute.api import evaluate_denoising, evaluate_imputation, load_imputer, model_labels
     from pointae.outputs import check_outputs
 
@@ -209,6 +227,11 @@ def evaluate_imputation_cmd(
     outs = [p for p in (json_out, figure) if p is not None]
     if outs:
         check_outputs(outs, inputs=[data], folders=[m for m in models if m is not None], overwrite=overwrite)
+    if max_missing != "auto":
+        try:
+            max_missing = float(max_missing)
+        except ValueError:
+            raise PointaeError(f"--max-missing: expected a fraction or 'auto', got {max_missing!r}") from None
     t = read_traces(data, **read_options(format, columns, unit, pixel_size, duplicates).kwargs())
     loaded = [load_imputer(m) for m in models]
     labels = model_labels(loaded)
@@ -223,7 +246,8 @@ def evaluate_imputation_cmd(
     )
     p = res["protocol"]
     console.print(
-        f"{data}: {res['runs'][0]['_info']['n_traces']} traces (<= {max_missing:.0%} missing; "
+        f"{data}: {p['n_eligible']} of {p['n_candidates']} traces eligible (<= {p['max_missing']:.0%} "
+        f"missing{', per-file rule' if max_missing == 'auto' else ''}; "
         f"{p['excluded_training_traces']} training traces skipped), {hide:.0%} hidden ({mode}), "
         f"seeds {p['seeds']}, unit {p['unit']}",
         highlight=False,

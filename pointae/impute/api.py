@@ -58,6 +58,9 @@ _DENOISE_PASSES = 8
 # final placement: stress updates of the missing loci towards the predicted map after the network
 # (100 Jacobi updates: protocol ratio 0.9176 vs 0.9175 for 150 SMACOF iterations, docs/impute.md)
 PLACE_STEPS = 100
+# a trace needs this many observed spots for impute to place anything: with fewer (e.g. Hi-M traces
+# of one or two barcodes) there is no shape to learn from; such traces are left as they are
+MIN_OBSERVED = 3
 
 
 @dataclass
@@ -337,7 +340,10 @@ def predictive_description(cal: Calibration) -> dict:
         "(a sphere of radius 2.5 pointae_sd holds ~90%)",
         "mixture_weights": [round(float(v), 4) for v in w],
         "mixture_sd_factors": [round(float(v), 4) for v in k],
-        "mixture": "full predictive: sum_c weight_c N(position, (factor_c pointae_sd)^2 I)",
+        "mixture": "full predictive: sum_c weight_c N(position, (factor_c pointae_sd)^2 A), "
+        "A = radial^2 u u^T + tangential^2 (I - u u^T), u = unit vector from the centroid of the "
+        "trace's kept spots to the position",
+        "anisotropy_radial_tangential": [1.0, 1.0] if cal.anisotropy is None else list(cal.anisotropy),
         "calibrated_on": cal.info.get("fitted_on"),
     }
 
@@ -446,6 +452,7 @@ def impute_traces(
     refine: bool = True,
     precision: str = "auto",
     calibration: Calibration | None = None,
+    min_observed: int = MIN_OBSERVED,
 ) -> Traces:
     """Fill missing loci (and optionally correct outlier loci) of ``traces``.
 
@@ -470,6 +477,9 @@ def impute_traces(
     calibration
         The uncertainty model (:class:`~pointae.impute.uncertainty.Calibration`); default the
         model's stored one, else one fitted on ``traces``' own visible spots.
+    min_observed
+        Traces with fewer observed (kept) spots are left as they are (their missing loci stay
+        ``missing``); counted in ``attrs["pointae_impute"]["n_traces_too_few_spots"]``.
 
     Returns
     -------
@@ -505,7 +515,8 @@ def impute_traces(
         p_out, _ = outlier_probability(det["resid"], det["sd"], observed, cal.mixture)
     work = coords.copy()
     work[flagged] = np.nan
-    can = (~np.isnan(work[..., 0])).any(1)  # traces with at least one usable spot
+    n_kept = (~np.isnan(work[..., 0])).sum(1)
+    can = n_kept >= max(1, int(min_observed))  # traces with enough usable spots
     pred = np.full_like(coords, np.nan)
     spread = np.full(observed.shape, np.nan, np.float32)
     if can.any():
@@ -541,6 +552,8 @@ def impute_traces(
         "n_imputed": int((status == "imputed").sum()),
         "n_corrected": int((status == "corrected").sum()),
         "n_missing_left": int((status == "missing").sum()),
+        "n_traces_too_few_spots": int((~can & (~observed).any(1)).sum()),
+        "min_observed": int(min_observed),
         "seconds": round(time.time() - t0, 3),
         "precision": precision,
         "uncertainty": predictive_description(cal),
@@ -847,7 +860,14 @@ def model_scores(
 
         sd = calibration.sd(out["spread"], held.observed, scale, held.coords)
         info["calibration"] = {
-            name: calibration_scores(held, out["coords"], sd, calibration.mixture, seed=held.seed),
+            name: calibration_scores(
+                held,
+                out["coords"],
+                sd,
+                calibration.mixture,
+                seed=held.seed,
+                anisotropy=calibration.anisotropy,
+            ),
             f"{name}_gaussian": calibration_scores(held, out["coords"], sd, seed=held.seed),
         }
     scores = {
@@ -912,7 +932,7 @@ def evaluate_imputation(
     hide: float = 0.1,
     seed: int = 0,
     mode: str = "random",
-    max_missing: float = 0.1,
+    max_missing: float | str = 0.1,
     runs: int = 1,
     knn_k: int = 20,
     knn_pool: Traces | None = None,
@@ -934,7 +954,11 @@ def evaluate_imputation(
         on), beside the same baselines, under the names of :func:`model_labels`.
     hide, seed, mode, max_missing
         Protocol parameters (:func:`pointae.impute.protocol.make_held_out`); seeds
-        ``seed .. seed + runs - 1`` are run.
+        ``seed .. seed + runs - 1`` are run. ``mode="detection"`` hides loci by the file's per-locus
+        detection rates estimated on the traces that are not scored (the model's training traces
+        when it has any in ``traces``, else all of them); ``max_missing="auto"`` is the per-file
+        eligibility rule :func:`pointae.impute.protocol.auto_max_missing` (the threshold used and
+        the number of eligible traces are in ``"protocol"``).
     knn_k, knn_pool
         kNN neighbours and the pool they come from (default: the evaluated traces themselves,
         with their hidden loci hidden, excluding each trace from its own neighbours).
@@ -998,9 +1022,9 @@ def evaluate_imputation(
             scores.update(baseline_scores(held, knn_pool, knn_k, place_baselines))
         except UndefinedPredictionError:
             src = traces.attrs.get("source", "the traces")
-            n_ok = int(eligible(traces.mask, max_missing).sum())
+            n_ok = int(eligible(traces.mask, held.max_missing).sum())
             raise PointaeError(
-                f"{src}: {n_ok} usable trace(s) (at most {max_missing:.0%} loci missing) are too "
+                f"{src}: {n_ok} usable trace(s) (at most {held.max_missing:.0%} loci missing) are too "
                 "few: the population baselines predict each hidden locus pair from the other traces, "
                 "and no other trace observes some of them; use a file with more traces or raise "
                 "--max-missing"
@@ -1038,7 +1062,15 @@ def evaluate_imputation(
         "protocol": {
             "hide": hide,
             "mode": mode,
-            "max_missing": max_missing,
+            "max_missing": held.max_missing,
+            "max_missing_rule": "auto (pointae.impute.protocol.auto_max_missing)"
+            if isinstance(max_missing, str)
+            else "given",
+            "n_candidates": held.n_candidates,
+            "n_eligible": len(held),
+            "detection_rates": None
+            if held.detection is None
+            else [round(float(v), 4) for v in held.detection],
             "seeds": [seed + r for r in range(max(1, int(runs)))],
             "scale": scale,
             "unit": traces.unit,

@@ -2,11 +2,17 @@
 
 Protocol (issue 6, "Evaluation on real data"):
 
-1. keep the traces with at most ``max_missing`` (10%) loci missing;
+1. keep the traces with at most ``max_missing`` (10%) loci missing; ``max_missing="auto"`` uses
+   the per-file rule of :func:`auto_max_missing` (10%, or the file's median fraction of missing
+   loci per trace rounded up to 5% when that is larger: files with 30%+ missing keep about half
+   their traces instead of almost none);
 2. hide a further ``hide`` (10%) of each trace's *observed* loci with a seeded sampler
    (:func:`pointae.data.corrupt.hide_loci` with ``numpy.random.default_rng(seed)``;
    ``mode="random"`` (default, the issue's reference protocol) = loci drawn independently,
-   ``"runs"`` = contiguous runs of 2-4 loci, ``"mixed"`` = half and half);
+   ``"runs"`` = contiguous runs of 2-4 loci, ``"mixed"`` = half and half, ``"detection"`` =
+   loci drawn with probability proportional to their missing rate in the file
+   (:func:`hide_by_detection`; the rates are estimated on the visible spots of traces that are
+   not scored), so the hidden loci look like the loci the file really misses);
 3. impute with every method on exactly the same hidden loci;
 4. score only hidden loci: for each hidden locus ``h`` and each locus ``o`` still observed, the
    error of the predicted distance ``d(h, o)`` against the true one. Reported: MAE (data unit, nm
@@ -25,13 +31,17 @@ from typing import Literal
 
 import numpy as np
 
+from pointae import registry
 from pointae.data.corrupt import hide_loci
 from pointae.data.transforms import distance_maps
 from pointae.errors import PointaeError
 from pointae.recon import kabsch
 
-HideMode = Literal["mixed", "random", "runs"]
+HideMode = Literal["mixed", "random", "runs", "detection"]
 _RUN_FRACTION = {"mixed": 0.5, "random": 0.0, "runs": 1.0}
+HIDE_MODES = registry.hide_modes.where()  # live view of pointae.registry.hide_modes
+# eligibility: never stricter than the reference protocol's 10%, never looser than this
+_AUTO_FLOOR, _AUTO_CEIL = 0.1, 0.5
 
 
 class UndefinedPredictionError(PointaeError):
@@ -54,7 +64,11 @@ class HeldOut:
     index
         ``(N,)`` int, rows of the selected traces in the input.
     seed, hide, mode, max_missing
-        The protocol parameters.
+        The protocol parameters (``max_missing`` resolved when ``"auto"`` was asked).
+    n_candidates
+        Traces considered (the subset, before the eligibility filter); ``len(self)`` are eligible.
+    detection
+        ``(L,)`` per-locus detection rates used by ``mode="detection"`` (else ``None``).
     """
 
     truth: np.ndarray
@@ -65,6 +79,8 @@ class HeldOut:
     hide: float
     mode: str
     max_missing: float
+    n_candidates: int = 0
+    detection: np.ndarray | None = None
 
     @property
     def observed(self) -> np.ndarray:
@@ -80,13 +96,81 @@ def eligible(mask: np.ndarray, max_missing: float = 0.1) -> np.ndarray:
     return (1.0 - mask.mean(1)) <= max_missing + 1e-9
 
 
+def auto_max_missing(mask: np.ndarray) -> float:
+    """The per-file eligibility threshold: ``max(0.1, median missing fraction per trace)``.
+
+    The median is rounded up to a multiple of 5% and capped at 50%. Files with few gaps (IMR90:
+    median 4.6% missing) keep the reference protocol's 10%; files with 30%+ missing (Huang 2021:
+    median 33%) get a threshold near their typical trace (35%), so about half of their traces are
+    scored instead of the few percent that 10% would keep.
+
+    Parameters
+    ----------
+    mask
+        ``(N, L)`` bool, True where observed.
+    """
+    miss = 1.0 - np.asarray(mask, bool).mean(1)
+    if miss.size == 0:
+        return _AUTO_FLOOR
+    med = np.ceil(np.median(miss) * 20 - 1e-9) / 20
+    return float(min(max(_AUTO_FLOOR, med), _AUTO_CEIL))
+
+
+def resolve_max_missing(max_missing: float | str, mask: np.ndarray) -> float:
+    """``max_missing`` as a number (``"auto"``: :func:`auto_max_missing` of ``mask``)."""
+    if isinstance(max_missing, str):
+        if max_missing != "auto":
+            raise PointaeError(f"max_missing must be a fraction or 'auto', got {max_missing!r}")
+        return auto_max_missing(mask)
+    return float(max_missing)
+
+
+def detection_rates(mask: np.ndarray) -> np.ndarray:
+    """Per-locus detection rate ``(L,)``: the fraction of traces ``(N, L)`` observing each locus."""
+    mask = np.asarray(mask, bool)
+    if mask.shape[0] == 0:
+        raise PointaeError("no trace to estimate per-locus detection rates from")
+    return mask.mean(0)
+
+
+def hide_by_detection(
+    coords: np.ndarray, fraction: float, rng: np.random.Generator, detection: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hide ``fraction`` of each trace's observed loci, locus ``l`` with weight ``1 - detection[l]``.
+
+    Per trace, ``k = round(fraction * n_observed)`` loci (at least one, always leaving two
+    observed) are drawn without replacement with probability proportional to the locus' missing
+    rate (plus 1e-3 so a locus the file never misses can still be drawn).
+
+    Returns
+    -------
+    (coords, hidden)
+        ``(N, L, 3)`` with NaN at the hidden loci and the ``(N, L)`` bool hidden mask.
+    """
+    coords = np.asarray(coords, np.float32)
+    observed = ~np.isnan(coords[..., 0])
+    w_locus = np.clip(1.0 - np.asarray(detection, np.float64), 0.0, 1.0) + 1e-3
+    hidden = np.zeros_like(observed)
+    for i in range(len(coords)):
+        obs = np.flatnonzero(observed[i])
+        k = min(max(1, int(round(fraction * obs.size))), obs.size - 2) if fraction > 0 else 0
+        if k <= 0:
+            continue
+        w = w_locus[obs]
+        hidden[i, rng.choice(obs, size=k, replace=False, p=w / w.sum())] = True
+    out = coords.copy()
+    out[hidden] = np.nan
+    return out, hidden
+
+
 def make_held_out(
     coords: np.ndarray,
     hide: float = 0.1,
     seed: int = 0,
     mode: HideMode = "random",
-    max_missing: float = 0.1,
+    max_missing: float | str = 0.1,
     subset: np.ndarray | None = None,
+    detection: np.ndarray | None = None,
 ) -> HeldOut:
     """Select eligible traces and hide a seeded fraction of their observed loci.
 
@@ -99,32 +183,62 @@ def make_held_out(
     seed
         Seed of the hiding sampler (``numpy.random.default_rng(seed)``).
     mode
-        ``"random"`` (default), ``"runs"`` or ``"mixed"``, see the module docstring.
+        ``"random"`` (default), ``"runs"``, ``"mixed"`` or ``"detection"``, see the module docstring.
     max_missing
-        Only traces with at most this fraction of loci missing are used.
+        Only traces with at most this fraction of loci missing are used; ``"auto"``: the per-file
+        rule :func:`auto_max_missing` on the candidate traces.
     subset
         Optional row indices (or bool mask) to restrict to before the eligibility filter, e.g. the
         test split of a model.
+    detection
+        ``(L,)`` per-locus detection rates for ``mode="detection"``; default: estimated on the
+        traces *outside* ``subset`` (all traces when there is no subset or it is everything).
 
     Returns
     -------
     HeldOut
     """
-    if mode not in _RUN_FRACTION:
-        raise PointaeError(f"unknown hiding mode {mode!r}; expected mixed, random or runs")
+    if mode not in HIDE_MODES:
+        raise PointaeError(f"unknown hiding mode {mode!r}; expected {', '.join(HIDE_MODES)}")
     coords = np.asarray(coords, dtype=np.float32)
+    mask = ~np.isnan(coords[..., 0])
     rows = np.arange(coords.shape[0])
     if subset is not None:
         subset = np.asarray(subset)
         rows = np.flatnonzero(subset) if subset.dtype == bool else np.sort(subset.astype(int))
-    keep = eligible(~np.isnan(coords[rows, :, 0]), max_missing)
+    max_missing = resolve_max_missing(max_missing, mask[rows])
+    candidates = rows
+    n_candidates = int(rows.size)
+    keep = eligible(mask[rows], max_missing)
     rows = rows[keep]
     if rows.size == 0:
         raise PointaeError(f"no trace has at most {max_missing:.0%} of its loci missing")
     truth = coords[rows]
     rng = np.random.default_rng(seed)
-    corr = hide_loci(truth, hide, rng, run_fraction=_RUN_FRACTION[mode])
-    return HeldOut(truth, corr.coords, corr.changed, rows, int(seed), float(hide), mode, float(max_missing))
+    if mode == "detection":
+        if detection is None:  # estimated on the traces that are not scored, if any
+            others = np.ones(len(coords), bool)
+            others[candidates] = False
+            detection = detection_rates(mask[others] if others.any() else mask)
+        detection = np.asarray(detection, np.float64)
+        if detection.shape != (coords.shape[1],):
+            raise PointaeError(f"detection rates have {detection.size} loci, the traces {coords.shape[1]}")
+        hidden_coords, hidden = hide_by_detection(truth, hide, rng, detection)
+    else:
+        corr = hide_loci(truth, hide, rng, run_fraction=_RUN_FRACTION[mode])
+        hidden_coords, hidden = corr.coords, corr.changed
+    return HeldOut(
+        truth,
+        hidden_coords,
+        hidden,
+        rows,
+        int(seed),
+        float(hide),
+        mode,
+        float(max_missing),
+        n_candidates,
+        None if mode != "detection" else detection,
+    )
 
 
 # ---------------------------------------------------------------------------------- scoring

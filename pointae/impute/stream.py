@@ -160,7 +160,7 @@ def impute_file(
         samples_out = Path(samples_out or samples_path(out, fmt))
     del lead
     rng = np.random.default_rng(seed)
-    counts = {"n_imputed": 0, "n_corrected": 0, "n_missing_left": 0}
+    counts = {"n_imputed": 0, "n_corrected": 0, "n_missing_left": 0, "n_traces_too_few_spots": 0}
     n_done = 0
     settings = None
 
@@ -196,7 +196,15 @@ def impute_file(
         status = res.layers["pointae_status"]
         free = (status == "imputed") | (status == "corrected")
         return sample_imputations(
-            part.coords, res.coords, res.layers["pointae_sd"], free, samples, rng, prior, cal.mixture
+            part.coords,
+            res.coords,
+            res.layers["pointae_sd"],
+            free,
+            samples,
+            rng,
+            prior,
+            cal.mixture,
+            cal.anisotropy,
         )
 
     def parts():

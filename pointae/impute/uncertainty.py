@@ -105,6 +105,13 @@ class Calibration:
         ``pointae_sd`` / base sd.
     info
         How it was fitted (traces, spots, hiding, seeds, validation coverage).
+    radial, tangential
+        The anisotropic form of the full predictive (issue 14, distance calibration): the sd along
+        the direction from the centroid of the trace's kept spots to the written spot is
+        ``radial`` times, across it ``tangential`` times what the isotropic mixture says
+        (1, 1 = isotropic). Chosen on the validation spots so that the coverage of both the 3D
+        position and the distances to observed loci is nominal (:func:`fit_anisotropy`).
+        ``pointae_sd`` itself stays the isotropic summary.
     """
 
     coef: np.ndarray
@@ -112,6 +119,8 @@ class Calibration:
     factors: np.ndarray
     kappa: float
     info: dict
+    radial: float = 1.0
+    tangential: float = 1.0
 
     def sd(self, spread: np.ndarray, observed: np.ndarray, scale: float, coords: np.ndarray) -> np.ndarray:
         """``pointae_sd`` ``(N, L)`` in the data unit for every locus (meaningful at free loci).
@@ -120,6 +129,13 @@ class Calibration:
         """
         x = spot_features(spread, observed, scale, coords)
         return (self.kappa * scale * np.exp(x @ np.asarray(self.coef, np.float64))).astype(np.float32)
+
+    @property
+    def anisotropy(self) -> tuple[float, float] | None:
+        """``(radial, tangential)`` factors of the full predictive, ``None`` when isotropic."""
+        if self.radial == 1.0 and self.tangential == 1.0:
+            return None
+        return float(self.radial), float(self.tangential)
 
     @property
     def mixture(self) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +149,7 @@ class Calibration:
             "mixture_weights": [float(c) for c in self.weights],
             "mixture_factors": [float(c) for c in self.factors],
             "kappa": float(self.kappa),
+            "anisotropy": [float(self.radial), float(self.tangential)],
             **self.info,
         }
 
@@ -140,13 +157,16 @@ class Calibration:
     def from_dict(cls, d: dict | None) -> Calibration | None:
         if not d or "coef" not in d:
             return None
-        keys = ("coef", "features", "mixture_weights", "mixture_factors", "kappa")
+        keys = ("coef", "features", "mixture_weights", "mixture_factors", "kappa", "anisotropy")
+        radial, tangential = d.get("anisotropy", (1.0, 1.0))
         return cls(
             np.asarray(d["coef"], np.float64),
             np.asarray(d["mixture_weights"], np.float64),
             np.asarray(d["mixture_factors"], np.float64),
             float(d["kappa"]),
             {k: v for k, v in d.items() if k not in keys},
+            float(radial),
+            float(tangential),
         )
 
 
@@ -207,31 +227,44 @@ def fit_calibration(
     hide: float = 0.1,
     mode: str = "mixed",
     seeds: tuple[int, ...] = (101, 102),
-    max_missing: float = 0.25,
+    max_missing: float | str = 0.25,
     precision: str = "auto",
+    anisotropy_seeds: int = 1,
 ) -> Calibration:
     """Fit the sd model on held-out spots of validation traces ``coords`` ``(N, L, 3)``.
 
     Hides ``hide`` of each eligible trace's observed loci (``mode``, one masking per seed), imputes
     them exactly as :func:`pointae.impute.api.impute_coords` does and fits
     :func:`fit_sd_model` to the 3D errors. Use traces that are not the ones you will evaluate on.
+    ``coords`` and ``scale`` may be lists (one entry per source, e.g. files with different numbers
+    of loci): the scaled errors of all sources are pooled into one fit. The maskings of the first
+    ``anisotropy_seeds`` seeds also choose the anisotropic form (:func:`fit_anisotropy`; 0 keeps
+    the predictive isotropic).
     """
     from pointae.impute.api import impute_coords
     from pointae.impute.protocol import make_held_out
 
-    err2, xs, n_tr = [], [], 0
-    for s in seeds:
-        held = make_held_out(coords, hide, seed=s, mode=mode, max_missing=max_missing)
-        r = impute_coords(model, held.coords, scale, precision=precision, maps=False)
-        e2 = ((r["coords"] - held.truth) ** 2).sum(-1) / scale**2
-        x = spot_features(r["spread"], held.observed, scale, held.coords)
-        err2.append(e2[held.hidden])
-        xs.append(x[held.hidden])
-        n_tr = len(held)
+    sources = list(zip(coords, scale, strict=True)) if isinstance(coords, list | tuple) else [(coords, scale)]
+    err2, xs, n_tr, kept = [], [], 0, []
+    for c, sc in sources:
+        for j, s in enumerate(seeds):
+            held = make_held_out(c, hide, seed=s, mode=mode, max_missing=max_missing)
+            r = impute_coords(model, held.coords, sc, precision=precision, maps=False)
+            e2 = ((r["coords"] - held.truth) ** 2).sum(-1) / sc**2
+            x = spot_features(r["spread"], held.observed, sc, held.coords)
+            err2.append(e2[held.hidden])
+            xs.append(x[held.hidden])
+            if j < anisotropy_seeds:
+                kept.append((held, r["coords"], x, sc))
+        n_tr += len(held)
     e2, x = np.concatenate(err2), np.concatenate(xs)
     coef, w, k = fit_sd_model(e2, x)
     kappa = mixture_radius(w, k, 0.9) / np.sqrt(_chi2_3_ppf(0.9))
     cal = Calibration(coef, w, k / kappa, float(kappa), {})
+    if anisotropy_seeds > 0:
+        cal.radial, cal.tangential, aniso_cov = fit_anisotropy(
+            cal, [(h, m, kappa * sc * np.exp(x @ coef)) for h, m, x, sc in kept]
+        )
     u = e2 * np.exp(-2 * x @ coef) / kappa**2  # (error / pointae_sd)^2
     pit = mixture_pit(u, w, k / kappa)
     cal.info = {
@@ -242,7 +275,69 @@ def fit_calibration(
             str(int(p * 100)): float((_chi2_3_cdf(u) <= p).mean()) for p in LEVELS
         },
     }
+    if anisotropy_seeds > 0:
+        cal.info["validation_coverage_anisotropic"] = aniso_cov
     return cal
+
+
+ANISOTROPY_GRID = (
+    (1.0, 1.2, 1.4, 1.6, 1.8, 2.0),  # radial factors
+    (0.6, 0.7, 0.8, 0.9, 1.0),  # tangential factors
+)
+
+
+def fit_anisotropy(cal: Calibration, helds: list, n_draws: int = 120) -> tuple[float, float, dict]:
+    """Choose the radial / tangential factors of the predictive on validation spots (grid search).
+
+    ``helds`` holds ``(held, written_coords, pointae_sd)`` triples of validation maskings. The
+    factors minimise the largest deviation from nominal of the coverage of the central 50% / 90%
+    regions of the 3D position and of the distances to the observed loci (the isotropic form,
+    ``(1, 1)``, is one of the candidates, so the result is never worse than it on validation).
+
+    Returns
+    -------
+    (radial, tangential, coverage)
+        The factors and their validation coverages.
+    """
+    best = (np.inf, 1.0, 1.0, {})
+    for a_r in ANISOTROPY_GRID[0]:
+        for a_t in ANISOTROPY_GRID[1]:
+            res = [
+                calibration_scores(
+                    h, m, sd, cal.mixture, n_draws=n_draws, anisotropy=(a_r, a_t), proper=False
+                )
+                for h, m, sd in helds
+            ]
+            wts = np.array([r["n_pairs"] for r in res], np.float64)
+            wsp = np.array([r["n_spots"] for r in res], np.float64)
+            cov = {}
+            for key, wt in (("pos", wsp), ("dist", wts)):
+                for p in LEVELS:
+                    k = f"coverage_{key}_{int(p * 100)}"
+                    cov[k] = float((np.array([r[k] for r in res]) * wt).sum() / max(wt.sum(), 1))
+            dev = max(
+                abs(cov[f"coverage_{key}_{int(p * 100)}"] - p) for key in ("pos", "dist") for p in LEVELS
+            )
+            if dev < best[0] - 1e-9:
+                best = (dev, a_r, a_t, cov)
+    return float(best[1]), float(best[2]), best[3]
+
+
+def radial_directions(mean: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Unit vectors ``(N, L, 3)`` from the centroid of each trace's visible spots to ``mean``.
+
+    ``coords`` ``(N, L, 3)`` holds the visible spots (NaN elsewhere); where the direction is
+    undefined (a spot at the centroid, a trace without visible spots) the x axis is returned.
+    """
+    mean = np.asarray(mean, np.float64)
+    c = np.asarray(coords, np.float64)
+    vis = ~np.isnan(c[..., 0])
+    n = np.maximum(vis.sum(1), 1)[:, None]
+    centre = np.where(vis[..., None], c, 0.0).sum(1) / n  # (N, 3)
+    u = mean - centre[:, None]
+    norm = np.linalg.norm(u, axis=-1, keepdims=True)
+    ok = np.isfinite(norm) & (norm > 1e-9)
+    return np.where(ok, u / np.where(ok, norm, 1.0), np.array([1.0, 0.0, 0.0]))
 
 
 def mixture_pit(u: np.ndarray, weights, factors) -> np.ndarray:
@@ -288,6 +383,7 @@ def sample_imputations(
     rng: np.random.Generator,
     prior_cov: np.ndarray,
     mixture: tuple | None = None,
+    anisotropy: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """``k`` joint samples of the free loci of every trace, observed spots copied.
 
@@ -308,6 +404,10 @@ def sample_imputations(
     prior_cov
         ``(L, L)`` chain covariance (:func:`chain_correlation`) giving the correlation between the
         free loci after conditioning on the kept ones.
+    mixture, anisotropy
+        The scale mixture and the ``(radial, tangential)`` factors of the full predictive
+        (:attr:`Calibration.mixture`, :attr:`Calibration.anisotropy`); ``None``: one isotropic
+        Gaussian.
 
     Returns
     -------
@@ -318,6 +418,8 @@ def sample_imputations(
     n, n_loci = free.shape
     out = np.repeat(imputed[:, None], k, axis=1)  # (N, K, L, 3)
     kept = ~free & ~np.isnan(np.asarray(coords)[..., 0])
+    if anisotropy is not None:
+        dirs = radial_directions(imputed, np.where(kept[..., None], np.asarray(coords), np.nan))
     for i in np.flatnonzero(free.any(1)):
         h, o = np.flatnonzero(free[i]), np.flatnonzero(kept[i])
         if o.size:
@@ -331,7 +433,12 @@ def sample_imputations(
         w, v = np.linalg.eigh(0.5 * (corr + corr.T))
         root = v * np.sqrt(np.maximum(w, 0.0))  # (H, H): corr = root root^T
         z = rng.standard_normal((k, h.size, 3))
-        eps = np.einsum("ij,kjc->kic", root, z) * sd[i, h][None, :, None]
+        eps = np.einsum("ij,kjc->kic", root, z)  # (K, H, 3) standard, correlated along the chain
+        if anisotropy is not None:
+            d = dirs[i, h]  # (H, 3)
+            er = (eps * d[None]).sum(-1, keepdims=True)
+            eps = anisotropy[1] * eps + (anisotropy[0] - anisotropy[1]) * er * d[None]
+        eps = eps * sd[i, h][None, :, None]
         if mixture is not None:
             eps *= rng.choice(np.asarray(mixture[1]), size=k, p=np.asarray(mixture[0]))[:, None, None]
         out[i][:, h] = (imputed[i, h][None] + eps).astype(np.float32)
@@ -347,6 +454,8 @@ def calibration_scores(
     n_draws: int = 400,
     seed: int = 0,
     chunk: int = 256,
+    anisotropy: tuple[float, float] | None = None,
+    proper: bool = True,
 ) -> dict:
     """Calibration of a Gaussian predictive distribution on the hidden spots of ``held``.
 
@@ -363,6 +472,12 @@ def calibration_scores(
         ``factors * sd`` (:attr:`Calibration.mixture`); default one Gaussian.
     n_draws
         Monte Carlo draws per hidden spot (distance PITs and the proper scores).
+    anisotropy
+        Optional ``(radial, tangential)`` factors (:attr:`Calibration.anisotropy`, isotropic
+        ``sd`` only): the sd along the direction from the centroid of the trace's visible spots to
+        the mean (:func:`radial_directions`) and across it are multiplied by them.
+    proper
+        Also compute the energy score and CRPS (``False``: coverage only, faster).
 
     Returns
     -------
@@ -377,6 +492,10 @@ def calibration_scores(
     mean = np.asarray(mean, np.float64)
     sd = np.asarray(sd, np.float64)
     sd3 = np.broadcast_to(sd[..., None], mean.shape) if sd.ndim == 2 else sd
+    if anisotropy is not None and sd.ndim != 2:
+        raise PointaeError("an anisotropic predictive needs an isotropic sd (N, L)")
+    a_r, a_t = anisotropy if anisotropy is not None else (1.0, 1.0)
+    dirs = radial_directions(mean, held.coords) if anisotropy is not None else None
     rows, locs = np.nonzero(held.hidden)
     truth = np.asarray(held.truth, np.float64)
     obs_c = np.asarray(held.coords, np.float64)
@@ -390,23 +509,34 @@ def calibration_scores(
     for s in range(0, rows.size, chunk):
         r, h = rows[s : s + chunk], locs[s : s + chunk]
         mu, sg, y = mean[r, h], np.maximum(sd3[r, h], 1e-9), truth[r, h]  # (K, 3)
-        u = (((y - mu) / sg) ** 2).sum(-1)
+        z = (y - mu) / sg  # (K, 3) standardised error
+        if dirs is None:
+            u = (z**2).sum(-1)
+            draws = mu[:, None] + e[None] * sg[:, None]  # (K, M, 3)
+        else:
+            d = dirs[r, h]  # (K, 3)
+            zr = (z * d).sum(-1)
+            u = (zr / a_r) ** 2 + ((z - zr[:, None] * d) ** 2).sum(-1) / a_t**2
+            er = np.einsum("mc,kc->km", e, d)  # (K, M) radial part of each draw
+            eps = a_t * e[None] + (a_r - a_t) * er[..., None] * d[:, None]  # (K, M, 3)
+            draws = mu[:, None] + eps * sg[:, None]
         pit_pos.append(_chi2_3_cdf(u) if mixture is None else mixture_pit(u, *mixture))
-        draws = mu[:, None] + e[None] * sg[:, None]  # (K, M, 3)
-        es.append(
-            np.linalg.norm(draws - y[:, None], axis=-1).mean(1)
-            - 0.5 * np.linalg.norm(draws - np.roll(draws, 1, axis=1), axis=-1).mean(1)
-        )
+        if proper:
+            es.append(
+                np.linalg.norm(draws - y[:, None], axis=-1).mean(1)
+                - 0.5 * np.linalg.norm(draws - np.roll(draws, 1, axis=1), axis=-1).mean(1)
+            )
         ok = held.observed[r]  # (K, L)
         obs = np.nan_to_num(obs_c[r])  # (K, L, 3)
         d_draw = np.linalg.norm(draws[:, :, None] - obs[:, None], axis=-1)  # (K, M, L)
         d_true = np.linalg.norm(y[:, None] - obs, axis=-1)  # (K, L)
         below = (d_draw < d_true[:, None]).mean(1)  # (K, L) PIT of the true distance
-        crps_kl = np.abs(d_draw - d_true[:, None]).mean(1) - 0.5 * np.abs(
-            d_draw - np.roll(d_draw, 1, axis=1)
-        ).mean(1)
         pit_dist.append(below[ok])
-        crps.append(crps_kl[ok])
+        if proper:
+            crps_kl = np.abs(d_draw - d_true[:, None]).mean(1) - 0.5 * np.abs(
+                d_draw - np.roll(d_draw, 1, axis=1)
+            ).mean(1)
+            crps.append(crps_kl[ok])
     if not pit_pos:
         raise PointaeError("no hidden spot to score")
     pp, pd_ = np.concatenate(pit_pos), np.concatenate(pit_dist)
@@ -414,8 +544,8 @@ def calibration_scores(
     out = {
         "n_spots": int(pp.size),
         "n_pairs": int(pd_.size),
-        "energy_score": float(np.concatenate(es).mean()),
-        "crps_dist": float(np.concatenate(crps).mean()),
+        "energy_score": float(np.concatenate(es).mean()) if proper else float("nan"),
+        "crps_dist": float(np.concatenate(crps).mean()) if proper else float("nan"),
         "reliability": {
             "levels": levels.tolist(),
             "position": [float((pp <= p).mean()) for p in levels],

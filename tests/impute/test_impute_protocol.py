@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pointae.baselines import fit_chain_variogram, interpolate_missing, krige_missing, smooth_missing
+from pointae.errors import PointaeError
 from pointae.impute.baselines import fill_maps, knn_maps, population_median_map
 from pointae.impute.place import place_loci
 from pointae.impute.protocol import bootstrap, eligible, kabsch, make_held_out, score
@@ -205,3 +206,56 @@ def test_place_loci_keeps_fixed_loci_and_fits_target():
     err_placed = np.linalg.norm(placed - held.truth, axis=-1)[held.hidden].mean()
     err_lin = np.linalg.norm(lin - held.truth, axis=-1)[held.hidden].mean()
     assert err_placed < 0.5 * err_lin
+
+
+# ---------------------------------------------------------------- per-file rules (issue 14)
+def test_auto_max_missing_keeps_ten_percent_for_complete_files_and_follows_gappy_ones():
+    from pointae.impute.protocol import auto_max_missing
+
+    rng = np.random.default_rng(0)
+    few = rng.random((500, 65)) > 0.05  # ~5% missing per trace
+    assert auto_max_missing(few) == pytest.approx(0.1)
+    gappy = rng.random((500, 42)) > 0.34  # ~34% missing: median rounded up to 5%
+    t = auto_max_missing(gappy)
+    assert t == pytest.approx(0.35)
+    # about half of the traces are eligible under the rule (vs almost none at 10%)
+    assert 0.4 < eligible(gappy, t).mean() < 0.8
+    assert eligible(gappy, 0.1).mean() < 0.05
+    assert auto_max_missing(np.zeros((10, 20), bool)) == pytest.approx(0.5)  # capped
+
+
+def test_held_out_auto_reports_threshold_and_candidates():
+    c = _walks(n=80, n_loci=30, missing=0.3)
+    held = make_held_out(c, 0.1, seed=0, max_missing="auto", subset=np.arange(60))
+    assert held.n_candidates == 60
+    assert held.max_missing >= 0.3
+    assert len(held) == eligible(~np.isnan(c[:60, :, 0]), held.max_missing).sum()
+    with pytest.raises(PointaeError, match="'auto'"):
+        make_held_out(c, 0.1, max_missing="half")
+
+
+def test_detection_mode_hides_loci_in_proportion_to_their_missing_rate():
+    from pointae.impute.protocol import detection_rates
+
+    rng = np.random.default_rng(1)
+    n, n_loci = 400, 30
+    c = tiny_traces(n=n, n_loci=n_loci, seed=2, missing=0.0).coords.copy()
+    det = np.full(n_loci, 0.95)
+    det[:5] = 0.6  # five poorly detected loci
+    c[rng.random((n, n_loci)) > det[None, :]] = np.nan
+    score_rows = np.arange(200, 400)
+    held = make_held_out(c, 0.1, seed=0, mode="detection", max_missing=0.5, subset=score_rows)
+    # rates come from the traces that are not scored
+    np.testing.assert_allclose(held.detection, detection_rates(~np.isnan(c[:200, :, 0])))
+    assert np.isnan(held.coords[held.hidden]).all() and (held.hidden <= ~np.isnan(held.truth[..., 0])).all()
+    per_locus = held.hidden.sum(0) / (~np.isnan(held.truth[..., 0])).sum(0)
+    # the poorly detected loci (missing 40%) are hidden far more often than the others (5%)
+    assert per_locus[:5].mean() > 3 * per_locus[5:].mean()
+    frac = held.hidden.sum() / (~np.isnan(held.truth[..., 0])).sum()
+    assert 0.07 < frac < 0.13
+    again = make_held_out(c, 0.1, seed=0, mode="detection", max_missing=0.5, subset=score_rows)
+    np.testing.assert_array_equal(held.hidden, again.hidden)
+    with pytest.raises(PointaeError, match="detection rates"):
+        make_held_out(c, 0.1, mode="detection", detection=np.ones(3))
+    with pytest.raises(PointaeError, match="unknown hiding mode"):
+        make_held_out(c, 0.1, mode="bogus")

@@ -181,3 +181,72 @@ def test_denoise_writes_outlier_probabilities():
     p = res.layers["pointae_outlier_prob"]
     assert p.shape == t.mask.shape and (p[~t.mask] == 0).all()
     assert ((p >= 0) & (p <= 1)).all()
+
+
+# ------------------------------------------------------------ anisotropic predictive (issue 14)
+def _radial_case(rng, a_r=1.8, a_t=0.7, n=400, n_loci=14):
+    """Truth drawn from an anisotropic Gaussian around the mean: sd 30 * a_r along the direction
+    from the centroid of the visible spots, 30 * a_t across it."""
+    from pointae.impute.uncertainty import radial_directions
+
+    mean = (rng.normal(size=(n, n_loci, 3)) * 100).astype(np.float64)
+    hidden = np.zeros((n, n_loci), bool)
+    hidden[:, [2, 6, 11]] = True
+    vis = mean.copy()
+    vis[hidden] = np.nan
+    d = radial_directions(mean, vis)
+    z = rng.normal(size=mean.shape)
+    zr = (z * d).sum(-1, keepdims=True)
+    truth = mean + 30.0 * (a_t * z + (a_r - a_t) * zr * d)
+    truth[~hidden] = mean[~hidden]  # visible spots are exact
+    return _held(truth.astype(np.float32), hidden), mean, np.full((n, n_loci), 30.0)
+
+
+def test_anisotropic_scores_are_nominal_when_the_errors_are_radial(rng):
+    held, mean, sd = _radial_case(rng)
+    iso = calibration_scores(held, mean, sd, n_draws=200)
+    aniso = calibration_scores(held, mean, sd, n_draws=200, anisotropy=(1.8, 0.7))
+    for p in (50, 90):
+        assert abs(aniso[f"coverage_pos_{p}"] - p / 100) < 0.04
+        assert abs(aniso[f"coverage_dist_{p}"] - p / 100) < 0.04
+    assert iso["coverage_dist_50"] < 0.42  # the isotropic form misses the radial spread
+    assert aniso["crps_dist"] < iso["crps_dist"]
+    same = calibration_scores(held, mean, sd, n_draws=200, anisotropy=(1.0, 1.0), seed=3)
+    ref = calibration_scores(held, mean, sd, n_draws=200, seed=3)
+    assert same["coverage_dist_50"] == pytest.approx(ref["coverage_dist_50"])
+    assert same["coverage_pos_90"] == pytest.approx(ref["coverage_pos_90"])
+
+
+def test_fit_anisotropy_recovers_radial_errors_and_round_trips(rng):
+    from pointae.impute.uncertainty import fit_anisotropy
+
+    held, mean, sd = _radial_case(rng, n=200)
+    cal = Calibration(np.zeros(4), np.array([1.0, 0.0]), np.array([1.0, 1.0]), 1.0, {})
+    a_r, a_t, cov = fit_anisotropy(cal, [(held, mean, sd)], n_draws=80)
+    assert a_r >= 1.6 and a_t <= 0.8
+    assert max(abs(cov["coverage_dist_50"] - 0.5), abs(cov["coverage_pos_90"] - 0.9)) < 0.05
+    cal.radial, cal.tangential = a_r, a_t
+    back = Calibration.from_dict(cal.to_dict())
+    assert back.anisotropy == (a_r, a_t) and "anisotropy" not in back.info
+    old = cal.to_dict()
+    del old["anisotropy"]  # calibrations stored before issue 14 stay isotropic
+    assert Calibration.from_dict(old).anisotropy is None
+
+
+def test_joint_samples_follow_the_anisotropy(rng):
+    from pointae.impute.uncertainty import radial_directions
+
+    t = tiny_traces(n=60, n_loci=16, seed=5, missing=0.0)
+    coords = t.coords.copy()
+    free = np.zeros(coords.shape[:2], bool)
+    free[:, [7]] = True
+    coords[free] = np.nan
+    sd = np.full(free.shape, 40.0, np.float32)
+    prior = chain_correlation(np.array([[100.0, 400.0, 1.0]] * 3), 16)
+    s = sample_imputations(coords, t.coords, sd, free, 200, rng, prior, anisotropy=(2.0, 0.5))
+    d = radial_directions(t.coords, coords)[:, 7]  # (N, 3)
+    dev = s[:, :, 7] - t.coords[:, None, 7]  # (N, K, 3)
+    radial = (dev * d[:, None]).sum(-1)
+    across = dev - radial[..., None] * d[:, None]
+    assert radial.std() == pytest.approx(80.0, rel=0.1)
+    assert np.sqrt((across**2).sum(-1).mean() / 2) == pytest.approx(20.0, rel=0.1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pointae.errors import PointaeError
-from pointae.sim.noise import fit_axis_noise, fit_noise_mixture, noise
+from pointae.sim.noise import fit_axis_noise, fit_noise_mixture, matching_noise, noise, rms_displacement
 
 
 def _walks(n=300, n_loci=40, seed=0, step=100.0):
@@ -60,3 +60,25 @@ def test_matched_traces_take_the_reference_gaps_loci_and_noise():
     # the fitted noise reproduces the reference's short-range spread on every axis
     np.testing.assert_allclose(axis_rms(sim.coords, 1), axis_rms(ref, 1), rtol=0.15)
     assert np.all(fit["sd"] > 50.0)
+
+
+def _walks_nm(n=400, n_loci=40, seed=0, step=100.0):
+    rng = np.random.default_rng(seed)
+    return np.cumsum(rng.normal(0, step, (n, n_loci, 3)), axis=1)
+
+
+def test_rms_displacement_of_a_random_walk_grows_like_sqrt_k():
+    w = _walks_nm()
+    assert rms_displacement(w, 1) == pytest.approx(100.0, rel=0.03)
+    assert rms_displacement(w, 9) == pytest.approx(300.0, rel=0.05)
+
+
+def test_matching_noise_recovers_the_noise_of_the_reference():
+    sim = _walks_nm(seed=1)
+    real = _walks_nm(seed=2)
+    real = real + np.random.default_rng(3).normal(0, 150.0, real.shape)  # "localisation error"
+    real[:, ::7] = np.nan  # missing spots are skipped
+    assert matching_noise(sim, real) == pytest.approx(150.0, rel=0.1)
+    assert matching_noise(sim, _walks_nm(seed=4)) < 30.0  # no noise to add
+    with pytest.raises(PointaeError):
+        matching_noise(sim, np.ones((3, 10, 3)))  # a reference that does not spread
