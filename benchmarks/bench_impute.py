@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import machine_info  # benchmarks/ is on sys.path
 
 from pointae.baselines import interpolate_missing
 from pointae.data.io import read_traces
@@ -87,7 +88,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--denoising", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    print(f"load average {os.getloadavg()}")
+    print(machine_info())
     t = read_traces(args.data)
     out: dict = {"data": args.data, "baselines": baselines(t, 0, "random")}
     scale = _scale(t)

@@ -19,12 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import machine_info  # benchmarks/ is on sys.path
 
 from pointae.baselines import interpolate_missing, krige_missing
 from pointae.data.io import read_traces
@@ -67,10 +67,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads 1, "
-        f"load average {tuple(round(x, 2) for x in os.getloadavg())}"
-    )
+    print(machine_info(1))
     train, test, scale = shipped_split(args.data, args.test_fraction, args.split_seed)
     print(f"{args.data}: {len(train)} training traces, {len(test)} eligible test traces, scale {scale:.1f}")
     helds = [make_held_out(test, hide=0.1, seed=s) for s in range(args.seeds)]

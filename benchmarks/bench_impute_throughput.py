@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _machine import machine_info  # benchmarks/ is on sys.path
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "IMR90_chr21-18-20Mb.csv"
 
@@ -63,18 +64,6 @@ secs = time.time() - t0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({{"n": n, "seconds": secs, "traces_per_s": n / secs, "peak_rss_mb": rss}}))
 """
-
-
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version()}
 
 
 def make_input(n: int, path: Path, csv: bool) -> None:
@@ -132,8 +121,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
-    info = {"machine": machine(), "threads": args.threads, "chunk": args.chunk, "precision": args.precision}
-    print(f"machine: {info['machine']}, torch threads {args.threads}, load average {os.getloadavg()}")
+    info = {"machine": machine_info(args.threads), "threads": args.threads, "chunk": args.chunk}
+    info["precision"] = args.precision
+    print(f"machine: {info['machine']}")
     rows, rate = [], None
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for n in args.sizes:

@@ -44,7 +44,7 @@ def test_shipped_model_is_small_safetensors_and_loads_without_pickle(default):
     assert weights.stat().st_size < 2_000_000
     state = load_file(str(weights))  # raises on anything but a safetensors file
     assert set(state) == set(default.model.state_dict())
-    assert default.meta["calibration"]["method"] == "median neighbour distance"
+    assert default.meta["calibration"]["method"].startswith("median neighbour distance")
     assert len(default.train_fingerprints) > 100
 
 
