@@ -387,10 +387,14 @@ def load_config(
     PointaeError
         Unknown key (naming the file), wrong type, or invalid value.
     """
-    if isinstance(base, RunConfig):
-        cfg = copy.deepcopy(base)
-    else:
-        cfg = config_from_dict(base)
+    cfg = copy.deepcopy(base) if isinstance(base, RunConfig) else config_from_dict(base)
+    return apply_layers(cfg, paths, overrides).validate()
+
+
+def apply_layers(cfg, paths: str | Path | list[str | Path] | None = None, overrides: list[str] | None = None):
+    """Merge YAML files (in order), then dotted ``section.key=value`` overrides, into the config
+    dataclass ``cfg`` (in place; any config dataclass: a :class:`RunConfig`, the imputer's run
+    config). Unknown keys and wrong types are one-line errors naming the file or ``--set``."""
     if paths is None:
         paths = []
     elif isinstance(paths, (str, Path)):
@@ -409,7 +413,7 @@ def load_config(
             _merge(cfg, upd)
         except PointaeError as e:
             raise PointaeError(f"--set: {e}") from None
-    return cfg.validate()
+    return cfg
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
@@ -426,6 +430,7 @@ __all__ = [
     "TaskConfig",
     "TrainConfig",
     "RunConfig",
+    "apply_layers",
     "load_config",
     "config_from_dict",
     "parse_override",

@@ -182,6 +182,40 @@ def _place(xyz: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, steps: i
     return refine_to_map(xyz - centre, target, mask, steps) + centre
 
 
+class EpochKeeper:
+    """Keeps the weights of the best epoch (lowest ``key``), logs each epoch's row and stops at the
+    time budget: the epoch bookkeeping shared by :func:`fit_imputer` and
+    :func:`pointae.impute.sources.fit_sources`."""
+
+    def __init__(self, model: torch.nn.Module, max_minutes: float, log: Callable[[str], None] | None):
+        self.best, self.state = math.inf, copy.deepcopy(model.state_dict())
+        self.max_minutes, self.log = max_minutes, log
+        self.history: list[dict] = []
+        self.t0 = time.time()
+
+    def minutes(self) -> float:
+        return (time.time() - self.t0) / 60
+
+    def end_epoch(self, model: torch.nn.Module, row: dict, key: float) -> bool:
+        """Record ``row``; keep the weights if ``key`` is the best so far. True = stop (time budget)."""
+        if key < self.best:
+            self.best, self.state = key, copy.deepcopy(model.state_dict())
+        self.history.append(row)
+        if self.log is not None:
+            self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if row["minutes"] > self.max_minutes:
+            if self.log is not None:
+                self.log(f"stopping: time budget of {self.max_minutes} min reached")
+            return True
+        return False
+
+    def restore(self, model: torch.nn.Module):
+        """The best epoch's weights, in eval mode, and the per-epoch rows."""
+        model.load_state_dict(self.state)
+        model.eval()
+        return model, self.history
+
+
 def fit_imputer(
     coords: np.ndarray,
     scale: float,
@@ -230,9 +264,7 @@ def fit_imputer(
     steps_per_epoch = max(1, math.ceil(len(coords) / cfg.batch_size))
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
-    history: list[dict] = []
-    best, best_state = math.inf, copy.deepcopy(model.state_dict())
-    t0 = time.time()
+    keeper = EpochKeeper(model, cfg.max_minutes, log)
     n_loci = coords.shape[1]
     for epoch in range(cfg.epochs):
         model.train()
@@ -258,24 +290,15 @@ def fit_imputer(
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
-        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "minutes": (time.time() - t0) / 60}
+        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "minutes": keeper.minutes()}
         if val_coords is not None and len(val_coords):
             row.update(evaluate_ratio(model, val_coords, scale, seed=1000))
             key = row["val_ratio"]
         else:
             key = row["loss"]
-        if key < best:
-            best, best_state = key, copy.deepcopy(model.state_dict())
-        history.append(row)
-        if log is not None:
-            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if row["minutes"] > cfg.max_minutes:
-            if log is not None:
-                log(f"stopping: time budget of {cfg.max_minutes} min reached")
+        if keeper.end_epoch(model, row, key):
             break
-    model.load_state_dict(best_state)
-    model.eval()
-    return model, history
+    return keeper.restore(model)
 
 
 def config_dict(cfg: FitConfig) -> dict:
@@ -357,7 +380,7 @@ def load_imputer_config(
     """Build an :class:`ImputerRunConfig`: ``base`` (defaults), then each YAML file, then the
     dotted ``section.key=value`` overrides: the machinery of :func:`pointae.config.load_config`
     (unknown keys and wrong types are one-line errors naming the file or ``--set``)."""
-    from pointae.config import _deep_update, _merge, parse_override, read_yaml
+    from pointae.config import _merge, apply_layers
 
     if isinstance(base, ImputerRunConfig):
         cfg = copy.deepcopy(base)
@@ -365,19 +388,4 @@ def load_imputer_config(
         cfg = ImputerRunConfig()
         if base:
             _merge(cfg, copy.deepcopy(base))
-    paths = [] if paths is None else [paths] if isinstance(paths, (str, Path)) else list(paths)
-    for p in paths:
-        try:
-            _merge(cfg, read_yaml(p))
-        except PointaeError as e:
-            msg = str(e)
-            raise PointaeError(msg if msg.startswith(str(p)) else f"{p}: {msg}") from None
-    upd: dict = {}
-    for o in overrides or []:
-        _deep_update(upd, parse_override(o))
-    if upd:
-        try:
-            _merge(cfg, upd)
-        except PointaeError as e:
-            raise PointaeError(f"--set: {e}") from None
-    return cfg.validate()
+    return apply_layers(cfg, paths, overrides).validate()

@@ -20,9 +20,7 @@ threshold (:func:`pointae.impute.protocol.auto_max_missing`).
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,7 +31,7 @@ from pointae.data.corrupt import hide_loci
 from pointae.data.traces import Traces
 from pointae.data.traces import median_neighbour_distance as _median_neighbour_distance
 from pointae.errors import PointaeError
-from pointae.impute.fit import FitConfig, hidden_pair_loss, predict
+from pointae.impute.fit import EpochKeeper, FitConfig, hidden_pair_loss, predict
 from pointae.impute.model import Imputer, ImputerConfig
 from pointae.impute.protocol import auto_max_missing, make_held_out, score
 from pointae.sim.noise import matching_noise
@@ -165,9 +163,7 @@ def fit_sources(
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=steps_per_epoch * cfg.epochs, pct_start=0.1
     )
-    history: list[dict] = []
-    best, best_state = math.inf, copy.deepcopy(model.state_dict())
-    t0 = time.time()
+    keeper = EpochKeeper(model, cfg.max_minutes, log)
     for epoch in range(cfg.epochs):
         model.train()
         batches = []
@@ -200,7 +196,7 @@ def fit_sources(
             opt.step()
             sched.step()
             losses[sources[k].name].append(float(loss.detach()))
-        row: dict = {"epoch": epoch + 1, "minutes": (time.time() - t0) / 60}
+        row: dict = {"epoch": epoch + 1, "minutes": keeper.minutes()}
         row.update({f"loss_{n}": float(np.mean(v)) for n, v in losses.items() if v})
         ratios = [
             validation_ratio(model, s.val, s.scale) for s in sources if s.val is not None and len(s.val)
@@ -212,15 +208,6 @@ def fit_sources(
             key = row["val_ratio"]
         else:
             key = float(np.mean([v for n, v in row.items() if n.startswith("loss_")]))
-        if key < best:
-            best, best_state = key, copy.deepcopy(model.state_dict())
-        history.append(row)
-        if log is not None:
-            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if row["minutes"] > cfg.max_minutes:
-            if log is not None:
-                log(f"stopping: time budget of {cfg.max_minutes} min reached")
+        if keeper.end_epoch(model, row, key):
             break
-    model.load_state_dict(best_state)
-    model.eval()
-    return model, history
+    return keeper.restore(model)
