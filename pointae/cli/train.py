@@ -67,9 +67,10 @@ def train(
 
     Precedence: built-in defaults < --config files < --repr/--encoder/--task/--data/--out < --set.
     With --resume the run's saved config.yaml is the base instead of the defaults.
-    --task inpaint --data FILE trains the imputer (its config: sections data, model, train, e.g.
-    --set train.epochs=24 --set ensemble=2; see docs/impute.md) unless --repr or --model
-    autoencoder is given.
+
+    --task inpaint --data FILE trains the imputer unless --repr, --encoder or --model autoencoder
+    is given (its config has the sections data, model and train, e.g. --set train.epochs=24
+    --set ensemble=2; see docs/impute.md).
     """
     from pointae.errors import PointaeError
 
