@@ -99,15 +99,20 @@ class PointAE:
         return self
 
     @classmethod
-    def load(cls, run_dir: str | Path, device: str | torch.device = "cpu") -> PointAE:
+    def load(cls, run_dir: str | Path | None = None, device: str | torch.device = "cpu") -> PointAE:
         """Load a trained run: ``model.json`` + ``model.safetensors`` only (no pickle).
 
         Autoencoder runs are rebuilt through the registry; imputer runs are loaded by
-        :func:`pointae.impute.api.load_imputer`. Runs in an older format are converted in memory
-        (never rewritten); a damaged or unknown ``model.json`` is refused with one line.
+        :func:`pointae.impute.api.load_imputer`; ``None`` (or ``"default"``) is the imputer shipped
+        in ``pointae/assets/imputer``. Runs in an older format are converted in memory (never
+        rewritten); a damaged or unknown ``model.json`` is refused with one line.
         """
         from pointae.train.runfiles import load_model, read_model_info
 
+        if run_dir is None or (str(run_dir) == "default" and not Path(run_dir).exists()):
+            from pointae.impute.api import DEFAULT_MODEL_DIR
+
+            run_dir = DEFAULT_MODEL_DIR
         path = Path(run_dir)
         info = read_model_info(path)
         self = cls.__new__(cls)
@@ -265,15 +270,21 @@ class PointAE:
         """
         from pointae.impute.api import impute_traces
 
+        return impute_traces(traces, model=self.as_imputer(), **kwargs)
+
+    def as_imputer(self):
+        """This run as the imputer that ``impute``, ``evaluate-imputation`` and the streaming
+        :func:`pointae.impute.stream.impute_file` take (a :class:`pointae.impute.api.LoadedImputer`):
+        an imputer run itself, or an ``inpaint`` autoencoder run whose predicted maps the imputer's
+        placement turns into coordinates (:func:`pointae.impute.api.imputer_from_run`)."""
         self._check()
         if self.kind == "imputer":
-            return impute_traces(traces, model=self.imputer, **kwargs)
-        self._need_task("inpaint")
-        from pointae.impute.api import imputer_from_run
-
+            return self.imputer
         if self.run_dir is None:
             raise PointaeError("impute() with an autoencoder needs a model saved in a directory")
-        return impute_traces(traces, model=imputer_from_run(self.run_dir), **kwargs)
+        from pointae.impute.api import imputer_from_run
+
+        return imputer_from_run(self.run_dir)
 
     def _need_task(self, task: str) -> None:
         self._check()

@@ -106,6 +106,7 @@ def impute(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from pointae.api import PointAE
     from pointae.impute.stream import impute_file, samples_path
     from pointae.outputs import check_outputs
 
@@ -134,7 +135,7 @@ def impute(
         info = impute_file(
             src,
             out,
-            model=model,
+            model=PointAE.load(model).as_imputer(),
             denoise=denoise,
             threshold=threshold,
             to=fmt_out,
@@ -218,9 +219,10 @@ def evaluate_imputation_cmd(
     """
     import numpy as np
 
+    from pointae.api import PointAE
     from pointae.data.io import read_traces
     from pointae.errors import PointaeError, atomic_path
-    from pointae.impute.api import evaluate_denoising, evaluate_imputation, load_imputer, model_labels
+    from pointae.impute.api import evaluate_denoising, evaluate_imputation, model_labels
     from pointae.outputs import check_outputs
 
     models = _model_args(model)
@@ -233,7 +235,7 @@ def evaluate_imputation_cmd(
         except ValueError:
             raise PointaeError(f"--max-missing: expected a fraction or 'auto', got {max_missing!r}") from None
     t = read_traces(data, **read_options(format, columns, unit, pixel_size, duplicates).kwargs())
-    loaded = [load_imputer(m) for m in models]
+    loaded = [PointAE.load(m).as_imputer() for m in models]
     labels = model_labels(loaded)
     res = evaluate_imputation(
         t,

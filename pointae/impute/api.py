@@ -231,7 +231,8 @@ def load_imputer(path=None) -> LoadedImputer:
     except Exception as e:  # noqa: BLE001 - any corrupt/mismatched file is a user error here
         raise PointaeError(f"{weights}: cannot load imputer weights ({e})") from None
     model.eval()
-    return LoadedImputer(model, meta, "default" if path is None else str(path))
+    shipped = path is None or weights.parent.resolve() == DEFAULT_MODEL_DIR.resolve()
+    return LoadedImputer(model, meta, "default" if shipped else str(path))
 
 
 def imputer_from_run(run, calibrate: bool = True) -> LoadedImputer:

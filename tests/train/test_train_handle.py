@@ -99,7 +99,7 @@ def test_imputer_runs_load_through_the_same_handle(small_traces):
 
 
 def test_impute_with_an_inpainting_autoencoder_run(tmp_path, small_traces, fast, ae_run):
-    with pytest.raises(PointaeError, match="trained for 'autoencode', not 'inpaint'"):
+    with pytest.raises(PointaeError, match="'autoencode' run cannot impute"):
         PointAE.load(ae_run).impute(small_traces[:2])
 
     run = fit(
