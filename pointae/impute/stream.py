@@ -126,7 +126,7 @@ def impute_file(
     if kw.get("columns") is not None and format is None:
         format = "table"
     fmt_in = _normalise(format, READ_FORMATS) or detect_format(src)
-    fmt = _normalise(to, WRITE_FORMATS) or (fmt_in if fmt_in in WRITE_FORMATS else "fofct")
+    fmt = _normalise(to, WRITE_FORMATS) or _output_format(fmt_in, out, WRITE_FORMATS)
     from pointae.outputs import check_outputs
 
     check_outputs([out], inputs=[src], overwrite=True)  # never the input, never a folder
@@ -383,3 +383,21 @@ class _SamplesWriter:
         if self._f is not None:
             self._f.close()
         return self._ctx.__exit__(exc_type, exc, tb)
+
+
+def _output_format(fmt_in: str, out, writable) -> str:
+    """The output format when none is given: the input's (an unwritable one: FOF-CT), so a text
+    file comes back in its own layout; but a binary/text mismatch with the output's suffix follows
+    the suffix (an ``.h5`` name gets HDF5, an HDF5 input written to ``.csv`` gets text), so a file
+    never holds another format than its name says."""
+    from pointae.data.io import format_from_suffix
+
+    same = fmt_in if fmt_in in writable else "fofct"
+    try:
+        by_suffix = format_from_suffix(out)
+    except PointaeError:
+        return same
+    binary = ("h5", "pdb")
+    if by_suffix != same and (by_suffix in binary or same in binary):
+        return by_suffix
+    return same

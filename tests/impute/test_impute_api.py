@@ -222,6 +222,29 @@ def test_cli_impute_roundtrip_same_format(shared_data, tmp_path, suffix):
         assert "pointae_impute" in b.attrs
 
 
+@pytest.mark.parametrize(
+    ("src_name", "out_name", "want"),
+    [
+        ("in.fofct.csv", "out.h5", "h5"),  # a text input written to an .h5 name gets HDF5
+        ("in.h5", "out.csv", "csv"),  # an HDF5 input written to a .csv name gets text
+        ("in.bintu.csv", "out.csv", "bintu"),  # text to text keeps the input's own layout
+    ],
+)
+def test_cli_impute_output_format_never_contradicts_the_suffix(tmp_path, src_name, out_name, want):
+    from pointae.data.io import read_traces, write_traces
+
+    t = tiny_traces(n=8, n_loci=20, seed=3, missing=0.2)
+    src, out = tmp_path / src_name, tmp_path / out_name
+    write_traces(t, src)
+    r = runner.invoke(app, ["impute", str(src), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    is_hdf5 = out.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+    assert is_hdf5 == (want == "h5")
+    back = read_traces(out)
+    assert back.attrs["format"] == want
+    np.testing.assert_array_equal(back.coords[t.mask], t.coords[t.mask])
+
+
 def test_cli_impute_bad_input_is_one_clean_line(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("hello\n")
