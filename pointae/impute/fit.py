@@ -182,6 +182,33 @@ def _place(xyz: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, steps: i
     return refine_to_map(xyz - centre, target, mask, steps) + centre
 
 
+def training_step(model, opt, sched, batch: np.ndarray, scale: float, rng, cfg: FitConfig) -> float | None:
+    """One self-supervised step on ``batch`` ``(B, L, 3)``: a random crop of ``cfg.crop`` loci (traces
+    left with < 4 spots dropped), a random fraction of the observed loci hidden, the hidden-pair
+    loss, one clipped optimiser and scheduler step. Returns the loss, or None (no step taken) when
+    the crop left no usable trace. Shared by :func:`fit_imputer` and
+    :func:`pointae.impute.sources.fit_sources`."""
+    n_loci = batch.shape[1]
+    if cfg.crop and cfg.crop < n_loci:
+        a = int(rng.integers(0, n_loci - cfg.crop + 1))
+        batch = batch[:, a : a + cfg.crop]
+        batch = batch[(~np.isnan(batch[..., 0])).sum(1) >= 4]
+        if len(batch) == 0:
+            return None
+    frac = float(rng.uniform(cfg.hide_min, cfg.hide_max))
+    corr = hide_loci(batch, frac, rng, run_fraction=cfg.run_fraction)
+    out = model(torch.from_numpy(corr.coords), scale)
+    loss = hidden_pair_loss(
+        out, torch.from_numpy(batch), torch.from_numpy(corr.changed), scale, cfg.map_weight
+    )
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
 class EpochKeeper:
     """Keeps the weights of the best epoch (lowest ``key``), logs each epoch's row and stops at the
     time budget: the epoch bookkeeping shared by :func:`fit_imputer` and
@@ -265,31 +292,14 @@ def fit_imputer(
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
     keeper = EpochKeeper(model, cfg.max_minutes, log)
-    n_loci = coords.shape[1]
     for epoch in range(cfg.epochs):
         model.train()
         perm = rng.permutation(len(coords))
         losses = []
         for s in range(0, len(perm), cfg.batch_size):
-            batch = coords[perm[s : s + cfg.batch_size]]
-            if cfg.crop and cfg.crop < n_loci:
-                a = int(rng.integers(0, n_loci - cfg.crop + 1))
-                batch = batch[:, a : a + cfg.crop]
-                batch = batch[(~np.isnan(batch[..., 0])).sum(1) >= 4]
-                if len(batch) == 0:
-                    continue
-            frac = float(rng.uniform(cfg.hide_min, cfg.hide_max))
-            corr = hide_loci(batch, frac, rng, run_fraction=cfg.run_fraction)
-            out = model(torch.from_numpy(corr.coords), scale)
-            loss = hidden_pair_loss(
-                out, torch.from_numpy(batch), torch.from_numpy(corr.changed), scale, cfg.map_weight
-            )
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
+            loss = training_step(model, opt, sched, coords[perm[s : s + cfg.batch_size]], scale, rng, cfg)
+            if loss is not None:
+                losses.append(loss)
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "minutes": keeper.minutes()}
         if val_coords is not None and len(val_coords):
             row.update(evaluate_ratio(model, val_coords, scale, seed=1000))

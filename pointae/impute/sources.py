@@ -27,11 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pointae.data.corrupt import hide_loci
 from pointae.data.traces import Traces
 from pointae.data.traces import median_neighbour_distance as _median_neighbour_distance
 from pointae.errors import PointaeError
-from pointae.impute.fit import EpochKeeper, FitConfig, hidden_pair_loss, predict
+from pointae.impute.fit import EpochKeeper, FitConfig, predict, training_step
 from pointae.impute.model import Imputer, ImputerConfig
 from pointae.impute.protocol import auto_max_missing, make_held_out, score
 from pointae.sim.noise import matching_noise
@@ -174,28 +173,11 @@ def fit_sources(
         losses = {s.name: [] for s in sources}
         for b in order:
             k, rows = batches[b]
-            batch = data[k][rows]
-            n_loci = batch.shape[1]
-            if cfg.crop and cfg.crop < n_loci:
-                a = int(rng.integers(0, n_loci - cfg.crop + 1))
-                batch = batch[:, a : a + cfg.crop]
-                batch = batch[(~np.isnan(batch[..., 0])).sum(1) >= 4]
-                if len(batch) == 0:
-                    sched.step()
-                    continue
-            frac = float(rng.uniform(cfg.hide_min, cfg.hide_max))
-            corr = hide_loci(batch, frac, rng, run_fraction=cfg.run_fraction)
-            scale = sources[k].scale
-            out = model(torch.from_numpy(corr.coords), scale)
-            loss = hidden_pair_loss(
-                out, torch.from_numpy(batch), torch.from_numpy(corr.changed), scale, cfg.map_weight
-            )
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses[sources[k].name].append(float(loss.detach()))
+            loss = training_step(model, opt, sched, data[k][rows], sources[k].scale, rng, cfg)
+            if loss is None:
+                sched.step()  # keep the schedule on its planned length
+            else:
+                losses[sources[k].name].append(loss)
         row: dict = {"epoch": epoch + 1, "minutes": keeper.minutes()}
         row.update({f"loss_{n}": float(np.mean(v)) for n, v in losses.items() if v})
         ratios = [
