@@ -17,6 +17,8 @@ Names are imported lazily (``from pointae.train import evaluate`` does not impor
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 _NAMES = {
@@ -83,6 +85,22 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_NAMES])
+
+
+class _Package(types.ModuleType):
+    """``pointae.train`` itself. Importing the submodule ``pointae.train.evaluate`` (or ``.fit``)
+    binds it on the package under the same name as the function it defines, so a later
+    ``from pointae.train import evaluate`` would get the module, depending on import order. The
+    package keeps the function under that name instead (``from pointae.train.evaluate import ...``
+    and ``sys.modules`` still give the module)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _NAMES.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -287,3 +287,19 @@ def test_non_finite_message_names_the_coordinate_range_when_a_spot_is_far_out(sm
     cause = r"likely cause: the coordinate range: the largest \|coordinate\| is 5e\+08"
     with pytest.raises(PointaeError, match=cause):
         fit(make_cfg("train.max_epochs=1", name="far"), far, callbacks=[PoisonGradient(1)])
+
+
+def test_train_names_are_the_functions_whatever_was_imported_first():
+    """``pointae.train.evaluate`` / ``.fit`` are also submodules: importing those first used to
+    leave ``from pointae.train import evaluate`` returning the module (order-dependent)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import pointae.train.fit, pointae.train.evaluate\n"
+        "from pointae.train import evaluate, fit\n"
+        "assert callable(evaluate) and callable(fit), (evaluate, fit)\n"
+        "import sys; assert sys.modules['pointae.train.evaluate'].__name__ == 'pointae.train.evaluate'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
