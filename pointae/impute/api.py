@@ -44,11 +44,11 @@ from pointae.impute.model import Imputer, ImputerConfig, ImputerEnsemble, descri
 from pointae.impute.place import place_loci
 from pointae.impute.protocol import UndefinedPredictionError, bootstrap, eligible, make_held_out, score
 from pointae.impute.uncertainty import Calibration, fit_calibration
+from pointae.train.runfiles import MODEL_FORMAT  # the one run-directory format
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "imputer"
 WEIGHTS_FILE = "model.safetensors"
 # the run-directory format shared with the autoencoder runs of ``pointae train``
-MODEL_FORMAT = "pointae-model/2"
 META_FILE = "model.json"
 LEGACY_META_FILE = "imputer.json"  # imputer runs written before the shared format
 # default denoising threshold: a spot is an outlier when it lies farther than this many median
