@@ -208,7 +208,7 @@ class PointAE:
 
     def _run(self, traces, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         from pointae.data.reprs import build_repr
-        from pointae.train import predict_maps
+        from pointae.train.evaluate import predict_traces
 
         self._check_autoencoder("encoder")
         if traces.n_loci != self.info["n_loci"]:
@@ -218,9 +218,7 @@ class PointAE:
             )
         if self._rep is None:
             self._rep = build_repr(self.info["repr"], **self.info.get("repr_options", {}))
-        device = next(self.model.parameters()).device
-        coords = traces.coords / np.float32(self.scale)  # (N, L, 3) normalised units
-        return predict_maps(self.model, self._rep, coords, batch_size=batch_size, device=device)
+        return predict_traces(self.model, self._rep, traces, self.scale, batch_size)
 
     def encode(self, traces, batch_size: int = 256) -> np.ndarray:
         """Latent representation ``(N, latent_dim)`` float32 of each trace (missing loci allowed)."""

@@ -68,6 +68,15 @@ def predict_maps(
     return np.concatenate(lat), np.concatenate(rec)
 
 
+def predict_traces(model, rep, traces, scale: float, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`predict_maps` on ``traces`` in their data unit: coordinates divided by the run's
+    ``scale``, on the model's device. Returns ``(latent (N, d), recon (N, L, L))``, recon in
+    normalised units (multiply by ``scale`` for the data unit)."""
+    device = next(model.parameters()).device
+    coords = traces.coords / np.float32(scale)
+    return predict_maps(model, rep, coords, batch_size=batch_size, device=device)
+
+
 # ------------------------------------------------------------------------------------ corruption
 @dataclass
 class EvalInputs:
@@ -417,7 +426,7 @@ __all__ = [
 class _SavedRun:
     """An autoencoder run directory as :func:`evaluate` reads it (``fit`` scores the run it just
     wrote). Users reach runs through :class:`pointae.PointAE`, which sits above this layer and
-    predicts the same way (:func:`pointae.train.predict_maps` on the weights of ``model.json``)."""
+    predicts the same way (:func:`predict_traces` on the weights of ``model.json``)."""
 
     def __init__(self, run_dir, device="cpu"):
         from pointae.data.reprs import build_repr
@@ -431,7 +440,5 @@ class _SavedRun:
         self._rep = build_repr(self.info["repr"], **self.info.get("repr_options", {}))
 
     def reconstruct(self, traces, batch_size: int = 256) -> np.ndarray:
-        device = next(self.model.parameters()).device
-        coords = traces.coords / np.float32(self.scale)
-        _, maps = predict_maps(self.model, self._rep, coords, batch_size=batch_size, device=device)
+        _, maps = predict_traces(self.model, self._rep, traces, self.scale, batch_size)
         return maps * np.float32(self.scale)
