@@ -345,20 +345,27 @@ formats.add(
     "pdb", path="pointae.data.io.pdb", read=False, write=True, writer="write_pdb", help="PDB structures"
 )
 
+
+def _plain(kind: str, *entries: str | tuple[str, str]) -> Registry:
+    """A registry of plain choices (each entry is its own name): ``"name"`` or ``("name", "help")``."""
+    reg = Registry(kind)
+    for e in entries:
+        name, text = (e, None) if isinstance(e, str) else e
+        reg.add(name, name, **({} if text is None else {"help": text}))
+    return reg
+
+
 #: what a reader does with several spots for one (trace, locus)
-duplicates = Registry("duplicates policy")
-for _n, _h in (
+duplicates = _plain(
+    "duplicates policy",
     ("closest", "keep the spot closest to its chain neighbours"),
     ("first", "keep the first spot"),
     ("mean", "average the spots"),
     ("error", "stop with an error"),
-):
-    duplicates.add(_n, _n, help=_h)
+)
 
 #: coordinate units of a :class:`~pointae.Traces`
-units = Registry("unit")
-for _n in ("nm", "micron", "bead"):
-    units.add(_n, _n)
+units = _plain("unit", "nm", "micron", "bead")
 
 #: simulation presets: parameter overrides of :data:`pointae.sim.presets.DEFAULTS`
 presets = Registry("preset")
@@ -374,14 +381,14 @@ for _n, _h in (
     presets.add(_n, path=f"pointae.sim.presets:BUILTIN_PRESETS[{_n}]", help=_h)
 
 #: 2D layouts of an embedding (:func:`pointae.analysis.cluster.compute_layout`)
-layouts = Registry("layout")
-for _n in ("phate", "umap", "tsne", "pca"):
-    layouts.add(_n, _n)
+layouts = _plain("layout", "phate", "umap", "tsne", "pca")
 
 #: the two regimes ``pointae compare`` trains each representation in
-regimes = Registry("regime")
-regimes.add("bottleneck", "bottleneck", help="everything passes through the latent (encoder + decoder)")
-regimes.add("skip", "skip", help="the best model for the task (skip connections for denoise/inpaint)")
+regimes = _plain(
+    "regime",
+    ("bottleneck", "everything passes through the latent (encoder + decoder)"),
+    ("skip", "the best model for the task (skip connections for denoise/inpaint)"),
+)
 
 #: whole models with their own configuration and training (not an encoder + decoder pair); the
 #: entry is the model's ``load(run)``, meta ``tasks``, ``config`` (dataclass) and ``fit`` import paths
@@ -396,43 +403,35 @@ models.add(
 )
 
 #: clustering algorithms (:func:`pointae.analysis.cluster.cluster_labels`)
-clusterings = Registry("clustering")
-for _n in ("kmeans", "leiden", "agglomerative"):
-    clusterings.add(_n, _n)
+clusterings = _plain("clustering", "kmeans", "leiden", "agglomerative")
 
 #: distance-map -> structure reconstructions (``pointae reconstruct --method``)
-reconstructions = Registry("reconstruction method")
-reconstructions.add("mds", "mds", help="classical MDS")
-reconstructions.add("smacof", "smacof", help="weighted SMACOF (masked pairs)")
+reconstructions = _plain(
+    "reconstruction method", ("mds", "classical MDS"), ("smacof", "weighted SMACOF (masked pairs)")
+)
 
 #: how ``evaluate-imputation`` hides observed loci
-hide_modes = Registry("hide mode")
-for _n, _h in (
+hide_modes = _plain(
+    "hide mode",
     ("random", "isolated loci"),
     ("runs", "runs of 2-4 loci"),
     ("mixed", "a mix of both"),
     ("detection", "loci drawn by the file's per-locus detection rates"),
-):
-    hide_modes.add(_n, _n, help=_h)
+)
 
 #: learning-rate schedules of ``pointae train`` (``train.scheduler``)
-schedulers = Registry("scheduler")
-for _n, _h in (
+schedulers = _plain(
+    "scheduler",
     ("cosine", "linear warmup, then cosine decay"),
     ("plateau", "halve on a validation plateau"),
     ("none", "constant after warmup"),
-):
-    schedulers.add(_n, _n, help=_h)
+)
 
 #: numeric precision of the imputer's CNN
-precisions = Registry("precision")
-for _n in ("auto", "bf16", "fp32"):
-    precisions.add(_n, _n)
+precisions = _plain("precision", "auto", "bf16", "fp32")
 
 #: devices of the simulator
-devices = Registry("device")
-for _n in ("cpu", "cuda"):
-    devices.add(_n, _n)
+devices = _plain("device", "cpu", "cuda")
 
 del _n, _h
 
