@@ -98,7 +98,7 @@ def train(args) -> None:
         val = 0 if s.val is None else len(s.val)
         print(f"source {s.name}: {len(s.coords)} train, {val} val traces, scale {s.scale:.1f}, {s.info}")
     fc = FitConfig(epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed)
-    mc = ImputerConfig(refine_steps=args.refine_steps)
+    mc = ImputerConfig(refine_steps=args.refine_steps, activation=args.activation, channels=args.channels)
     model, history = fit_sources(sources, fc, mc)
     real = [s for s in sources if not s.name.startswith("sim_")]
     out = Path(args.out)
@@ -277,6 +277,8 @@ def main(argv=None) -> None:
     tr.add_argument("--max-minutes", type=float, default=12.0)
     tr.add_argument("--n-sim", type=int, default=600, help="simulated traces per sim source")
     tr.add_argument("--refine-steps", type=int, default=10)
+    tr.add_argument("--activation", default="gelu", choices=["gelu", "relu"])
+    tr.add_argument("--channels", type=int, default=16)
     tr.add_argument("--seed", type=int, default=0, help="training seed (and of the simulations)")
     tr.add_argument("--val-seed", type=int, default=0, help="seed of the validation split (keep it fixed)")
     tb = sub.add_parser("table", help="score models on the test splits")

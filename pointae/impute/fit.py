@@ -24,7 +24,14 @@ import torch
 from pointae.data.corrupt import hide_loci
 from pointae.data.transforms import distance_maps
 from pointae.errors import PointaeError
-from pointae.impute.model import Imputer, ImputerConfig, inference_precision, refine_to_map, torch_threads
+from pointae.impute.model import (
+    ACTIVATIONS,
+    Imputer,
+    ImputerConfig,
+    inference_precision,
+    refine_to_map,
+    torch_threads,
+)
 from pointae.impute.protocol import make_held_out, score
 
 
@@ -371,6 +378,10 @@ class ImputerRunConfig:
             )
         if m.refine_steps < 0:
             raise PointaeError(f"model.refine_steps must be >= 0, got {m.refine_steps}")
+        if m.activation not in ACTIVATIONS:
+            raise PointaeError(
+                f"model.activation must be one of {', '.join(ACTIVATIONS)}, got {m.activation!r}"
+            )
         if not (0 <= self.data.test_fraction < 1):
             raise PointaeError(f"data.test_fraction must be in [0, 1), got {self.data.test_fraction}")
         if not (0 < t.hide_min <= t.hide_max < 1):

@@ -106,6 +106,7 @@ class ImputerConfig:
     prior_eps: float = 1e-3
     correction: float = 0.0
     refine_steps: int = 10
+    activation: str = "gelu"  # "gelu" or "relu" (relu: about 3x cheaper per pass on a CPU)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -117,6 +118,7 @@ class ImputerConfig:
         d = dict(d)
         d["dilations"] = tuple(d.get("dilations", cls.dilations))
         d.setdefault("refine_steps", 0)  # models saved before the unrolled refinement existed
+        d.setdefault("activation", "gelu")  # models saved before the option existed
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -194,13 +196,22 @@ def pair_features(coords: torch.Tensor, scale: float | torch.Tensor) -> dict[str
     return {"x": x, "mask": mask, "w_lin": w_lin, "pos": pos, "centre": centre, "scale": scale}
 
 
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+
+def _activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown imputer activation {name!r} (choose from {', '.join(ACTIVATIONS)})")
+    return ACTIVATIONS[name]()
+
+
 class _Block(nn.Module):
-    def __init__(self, channels: int, dilation: int):
+    def __init__(self, channels: int, dilation: int, activation: str = "gelu"):
         super().__init__()
         self.norm = nn.GroupNorm(4, channels)
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation)
         self.conv2 = nn.Conv2d(channels, channels, 1)
-        self.act = nn.GELU()
+        self.act = _activation(activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(self.act(self.conv1(self.act(self.norm(x)))))
@@ -230,9 +241,10 @@ class Imputer(nn.Module):
         self.config = config or ImputerConfig()
         c = self.config.channels
         self.stem = nn.Conv2d(N_FEATURES, c, 1)
-        self.blocks = nn.ModuleList([_Block(c, d) for d in self.config.dilations])
+        act = self.config.activation
+        self.blocks = nn.ModuleList([_Block(c, d, act) for d in self.config.dilations])
         # head channels: placement logits, affine correction, log-factor of the predicted map
-        self.head = nn.Sequential(nn.GroupNorm(4, c), nn.GELU(), nn.Conv2d(c, 3, 1))
+        self.head = nn.Sequential(nn.GroupNorm(4, c), _activation(act), nn.Conv2d(c, 3, 1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
         self.bf16 = False  # run the CNN in bfloat16 at inference (see :func:`inference_precision`)

@@ -202,3 +202,29 @@ def test_bf16_trunk_stays_close_to_fp32(trained_like):
     # the ~150 nm neighbour distance (measured on IMR90: protocol ratio within 0.0002 of fp32)
     assert err.max() < 5.0
     assert not trained_like.bf16  # the context restores fp32
+
+
+def test_activation_option_builds_relu_nets_and_old_configs_load_as_gelu(rng):
+    relu = Imputer(ImputerConfig(channels=8, dilations=(1, 2), activation="relu")).eval()
+    acts = {type(m) for m in relu.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.GELU))}
+    assert acts == {torch.nn.ReLU}
+    c = _coords(n=4, n_loci=20)
+    out = relu(torch.from_numpy(c), 1.0)["coords"].detach().numpy()
+    obs = ~np.isnan(c)
+    np.testing.assert_array_equal(out[obs], c[obs])
+    assert np.isfinite(out).all()
+    # a model.json written before the option existed has no "activation": it is a GELU net
+    old = ImputerConfig.from_dict({"channels": 8, "dilations": [1, 2], "refine_steps": 3})
+    assert old.activation == "gelu"
+    with pytest.raises(ValueError, match="unknown imputer activation 'tanh'"):
+        Imputer(ImputerConfig(activation="tanh"))
+
+
+def test_run_config_refuses_an_unknown_activation():
+    from pointae.errors import PointaeError
+    from pointae.impute.fit import ImputerRunConfig
+
+    cfg = ImputerRunConfig()
+    cfg.model.activation = "swish"
+    with pytest.raises(PointaeError, match="model.activation must be one of gelu, relu, got 'swish'"):
+        cfg.validate()
