@@ -55,9 +55,11 @@ LEGACY_META_FILE = "imputer.json"  # imputer runs written before the shared form
 # neighbour distances from where the model places it with the spot hidden (see docs/impute.md)
 DENOISE_THRESHOLD = 3.0
 _DENOISE_PASSES = 8
-# final placement: stress updates of the missing loci towards the predicted map after the network
-# (100 Jacobi updates: protocol ratio 0.9176 vs 0.9175 for 150 SMACOF iterations, docs/impute.md)
-PLACE_STEPS = 100
+# final placement: stress updates of the missing loci towards the predicted map after the network;
+# chosen on the IMR90 + Huang validation traces (benchmarks/study_place_steps.py, docs/impute.md):
+# the smallest count within 0.001 of 100 updates' ratio (shipped model: 30 -> 0.9465, 100 -> 0.9458,
+# 20 -> 0.9470; the earlier GELU ensemble: 0.9441 / 0.9433 / 0.9447)
+PLACE_STEPS = 30
 # a trace needs this many observed spots for impute to place anything: with fewer (e.g. Hi-M traces
 # of one or two barcodes) there is no shape to learn from; such traces are left as they are
 MIN_OBSERVED = 3
