@@ -90,6 +90,13 @@ def impute(
             "precisions", "--precision", help="CNN precision: auto = bfloat16 where the CPU has it natively."
         ),
     ] = "auto",
+    workers: Annotated[
+        str,
+        typer.Option(
+            help="Processes imputing chunks (one torch thread each): a number, or auto = the CPUs "
+            "available (1 for a file of one chunk). The output does not depend on it.",
+        ),
+    ] = "auto",
     columns: ColumnsOpt = None,
     unit: UnitOpt = None,
     pixel_size: PixelSizeOpt = None,
@@ -146,6 +153,7 @@ def impute(
             seed=seed,
             precision=precision,
             progress=progress,
+            workers=workers,
         )
     console.print(
         f"wrote {info['n_traces']:,} traces x {info['n_loci']} loci to {out} ({info['format']}): "

@@ -13,7 +13,9 @@ written to a temporary file renamed on success, so a failure leaves no partial o
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -83,6 +85,7 @@ def impute_file(
     progress: Callable[[int, int | None], None] | None = None,
     description: Callable[[dict], str] | None = None,
     read_options: dict | None = None,
+    workers: int | str = "auto",
 ) -> dict:
     """Impute every trace of ``src`` into ``out`` (same format unless ``to``), chunk by chunk.
 
@@ -107,11 +110,19 @@ def impute_file(
         Called as ``progress(traces_done, total_or_None)`` after every chunk.
     description
         Builds the Bintu description line from the run summary (Bintu output only).
+    workers
+        Processes that impute chunks (:func:`resolve_workers`): ``"auto"`` = the CPUs this process
+        may run on, but 1 when the input has a single chunk. Each worker runs one torch thread and
+        loads the model once; the main process reads, keeps at most two chunks per worker in
+        flight and writes the results in input order, so the output is byte-identical whatever
+        the number of workers (the length unit and calibration come from the first traces, in
+        the main process).
 
     Returns
     -------
     dict
-        Run summary: counts, traces, loci, scale, unit, seconds, output format, samples file.
+        Run summary: counts, traces, loci, scale, unit, seconds, output format, samples file,
+        workers used.
     """
     from pointae.data.io import _normalise, detect_format, iter_traces
     from pointae.data.io.hdf5 import H5TraceWriter, h5_length
@@ -132,6 +143,7 @@ def impute_file(
     check_outputs([out], inputs=[src], overwrite=True)  # never the input, never a folder
     if samples < 0:
         raise PointaeError("--samples must be >= 0")
+    resolve_workers(workers)  # a bad value fails before any work
     threshold = DENOISE_THRESHOLD if threshold is None else float(threshold)
     total = h5_length(src) if fmt_in == "h5" else None
     loaded = load_imputer(model)
@@ -146,6 +158,13 @@ def impute_file(
         head.append(part)
     if not head or sum(map(len, head)) == 0:
         raise PointaeError(f"{src}: no traces to impute")
+    if len(head) == 1:  # one chunk read: is it the only one? (then no worker processes)
+        more = next(chunks, None)
+        if more is not None:
+            head.append(more)
+    n_workers = resolve_workers(workers, single_chunk=len(head) == 1)
+    if total is not None:  # no more workers than chunks
+        n_workers = max(1, min(n_workers, -(-total // max(1, chunk_size))))
     lead = head[0] if len(head) == 1 else Traces.concat(head, unique_ids=False)
     lead = lead[:SCALE_TRACES]
     first = head[0]
@@ -164,17 +183,17 @@ def impute_file(
     n_done = 0
     settings = None
 
-    def run_chunk(part: Traces) -> Traces:
+    impute_kw = {
+        "denoise": denoise,
+        "threshold": threshold,
+        "scale": scale,
+        "precision": precision,
+        "calibration": cal,
+    }
+
+    def run_chunk(res: Traces) -> Traces:
+        """Bookkeeping of one imputed chunk, in input order (main process)."""
         nonlocal n_done, settings
-        res = impute_traces(
-            part,
-            model=loaded,
-            denoise=denoise,
-            threshold=threshold,
-            scale=scale,
-            precision=precision,
-            calibration=cal,
-        )
         info = res.attrs["pointae_impute"]
         for k in counts:
             counts[k] += info[k]
@@ -212,14 +231,22 @@ def impute_file(
             yield head.pop(0)
         yield from chunks
 
+    def results():
+        """``(input chunk, imputed chunk)`` pairs in input order, imputed here or by the workers."""
+        if n_workers == 1:
+            for part in parts():
+                yield part, run_chunk(impute_traces(part, model=loaded, **impute_kw))
+            return
+        for part, res in _imputed_by_workers(parts(), n_workers, loaded, impute_kw, src):
+            yield part, run_chunk(res)
+
     sw = _SamplesWriter(samples_out, samples) if samples else None
     try:
         if sw is not None:
             sw.__enter__()
         if fmt == "h5":
             with H5TraceWriter(out, parameters={"command": "impute", "input": str(src)}) as w:
-                for part in parts():
-                    res = run_chunk(part)
+                for part, res in results():
                     w.append(res)
                     if sw is not None:
                         sw.append(res, draw(part, res))
@@ -227,8 +254,7 @@ def impute_file(
             from pointae.data.io import write_traces
 
             done = []
-            for part in parts():
-                res = run_chunk(part)
+            for part, res in results():
                 done.append(res)
                 if sw is not None:
                     sw.append(res, draw(part, res))
@@ -243,8 +269,7 @@ def impute_file(
             try:
                 with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
                     app = _TextAppender(fh, fmt, scratch, kw)
-                    for part in parts():
-                        res = run_chunk(part)
+                    for part, res in results():
                         if fmt == "bintu":
                             kw["description"] = _bintu_line(res, settings, description)
                         if fmt == "fofct" and str(out).lower().endswith(".tsv"):
@@ -272,7 +297,128 @@ def impute_file(
         "traces_per_s": n_done / max(secs, 1e-9),
         "samples": str(samples_out) if samples else None,
         "settings": settings,
+        "workers": n_workers,
     }
+
+
+def resolve_workers(workers: int | str = "auto", single_chunk: bool = False) -> int:
+    """The number of worker processes for ``workers`` (an int >= 1 or ``"auto"``).
+
+    ``"auto"`` is the number of CPUs this process may run on (``os.sched_getaffinity``), but 1
+    when the input has a single chunk (a small file does not pay the workers' start-up).
+    """
+    if isinstance(workers, str) and workers.strip().lower() == "auto":
+        if single_chunk:
+            return 1
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
+            return max(1, os.cpu_count() or 1)
+    try:
+        n = int(workers)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or str(workers).strip() != str(n):
+        raise PointaeError(f"--workers must be a positive integer or 'auto', got {workers!r}")
+    return n
+
+
+# ----------------------------------------------------------------------------- worker processes
+# Each worker holds the model (sent once, at start-up) and the imputation settings; the main
+# process sends it chunks and receives imputed chunks. forkserver: workers are forked from a
+# clean server process that has imported torch once (never from the main process, whose torch
+# threads and state are not fork-safe), so starting one costs a fork and unpickling the model.
+START_METHOD = "forkserver"
+IN_FLIGHT_PER_WORKER = 2
+_WORKER: dict = {}
+
+
+def _init_worker(loaded, impute_kw: dict) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER["loaded"], _WORKER["kw"] = loaded, impute_kw
+
+
+def _impute_chunk(part: Traces) -> Traces:
+    from pointae.impute.api import impute_traces
+
+    try:
+        return impute_traces(part, model=_WORKER["loaded"], **_WORKER["kw"])
+    except PointaeError as e:  # a plain PointaeError always pickles back (subclasses may not)
+        raise PointaeError(str(e)) from None
+
+
+def _pool(n_workers: int, loaded, impute_kw: dict):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    methods = mp.get_all_start_methods()
+    method = START_METHOD if START_METHOD in methods else "spawn"
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["pointae.impute.api"])  # torch imported once, in the server
+    ex = ProcessPoolExecutor(
+        n_workers, mp_context=ctx, initializer=_init_worker, initargs=(loaded, impute_kw)
+    )
+    with _main_not_reimported():
+        for _ in range(n_workers):  # start every worker now (one no-op task each)
+            ex.submit(int)
+    return ex
+
+
+@contextlib.contextmanager
+def _main_not_reimported():
+    """Start worker processes without re-running the caller's ``__main__`` script in them.
+
+    spawn/forkserver children normally import the parent's main script (to unpickle objects
+    defined there), which runs an unguarded script again and fails; the workers need nothing
+    from it (they run :func:`_impute_chunk` on pointae objects), so while they start the main
+    module's ``__file__``/``__spec__`` are hidden from :mod:`multiprocessing`.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
+def _imputed_by_workers(parts, n_workers: int, loaded, impute_kw: dict, src):
+    """Impute ``parts`` in ``n_workers`` processes; yield ``(part, result)`` in input order.
+
+    At most :data:`IN_FLIGHT_PER_WORKER` chunks per worker are submitted ahead of the one being
+    written, so memory stays bounded by the chunk size whatever the file size.
+    """
+    from collections import deque
+    from concurrent.futures.process import BrokenProcessPool
+
+    ex = _pool(n_workers, loaded, impute_kw)
+    pending: deque = deque()
+    try:
+        for part in parts:
+            pending.append((part, ex.submit(_impute_chunk, part)))
+            while len(pending) >= IN_FLIGHT_PER_WORKER * n_workers:
+                part0, fut = pending.popleft()
+                yield part0, fut.result()
+        while pending:
+            part0, fut = pending.popleft()
+            yield part0, fut.result()
+    except BrokenProcessPool:
+        raise PointaeError(
+            f"{src}: an impute worker process died (out of memory?); try --workers 1 or a smaller "
+            "--chunk-size"
+        ) from None
+    finally:
+        for _, fut in pending:
+            fut.cancel()
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 def _bintu_line(res: Traces, settings: dict, description) -> str:

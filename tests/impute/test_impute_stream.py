@@ -1,0 +1,143 @@
+"""Streamed imputation in worker processes: same output as one process, clean errors, no leftovers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from pointae.cli import app
+from pointae.errors import PointaeError
+from pointae.impute.stream import impute_file, resolve_workers
+from pointae.testing import tiny_traces
+
+runner = CliRunner()
+
+
+def _h5_content(path) -> dict:
+    """Every dataset and attribute of an HDF5 file, the provenance's creation time left out."""
+    import h5py
+
+    out = {}
+    with h5py.File(path) as f:
+
+        def visit(name, obj):
+            for k, v in obj.attrs.items():
+                v = v.decode() if isinstance(v, bytes) else v
+                if k == "provenance":
+                    v = json.loads(v)
+                    v.pop("created")
+                out[f"{name}@{k}"] = str(v)
+            if isinstance(obj, h5py.Dataset):
+                out[name] = obj[()]
+
+        visit("/", f)
+        f.visititems(visit)
+    return out
+
+
+@pytest.fixture(scope="module")
+def excerpt(shared_data, tmp_path_factory):
+    from pointae.data.io import read_traces
+
+    return read_traces(shared_data / "IMR90_chr21-18-20Mb_first300.fofct.csv")[:40]
+
+
+@pytest.mark.parametrize("suffix", ["h5", "csv"])
+def test_workers_write_the_same_file_as_one_process(excerpt, tmp_path, suffix):
+    from pointae.data.io import write_traces
+
+    src = tmp_path / f"in.{suffix}"
+    write_traces(excerpt, src)
+    one, two = tmp_path / f"one.{suffix}", tmp_path / f"two.{suffix}"
+    a = impute_file(src, one, chunk_size=9, workers=1, samples=2)  # 5 chunks
+    done = []
+    b = impute_file(src, two, chunk_size=9, workers=2, samples=2, progress=lambda n, tot: done.append(n))
+    assert a["workers"] == 1 and b["workers"] == 2
+    assert done == [9, 18, 27, 36, 40]  # progress after every chunk, in input order
+    for k in ("n_imputed", "n_corrected", "n_missing_left", "n_traces", "scale"):
+        assert a[k] == b[k]
+    assert a["n_imputed"] > 0
+    if suffix == "csv":
+        assert one.read_bytes() == two.read_bytes()
+        assert (tmp_path / "one.samples.csv").read_bytes() == (tmp_path / "two.samples.csv").read_bytes()
+    else:
+        ca, cb = _h5_content(one), _h5_content(two)
+        assert ca.keys() == cb.keys()
+        for k in ca:
+            np.testing.assert_array_equal(ca[k], cb[k], err_msg=k)
+        sa, sb = _h5_content(tmp_path / "one.samples.h5"), _h5_content(tmp_path / "two.samples.h5")
+        for k in sa:
+            np.testing.assert_array_equal(sa[k], sb[k], err_msg=k)
+    assert not list(tmp_path.glob(".*"))  # no scratch or temporary file left behind
+
+
+def test_auto_workers_is_one_for_a_single_chunk_and_the_cpus_otherwise(tmp_path):
+    import os
+
+    assert resolve_workers("auto", single_chunk=True) == 1
+    assert resolve_workers("auto") == len(os.sched_getaffinity(0))
+    assert resolve_workers(3) == 3 and resolve_workers("2") == 2
+    for bad in (0, "0", "-1", "two", "1.5"):
+        with pytest.raises(PointaeError, match="--workers must be a positive integer or 'auto'"):
+            resolve_workers(bad)
+    src = tmp_path / "t.h5"
+    tiny_traces(n=12, n_loci=20, seed=2, missing=0.1).save(src)
+    assert impute_file(src, tmp_path / "o.h5")["workers"] == 1  # one chunk: no worker processes
+    # an HDF5 input of two chunks never starts more than two workers
+    assert resolve_workers("auto") < 2 or impute_file(src, tmp_path / "p.h5", chunk_size=6)["workers"] == 2
+
+
+def test_cli_rejects_a_bad_workers_value_in_one_line(tmp_path):
+    src = tmp_path / "t.h5"
+    tiny_traces(n=5, n_loci=20, seed=2, missing=0.1).save(src)
+    r = runner.invoke(app, ["impute", str(src), "--out", str(tmp_path / "o.h5"), "--workers", "zero"])
+    assert r.exit_code == 1
+    assert "--workers must be a positive integer or 'auto'" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "o.h5").exists()
+
+
+class FailsOnFarTraces(nn.Module):
+    """The shipped imputer, but a batch with a coordinate beyond 1e6 raises (a bad chunk)."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    @property
+    def config(self):
+        return self.inner.config
+
+    def forward(self, coords: torch.Tensor, scale):
+        if bool((coords.nan_to_num().abs() > 1e6).any()):
+            raise PointaeError("bad chunk: a trace lies beyond 1e6")
+        return self.inner(coords, scale)
+
+
+@pytest.mark.parametrize("suffix", ["h5", "csv"])
+def test_a_worker_error_is_one_line_with_no_output_left(tmp_path, monkeypatch, suffix):
+    from pointae.api import PointAE
+    from pointae.impute.api import LoadedImputer, load_imputer
+
+    shipped = load_imputer(None)
+    failing = LoadedImputer(FailsOnFarTraces(shipped.model), shipped.meta, "failing")
+    t = tiny_traces(n=30, n_loci=20, seed=3, missing=0.15)
+    coords = t.coords.copy()
+    coords[25] += 5e6  # the fourth chunk of 8 traces is bad
+    src = tmp_path / f"t.{suffix}"
+    t._replace(coords=coords).save(src) if suffix == "h5" else __import__(
+        "pointae.data.io", fromlist=["write_traces"]
+    ).write_traces(t._replace(coords=coords), src)
+    monkeypatch.setattr(PointAE, "as_imputer", lambda self: failing)
+    out = tmp_path / f"o.{suffix}"
+    r = runner.invoke(
+        app, ["impute", str(src), "--out", str(out), "--chunk-size", "8", "--workers", "2", "--samples", "2"]
+    )
+    assert r.exit_code == 1, r.output
+    assert "bad chunk: a trace lies beyond 1e6" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]  # no output, samples or scratch
