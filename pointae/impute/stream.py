@@ -144,6 +144,7 @@ def impute_file(
     if samples < 0:
         raise PointaeError("--samples must be >= 0")
     resolve_workers(workers)  # a bad value fails before any work
+    tune_malloc()
     threshold = DENOISE_THRESHOLD if threshold is None else float(threshold)
     total = h5_length(src) if fmt_in == "h5" else None
     loaded = load_imputer(model)
@@ -301,6 +302,38 @@ def impute_file(
     }
 
 
+# glibc malloc: blocks up to this size come from the heap and freed memory up to TRIM_BYTES stays
+# with the process, instead of every activation tensor (2-9 MB per batch) being a fresh mmap whose
+# pages fault in again on every forward pass
+MMAP_THRESHOLD_BYTES = 32 * 2**20
+TRIM_BYTES = 256 * 2**20
+
+
+def tune_malloc() -> bool:
+    """Make glibc's malloc reuse large freed blocks (no-op elsewhere); True when applied.
+
+    Inference allocates and frees the same few MB-sized tensors for every batch; by default glibc
+    serves each with ``mmap`` and returns it with ``munmap``, so their pages fault in again each
+    time (a third of the minor page faults of a run, measured). ``mallopt(M_MMAP_THRESHOLD)`` and
+    ``mallopt(M_TRIM_THRESHOLD)`` keep them in the heap; peak RSS is unchanged (docs/impute.md).
+    Applied to the process running :func:`impute_file` and to its workers.
+    """
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD_BYTES)) and bool(
+        mallopt(m_trim_threshold, TRIM_BYTES)
+    )
+
+
 def resolve_workers(workers: int | str = "auto", single_chunk: bool = False) -> int:
     """The number of worker processes for ``workers`` (an int >= 1 or ``"auto"``).
 
@@ -337,6 +370,7 @@ def _init_worker(loaded, impute_kw: dict) -> None:
     import torch
 
     torch.set_num_threads(1)
+    tune_malloc()
     _WORKER["loaded"], _WORKER["kw"] = loaded, impute_kw
 
 

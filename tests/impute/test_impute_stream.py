@@ -141,3 +141,10 @@ def test_a_worker_error_is_one_line_with_no_output_left(tmp_path, monkeypatch, s
     assert "bad chunk: a trace lies beyond 1e6" in r.output and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]  # no output, samples or scratch
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc only")
+def test_malloc_tuning_applies_on_glibc():
+    from pointae.impute.stream import tune_malloc
+
+    assert tune_malloc() is True
