@@ -27,6 +27,11 @@ from pointae.data.traces import Traces
 from pointae.errors import PointaeError, atomic_path
 
 DEFAULT_CHUNK = 4096
+# traces per imputation call: a chunk is imputed in units of this many traces (each unit one task
+# for a worker), whatever the number of workers, so the output does not depend on it and a file of
+# a few chunks still keeps every worker busy
+IMPUTE_UNIT = 1024
+_COUNTS = ("n_imputed", "n_corrected", "n_missing_left", "n_traces_too_few_spots")
 SCALE_TRACES = 4096  # traces the length unit is calibrated on (the whole input when smaller)
 
 
@@ -164,8 +169,8 @@ def impute_file(
         if more is not None:
             head.append(more)
     n_workers = resolve_workers(workers, single_chunk=len(head) == 1)
-    if total is not None:  # no more workers than chunks
-        n_workers = max(1, min(n_workers, -(-total // max(1, chunk_size))))
+    if total is not None:  # no more workers than units of work
+        n_workers = max(1, min(n_workers, -(-total // max(1, min(chunk_size, IMPUTE_UNIT)))))
     lead = head[0] if len(head) == 1 else Traces.concat(head, unique_ids=False)
     lead = lead[:SCALE_TRACES]
     first = head[0]
@@ -236,7 +241,8 @@ def impute_file(
         """``(input chunk, imputed chunk)`` pairs in input order, imputed here or by the workers."""
         if n_workers == 1:
             for part in parts():
-                yield part, run_chunk(impute_traces(part, model=loaded, **impute_kw))
+                units = [impute_traces(u, model=loaded, **impute_kw) for u in _units(part)]
+                yield part, run_chunk(_merge(part, units))
             return
         for part, res in _imputed_by_workers(parts(), n_workers, loaded, impute_kw, src):
             yield part, run_chunk(res)
@@ -424,34 +430,64 @@ def _main_not_reimported():
         main.__dict__.update(saved)
 
 
+def _units(part: Traces) -> list[Traces]:
+    """``part`` in consecutive units of :data:`IMPUTE_UNIT` traces."""
+    n = len(part)
+    return [part] if n <= IMPUTE_UNIT else [part[s : s + IMPUTE_UNIT] for s in range(0, n, IMPUTE_UNIT)]
+
+
+def _merge(part: Traces, results: list[Traces]) -> Traces:
+    """The imputed units of ``part`` as one chunk (counts summed; layers in their order)."""
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    info = dict(first.attrs["pointae_impute"])
+    for k in _COUNTS:
+        info[k] = sum(int(r.attrs["pointae_impute"][k]) for r in results)
+    c64 = None
+    if first.coords64 is not None:
+        c64 = np.concatenate([r.coords64 for r in results])
+    return first._replace(
+        coords=np.concatenate([r.coords for r in results]),
+        meta=part.meta,
+        attrs={**first.attrs, "pointae_impute": info},
+        layers={k: np.concatenate([r.layers[k] for r in results]) for k in first.layers},
+        coords64=c64,
+    )
+
+
 def _imputed_by_workers(parts, n_workers: int, loaded, impute_kw: dict, src):
     """Impute ``parts`` in ``n_workers`` processes; yield ``(part, result)`` in input order.
 
-    At most :data:`IN_FLIGHT_PER_WORKER` chunks per worker are submitted ahead of the one being
-    written, so memory stays bounded by the chunk size whatever the file size.
+    Each chunk goes out as units of :data:`IMPUTE_UNIT` traces (the same units as in one
+    process); at most :data:`IN_FLIGHT_PER_WORKER` chunks per worker are in flight ahead of the
+    one being written, so memory stays bounded by the chunk size whatever the file size.
     """
     from collections import deque
     from concurrent.futures.process import BrokenProcessPool
 
     ex = _pool(n_workers, loaded, impute_kw)
     pending: deque = deque()
+
+    def done(part, futs):
+        return part, _merge(part, [f.result() for f in futs])
+
     try:
         for part in parts:
-            pending.append((part, ex.submit(_impute_chunk, part)))
+            pending.append((part, [ex.submit(_impute_chunk, u) for u in _units(part)]))
             while len(pending) >= IN_FLIGHT_PER_WORKER * n_workers:
-                part0, fut = pending.popleft()
-                yield part0, fut.result()
+                yield done(*pending.popleft())
         while pending:
-            part0, fut = pending.popleft()
-            yield part0, fut.result()
+            yield done(*pending.popleft())
     except BrokenProcessPool:
         raise PointaeError(
             f"{src}: an impute worker process died (out of memory?); try --workers 1 or a smaller "
             "--chunk-size"
         ) from None
     finally:
-        for _, fut in pending:
-            fut.cancel()
+        for _, futs in pending:
+            for fut in futs:
+                fut.cancel()
         ex.shutdown(wait=True, cancel_futures=True)
 
 

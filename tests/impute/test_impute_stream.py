@@ -48,9 +48,11 @@ def excerpt(shared_data, tmp_path_factory):
 
 
 @pytest.mark.parametrize("suffix", ["h5", "csv"])
-def test_workers_write_the_same_file_as_one_process(excerpt, tmp_path, suffix):
+def test_workers_write_the_same_file_as_one_process(excerpt, tmp_path, suffix, monkeypatch):
+    import pointae.impute.stream as stream
     from pointae.data.io import write_traces
 
+    monkeypatch.setattr(stream, "IMPUTE_UNIT", 4)  # chunks of 9 go out as units of 4, 4 and 1
     src = tmp_path / f"in.{suffix}"
     write_traces(excerpt, src)
     one, two = tmp_path / f"one.{suffix}", tmp_path / f"two.{suffix}"
@@ -62,6 +64,16 @@ def test_workers_write_the_same_file_as_one_process(excerpt, tmp_path, suffix):
     for k in ("n_imputed", "n_corrected", "n_missing_left", "n_traces", "scale"):
         assert a[k] == b[k]
     assert a["n_imputed"] > 0
+    # the merged units are the chunk imputed at once: same counts, statuses and (to float
+    # rounding of other batch compositions) coordinates as impute_traces on the whole excerpt
+    from pointae.data.io import read_traces
+    from pointae.impute.api import impute_traces
+
+    whole = impute_traces(read_traces(src), scale=a["scale"])
+    back = read_traces(one)
+    assert a["n_imputed"] == int((whole.layers["pointae_status"] == "imputed").sum())
+    np.testing.assert_array_equal(back.layers["pointae_status"], whole.layers["pointae_status"])
+    np.testing.assert_allclose(back.coords, whole.coords, atol=0.05)
     if suffix == "csv":
         assert one.read_bytes() == two.read_bytes()
         assert (tmp_path / "one.samples.csv").read_bytes() == (tmp_path / "two.samples.csv").read_bytes()
