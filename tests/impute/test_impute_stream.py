@@ -114,11 +114,13 @@ def test_cli_rejects_a_bad_workers_value_in_one_line(tmp_path):
 
 
 class FailsOnFarTraces(nn.Module):
-    """The shipped imputer, but a batch with a coordinate beyond 1e6 raises (a bad chunk)."""
+    """The shipped imputer, but a batch with a coordinate beyond 1e6 raises (a bad chunk), or
+    with ``die`` ends its process at once (a worker killed, e.g. out of memory)."""
 
-    def __init__(self, inner: nn.Module):
+    def __init__(self, inner: nn.Module, die: bool = False):
         super().__init__()
         self.inner = inner
+        self.die = die
 
     @property
     def config(self):
@@ -126,17 +128,21 @@ class FailsOnFarTraces(nn.Module):
 
     def forward(self, coords: torch.Tensor, scale):
         if bool((coords.nan_to_num().abs() > 1e6).any()):
+            if self.die:
+                import os
+
+                os._exit(3)
             raise PointaeError("bad chunk: a trace lies beyond 1e6")
         return self.inner(coords, scale)
 
 
-@pytest.mark.parametrize("suffix", ["h5", "csv"])
-def test_a_worker_error_is_one_line_with_no_output_left(tmp_path, monkeypatch, suffix):
+@pytest.mark.parametrize(("suffix", "die"), [("h5", False), ("csv", False), ("h5", True)])
+def test_a_worker_error_is_one_line_with_no_output_left(tmp_path, monkeypatch, suffix, die):
     from pointae.api import PointAE
     from pointae.impute.api import LoadedImputer, load_imputer
 
     shipped = load_imputer(None)
-    failing = LoadedImputer(FailsOnFarTraces(shipped.model), shipped.meta, "failing")
+    failing = LoadedImputer(FailsOnFarTraces(shipped.model, die), shipped.meta, "failing")
     t = tiny_traces(n=30, n_loci=20, seed=3, missing=0.15)
     coords = t.coords.copy()
     coords[25] += 5e6  # the fourth chunk of 8 traces is bad
@@ -150,8 +156,9 @@ def test_a_worker_error_is_one_line_with_no_output_left(tmp_path, monkeypatch, s
         app, ["impute", str(src), "--out", str(out), "--chunk-size", "8", "--workers", "2", "--samples", "2"]
     )
     assert r.exit_code == 1, r.output
-    assert "bad chunk: a trace lies beyond 1e6" in r.output and "Traceback" not in r.output
-    assert len(r.output.strip().splitlines()) == 1
+    want = f"{src}: an impute worker process died" if die else "bad chunk: a trace lies beyond 1e6"
+    assert want in r.output.replace("\n", "") and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) <= 2  # one line (wrapped at 80 columns at most once)
     assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]  # no output, samples or scratch
 
 
@@ -160,3 +167,27 @@ def test_malloc_tuning_applies_on_glibc():
     from pointae.impute.stream import tune_malloc
 
     assert tune_malloc() is True
+
+
+def test_workers_from_a_script_without_a_main_guard(tmp_path):
+    """spawn/forkserver children normally re-run the caller's script: impute_file's do not."""
+    import os
+    import subprocess
+    import sys
+
+    src = tmp_path / "t.h5"
+    tiny_traces(n=12, n_loci=20, seed=2, missing=0.1).save(src)
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import pathlib\n"
+        "from pointae.impute.stream import impute_file\n"
+        f"log = pathlib.Path({str(tmp_path / 'runs.log')!r})\n"
+        "log.write_text(log.read_text() + 'x' if log.exists() else 'x')\n"
+        f"info = impute_file({str(src)!r}, {str(tmp_path / 'o.h5')!r}, chunk_size=4, workers=2)\n"
+        "print('workers', info['workers'])\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "workers 2" in p.stdout
+    assert (tmp_path / "runs.log").read_text() == "x"  # the script ran once, not again in a worker
