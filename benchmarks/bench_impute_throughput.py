@@ -10,9 +10,10 @@ file (65 loci, ~6% missing, trace ids made unique) and written as pointae HDF5 (
 
 Reported per run: wall seconds (the whole command: read, impute, write), traces/s, the number of
 impute worker processes (``--workers``, default auto = the CPUs available), peak RSS of all
-processes together (main, forkserver and workers, sampled every 0.1 s with psutil) next to the
-main process's ``ru_maxrss``, CPU seconds of all processes, and the machine and load average it
-ran under. One run each.
+processes together (main, forkserver and workers, sampled every 0.1 s with psutil; it counts the
+pages they share, e.g. torch's libraries, once per process) and their summed PSS (shared pages
+split between the processes: the memory they really take), the main process's ``ru_maxrss``, CPU
+seconds of all processes, and the machine and load average it ran under. One run each.
 ``--max-minutes`` skips a size whose estimated time (from the previous size's rate) exceeds it.
 
 Example::
@@ -41,24 +42,25 @@ import json, os, resource, sys, threading, time
 import torch
 torch.set_num_threads({threads})
 
-peak = [0]
+peak = [0, 0]  # RSS sum, PSS sum (shared pages split between the processes sharing them)
 cpu_seen = {{}}  # pid -> last CPU seconds (workers are children of the forkserver: not in RUSAGE_CHILDREN)
 def total_rss():  # this process and all its descendants (forkserver, impute workers) together
     import psutil
     me = psutil.Process()
-    rss = 0
+    rss = pss = 0
     for p in [me] + me.children(recursive=True):
         try:
             with p.oneshot():
-                rss += p.memory_info().rss
+                m = p.memory_full_info()
+                rss, pss = rss + m.rss, pss + getattr(m, "pss", m.rss)
                 c = p.cpu_times()
                 cpu_seen[p.pid] = c.user + c.system
         except psutil.Error:
             pass
-    return rss
+    return rss, pss
 def sample(stop):
     while not stop.wait(0.1):
-        peak[0] = max(peak[0], total_rss())
+        peak[:] = [max(a, b) for a, b in zip(peak, total_rss())]
 stop = threading.Event()
 try:
     import psutil
@@ -101,6 +103,7 @@ def main():
         "peak_rss_mb": rss,
         # all processes together, sampled every 0.1 s with psutil (None without psutil)
         "peak_total_rss_mb": peak[0] / 2**20 if peak[0] else None,
+        "peak_total_pss_mb": peak[1] / 2**20 if peak[1] else None,
         "cpu_seconds": sum(cpu_seen.values()),
     }}))
 
@@ -204,7 +207,8 @@ def main() -> None:
                 print(
                     f"  {method:<8} {r['seconds']:8.1f} s  {r['traces_per_s']:9,.0f} traces/s  "
                     f"workers {r['workers']}  peak RSS {r['peak_total_rss_mb'] or float('nan'):7,.0f} MB all "
-                    f"processes (main {r['peak_rss_mb']:,.0f})  CPU {r['cpu_seconds']:,.0f} s  "
+                    f"processes (PSS {r['peak_total_pss_mb'] or float('nan'):,.0f}, "
+                    f"main {r['peak_rss_mb']:,.0f})  CPU {r['cpu_seconds']:,.0f} s  "
                     f"load {r['load_before'][0]:.1f} -> "
                     f"{r['load_after'][0]:.1f}",
                     flush=True,

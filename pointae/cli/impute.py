@@ -159,7 +159,8 @@ def impute(
         f"wrote {info['n_traces']:,} traces x {info['n_loci']} loci to {out} ({info['format']}): "
         f"{info['n_imputed']:,} imputed, {info['n_corrected']:,} corrected, "
         f"{info['n_missing_left']:,} left missing; scale {info['scale']:.4g} {info['unit']}; "
-        f"{info['traces_per_s']:,.0f} traces/s",
+        f"{info['traces_per_s']:,.0f} traces/s"
+        + (f" ({info['workers']} workers)" if info["workers"] > 1 else ""),
         highlight=False,
     )
     if info.get("n_traces_too_few_spots"):
