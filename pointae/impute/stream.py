@@ -239,6 +239,9 @@ def impute_file(
 
     def results():
         """``(input chunk, imputed chunk)`` pairs in input order, imputed here or by the workers."""
+        nonlocal n_workers
+        if n_workers > 1 and not _picklable((loaded, impute_kw)):
+            n_workers = 1  # a model that cannot be sent to another process is run here
         if n_workers == 1:
             for part in parts():
                 units = [impute_traces(u, model=loaded, **impute_kw) for u in _units(part)]
@@ -372,9 +375,24 @@ IN_FLIGHT_PER_WORKER = 2
 _WORKER: dict = {}
 
 
+def _picklable(obj) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(obj)
+    except Exception:  # noqa: BLE001 - any reason it cannot be sent to a worker
+        return False
+    return True
+
+
 def _init_worker(loaded, impute_kw: dict) -> None:
+    import signal
+
     import torch
 
+    # Ctrl-C reaches the whole process group: the main process stops the run and shuts the pool
+    # down (no traceback from every worker)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     tune_malloc()
     _WORKER["loaded"], _WORKER["kw"] = loaded, impute_kw

@@ -191,3 +191,14 @@ def test_workers_from_a_script_without_a_main_guard(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert "workers 2" in p.stdout
     assert (tmp_path / "runs.log").read_text() == "x"  # the script ran once, not again in a worker
+
+
+def test_a_model_that_cannot_be_pickled_runs_in_one_process(tmp_path):
+    from pointae.impute.api import LoadedImputer, load_imputer
+
+    shipped = load_imputer(None)
+    local = LoadedImputer(shipped.model, {**shipped.meta, "hook": lambda: None}, "unpicklable")
+    src = tmp_path / "t.h5"
+    tiny_traces(n=12, n_loci=20, seed=2, missing=0.1).save(src)
+    info = impute_file(src, tmp_path / "o.h5", model=local, chunk_size=4, workers=2)
+    assert info["workers"] == 1 and info["n_traces"] == 12 and info["n_imputed"] > 0
