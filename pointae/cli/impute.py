@@ -90,6 +90,13 @@ def impute(
             "precisions", "--precision", help="CNN precision: auto = bfloat16 where the CPU has it natively."
         ),
     ] = "auto",
+    workers: Annotated[
+        str,
+        typer.Option(
+            help="Processes imputing chunks (one torch thread each): a number, or auto = the CPUs "
+            "available (1 for a file of one chunk). The output does not depend on it.",
+        ),
+    ] = "auto",
     columns: ColumnsOpt = None,
     unit: UnitOpt = None,
     pixel_size: PixelSizeOpt = None,
@@ -146,12 +153,14 @@ def impute(
             seed=seed,
             precision=precision,
             progress=progress,
+            workers=workers,
         )
     console.print(
         f"wrote {info['n_traces']:,} traces x {info['n_loci']} loci to {out} ({info['format']}): "
         f"{info['n_imputed']:,} imputed, {info['n_corrected']:,} corrected, "
         f"{info['n_missing_left']:,} left missing; scale {info['scale']:.4g} {info['unit']}; "
-        f"{info['traces_per_s']:,.0f} traces/s",
+        f"{info['traces_per_s']:,.0f} traces/s"
+        + (f" ({info['workers']} workers)" if info["workers"] > 1 else ""),
         highlight=False,
     )
     if info.get("n_traces_too_few_spots"):

@@ -164,22 +164,34 @@ def predict(
         out["map"] = distance_maps(coords)
     work = np.flatnonzero((n_missing > 0) & observed.any(1))
     work = work[np.argsort(n_missing[work], kind="stable")]  # batch by need
+    # the final placement runs on groups of PLACE_BATCH traces (several network batches): its
+    # per-step tensors are small, so larger batches cost less per trace (measured: -26% at 128)
+    group = max(batch_size, PLACE_BATCH) if place_steps > 0 else batch_size
     with torch_threads(1), inference_precision(model, precision):
-        for s in range(0, work.size, batch_size):
-            rows = work[s : s + batch_size]
-            c = torch.from_numpy(coords[rows])
-            r = model(c, scale)
-            if place_steps > 0:
-                r["coords"] = _place(r["coords"], r["map"], r["mask"], place_steps)
-            out["coords"][rows] = r["coords"].numpy()
-            out["direct"][rows] = r["direct"].numpy()
-            out["spread"][rows] = r["spread"].numpy()
-            if maps:
-                out["map"][rows] = r["map"].numpy()
+        for g in range(0, work.size, group):
+            rows_g = work[g : g + group]
+            placed = []
+            for s in range(0, rows_g.size, batch_size):
+                rows = rows_g[s : s + batch_size]
+                r = model(torch.from_numpy(coords[rows]), scale)
+                out["direct"][rows] = r["direct"].numpy()
+                out["spread"][rows] = r["spread"].numpy()
+                if maps:
+                    out["map"][rows] = r["map"].numpy()
+                if place_steps > 0:
+                    placed.append((r["coords"], r["map"], r["mask"]))
+                else:
+                    out["coords"][rows] = r["coords"].numpy()
+            if placed:
+                xyz, target, mask = (torch.cat(v) for v in zip(*placed))
+                out["coords"][rows_g] = _place(xyz, target, mask, place_steps).numpy()
     obs = ~np.isnan(coords)
     out["coords"][obs] = coords[obs]
     out["direct"][obs] = coords[obs]
     return out
+
+
+PLACE_BATCH = 128  # traces per final-placement batch in :func:`predict`
 
 
 def _place(xyz: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, steps: int) -> torch.Tensor:

@@ -326,6 +326,13 @@ def refine_to_map(x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, ste
     loci are computed (``(B, K, L)`` with ``K`` the most missing loci of a trace in the batch), so
     the cost scales with the number of loci that need work.
 
+    Each step is computed without a ``(B, K, L, 3)`` tensor: with ``r_ij = D_ij / |x_i - x_j|``
+    (``r_ii = 0``), ``R_i = sum_j r_ij`` and ``S = sum_j x_j`` the update is
+    ``((S - x_i) + R_i x_i - (r @ x)_i) / (L - 1)``, and the distances come from the Gram matrix
+    (``|x_i|^2 + |x_j|^2 - 2 x_i . x_j``, one ``bmm``) of the coordinates centred once on their
+    mean, so large raw coordinates lose no precision; the same update as the direct formula to
+    float rounding (a test compares both, and their gradients).
+
     Parameters
     ----------
     x
@@ -346,16 +353,22 @@ def refine_to_map(x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, ste
     order = torch.argsort(mask.to(torch.int8), dim=1, stable=True)[:, :k]  # (B, K)
     valid = torch.gather(free, 1, order)[..., None]  # (B, K, 1)
     idx3 = order[..., None].expand(b, k, 3)
-    tgt = torch.gather(target, 1, order[..., None].expand(b, k, n_loci))  # (B, K, L)
-    other = (order[..., None] != torch.arange(n_loci, device=x.device)).to(x.dtype)  # (B, K, L): j != i
+    other = order[..., None] != torch.arange(n_loci, device=x.device)  # (B, K, L): j != i
+    tgt = torch.gather(target, 1, order[..., None].expand(b, k, n_loci)) * other  # (B, K, L), r_ii = 0
+    centre = x.mean(1, keepdim=True)  # (B, 1, 3): the update is translation-equivariant
+    xc = x - centre
     for _ in range(steps):
-        xi = torch.gather(x, 1, idx3)  # (B, K, 3)
-        diff = xi[:, :, None, :] - x[:, None, :, :]  # (B, K, L, 3): x_i - x_j
-        dist = torch.sqrt((diff**2).sum(-1) + 1e-8)  # (B, K, L)
-        prop = x[:, None, :, :] + (tgt / dist)[..., None] * diff  # (B, K, L, 3)
-        upd = (prop * other[..., None]).sum(2) / (n_loci - 1)  # (B, K, 3)
-        x = x.scatter(1, idx3, torch.where(valid, upd, xi))
-    return x
+        xi = torch.gather(xc, 1, idx3)  # (B, K, 3)
+        sq = (xc * xc).sum(-1)  # (B, L)
+        gram = torch.bmm(xi, xc.transpose(1, 2))  # (B, K, L)
+        d2 = (torch.gather(sq, 1, order)[..., None] + sq[:, None, :] - 2 * gram).clamp(min=0)
+        r = tgt / torch.sqrt(d2 + 1e-8)  # (B, K, L)
+        upd = (xc.sum(1, keepdim=True) - xi + xi * r.sum(-1, keepdim=True) - torch.bmm(r, xc)) / (n_loci - 1)
+        xc = xc.scatter(1, idx3, torch.where(valid, upd, xi))
+    # observed loci (and the padding rows) are written back from x itself: bit for bit
+    return x.scatter(
+        1, idx3, torch.where(valid, torch.gather(xc, 1, idx3) + centre, torch.gather(x, 1, idx3))
+    )
 
 
 def describe(model: Imputer | ImputerEnsemble) -> str:

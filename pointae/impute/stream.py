@@ -13,7 +13,9 @@ written to a temporary file renamed on success, so a failure leaves no partial o
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +27,11 @@ from pointae.data.traces import Traces
 from pointae.errors import PointaeError, atomic_path
 
 DEFAULT_CHUNK = 4096
+# traces per imputation call: a chunk is imputed in units of this many traces (each unit one task
+# for a worker), whatever the number of workers, so the output does not depend on it and a file of
+# a few chunks still keeps every worker busy
+IMPUTE_UNIT = 1024
+_COUNTS = ("n_imputed", "n_corrected", "n_missing_left", "n_traces_too_few_spots")
 SCALE_TRACES = 4096  # traces the length unit is calibrated on (the whole input when smaller)
 
 
@@ -83,6 +90,7 @@ def impute_file(
     progress: Callable[[int, int | None], None] | None = None,
     description: Callable[[dict], str] | None = None,
     read_options: dict | None = None,
+    workers: int | str = "auto",
 ) -> dict:
     """Impute every trace of ``src`` into ``out`` (same format unless ``to``), chunk by chunk.
 
@@ -107,11 +115,19 @@ def impute_file(
         Called as ``progress(traces_done, total_or_None)`` after every chunk.
     description
         Builds the Bintu description line from the run summary (Bintu output only).
+    workers
+        Processes that impute chunks (:func:`resolve_workers`): ``"auto"`` = the CPUs this process
+        may run on, but 1 when the input has a single chunk. Each worker runs one torch thread and
+        loads the model once; the main process reads, keeps at most two chunks per worker in
+        flight and writes the results in input order, so the output is byte-identical whatever
+        the number of workers (the length unit and calibration come from the first traces, in
+        the main process).
 
     Returns
     -------
     dict
-        Run summary: counts, traces, loci, scale, unit, seconds, output format, samples file.
+        Run summary: counts, traces, loci, scale, unit, seconds, output format, samples file,
+        workers used.
     """
     from pointae.data.io import _normalise, detect_format, iter_traces
     from pointae.data.io.hdf5 import H5TraceWriter, h5_length
@@ -132,6 +148,8 @@ def impute_file(
     check_outputs([out], inputs=[src], overwrite=True)  # never the input, never a folder
     if samples < 0:
         raise PointaeError("--samples must be >= 0")
+    resolve_workers(workers)  # a bad value fails before any work
+    tune_malloc()
     threshold = DENOISE_THRESHOLD if threshold is None else float(threshold)
     total = h5_length(src) if fmt_in == "h5" else None
     loaded = load_imputer(model)
@@ -146,6 +164,13 @@ def impute_file(
         head.append(part)
     if not head or sum(map(len, head)) == 0:
         raise PointaeError(f"{src}: no traces to impute")
+    if len(head) == 1:  # one chunk read: is it the only one? (then no worker processes)
+        more = next(chunks, None)
+        if more is not None:
+            head.append(more)
+    n_workers = resolve_workers(workers, single_chunk=len(head) == 1)
+    if total is not None:  # no more workers than units of work
+        n_workers = max(1, min(n_workers, -(-total // max(1, min(chunk_size, IMPUTE_UNIT)))))
     lead = head[0] if len(head) == 1 else Traces.concat(head, unique_ids=False)
     lead = lead[:SCALE_TRACES]
     first = head[0]
@@ -164,17 +189,17 @@ def impute_file(
     n_done = 0
     settings = None
 
-    def run_chunk(part: Traces) -> Traces:
+    impute_kw = {
+        "denoise": denoise,
+        "threshold": threshold,
+        "scale": scale,
+        "precision": precision,
+        "calibration": cal,
+    }
+
+    def run_chunk(res: Traces) -> Traces:
+        """Bookkeeping of one imputed chunk, in input order (main process)."""
         nonlocal n_done, settings
-        res = impute_traces(
-            part,
-            model=loaded,
-            denoise=denoise,
-            threshold=threshold,
-            scale=scale,
-            precision=precision,
-            calibration=cal,
-        )
         info = res.attrs["pointae_impute"]
         for k in counts:
             counts[k] += info[k]
@@ -212,14 +237,26 @@ def impute_file(
             yield head.pop(0)
         yield from chunks
 
+    def results():
+        """``(input chunk, imputed chunk)`` pairs in input order, imputed here or by the workers."""
+        nonlocal n_workers
+        if n_workers > 1 and not _picklable((loaded, impute_kw)):
+            n_workers = 1  # a model that cannot be sent to another process is run here
+        if n_workers == 1:
+            for part in parts():
+                units = [impute_traces(u, model=loaded, **impute_kw) for u in _units(part)]
+                yield part, run_chunk(_merge(part, units))
+            return
+        for part, res in _imputed_by_workers(parts(), n_workers, loaded, impute_kw, src):
+            yield part, run_chunk(res)
+
     sw = _SamplesWriter(samples_out, samples) if samples else None
     try:
         if sw is not None:
             sw.__enter__()
         if fmt == "h5":
             with H5TraceWriter(out, parameters={"command": "impute", "input": str(src)}) as w:
-                for part in parts():
-                    res = run_chunk(part)
+                for part, res in results():
                     w.append(res)
                     if sw is not None:
                         sw.append(res, draw(part, res))
@@ -227,8 +264,7 @@ def impute_file(
             from pointae.data.io import write_traces
 
             done = []
-            for part in parts():
-                res = run_chunk(part)
+            for part, res in results():
                 done.append(res)
                 if sw is not None:
                     sw.append(res, draw(part, res))
@@ -243,8 +279,7 @@ def impute_file(
             try:
                 with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
                     app = _TextAppender(fh, fmt, scratch, kw)
-                    for part in parts():
-                        res = run_chunk(part)
+                    for part, res in results():
                         if fmt == "bintu":
                             kw["description"] = _bintu_line(res, settings, description)
                         if fmt == "fofct" and str(out).lower().endswith(".tsv"):
@@ -272,7 +307,206 @@ def impute_file(
         "traces_per_s": n_done / max(secs, 1e-9),
         "samples": str(samples_out) if samples else None,
         "settings": settings,
+        "workers": n_workers,
     }
+
+
+# glibc malloc: blocks up to this size come from the heap and freed memory up to TRIM_BYTES stays
+# with the process, instead of every activation tensor (2-9 MB per batch) being a fresh mmap whose
+# pages fault in again on every forward pass
+MMAP_THRESHOLD_BYTES = 32 * 2**20
+TRIM_BYTES = 256 * 2**20
+
+
+def tune_malloc() -> bool:
+    """Make glibc's malloc reuse large freed blocks (no-op elsewhere); True when applied.
+
+    Inference allocates and frees the same few MB-sized tensors for every batch; by default glibc
+    serves each with ``mmap`` and returns it with ``munmap``, so their pages fault in again each
+    time (a third of the minor page faults of a run, measured). ``mallopt(M_MMAP_THRESHOLD)`` and
+    ``mallopt(M_TRIM_THRESHOLD)`` keep them in the heap; peak RSS is unchanged (docs/impute.md).
+    Applied to the process running :func:`impute_file` and to its workers.
+    """
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD_BYTES)) and bool(
+        mallopt(m_trim_threshold, TRIM_BYTES)
+    )
+
+
+def resolve_workers(workers: int | str = "auto", single_chunk: bool = False) -> int:
+    """The number of worker processes for ``workers`` (an int >= 1 or ``"auto"``).
+
+    ``"auto"`` is the number of CPUs this process may run on (``os.sched_getaffinity``), but 1
+    when the input has a single chunk (a small file does not pay the workers' start-up).
+    """
+    if isinstance(workers, str) and workers.strip().lower() == "auto":
+        if single_chunk:
+            return 1
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
+            return max(1, os.cpu_count() or 1)
+    try:
+        n = int(workers)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or str(workers).strip() != str(n):
+        raise PointaeError(f"--workers must be a positive integer or 'auto', got {workers!r}")
+    return n
+
+
+# ----------------------------------------------------------------------------- worker processes
+# Each worker holds the model (sent once, at start-up) and the imputation settings; the main
+# process sends it chunks and receives imputed chunks. forkserver: workers are forked from a
+# clean server process that has imported torch once (never from the main process, whose torch
+# threads and state are not fork-safe), so starting one costs a fork and unpickling the model.
+START_METHOD = "forkserver"
+IN_FLIGHT_PER_WORKER = 2
+_WORKER: dict = {}
+
+
+def _picklable(obj) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(obj)
+    except Exception:  # noqa: BLE001 - any reason it cannot be sent to a worker
+        return False
+    return True
+
+
+def _init_worker(loaded, impute_kw: dict) -> None:
+    import signal
+
+    import torch
+
+    # Ctrl-C reaches the whole process group: the main process stops the run and shuts the pool
+    # down (no traceback from every worker)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+    tune_malloc()
+    _WORKER["loaded"], _WORKER["kw"] = loaded, impute_kw
+
+
+def _impute_chunk(part: Traces) -> Traces:
+    from pointae.impute.api import impute_traces
+
+    try:
+        return impute_traces(part, model=_WORKER["loaded"], **_WORKER["kw"])
+    except PointaeError as e:  # a plain PointaeError always pickles back (subclasses may not)
+        raise PointaeError(str(e)) from None
+
+
+def _pool(n_workers: int, loaded, impute_kw: dict):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    methods = mp.get_all_start_methods()
+    method = START_METHOD if START_METHOD in methods else "spawn"
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["pointae.impute.api"])  # torch imported once, in the server
+    ex = ProcessPoolExecutor(
+        n_workers, mp_context=ctx, initializer=_init_worker, initargs=(loaded, impute_kw)
+    )
+    with _main_not_reimported():
+        for _ in range(n_workers):  # start every worker now (one no-op task each)
+            ex.submit(int)
+    return ex
+
+
+@contextlib.contextmanager
+def _main_not_reimported():
+    """Start worker processes without re-running the caller's ``__main__`` script in them.
+
+    spawn/forkserver children normally import the parent's main script (to unpickle objects
+    defined there), which runs an unguarded script again and fails; the workers need nothing
+    from it (they run :func:`_impute_chunk` on pointae objects), so while they start the main
+    module's ``__file__``/``__spec__`` are hidden from :mod:`multiprocessing`.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
+def _units(part: Traces) -> list[Traces]:
+    """``part`` in consecutive units of :data:`IMPUTE_UNIT` traces."""
+    n = len(part)
+    return [part] if n <= IMPUTE_UNIT else [part[s : s + IMPUTE_UNIT] for s in range(0, n, IMPUTE_UNIT)]
+
+
+def _merge(part: Traces, results: list[Traces]) -> Traces:
+    """The imputed units of ``part`` as one chunk (counts summed; layers in their order)."""
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    info = dict(first.attrs["pointae_impute"])
+    for k in _COUNTS:
+        info[k] = sum(int(r.attrs["pointae_impute"][k]) for r in results)
+    c64 = None
+    if first.coords64 is not None:
+        c64 = np.concatenate([r.coords64 for r in results])
+    return first._replace(
+        coords=np.concatenate([r.coords for r in results]),
+        meta=part.meta,
+        attrs={**first.attrs, "pointae_impute": info},
+        layers={k: np.concatenate([r.layers[k] for r in results]) for k in first.layers},
+        coords64=c64,
+    )
+
+
+def _imputed_by_workers(parts, n_workers: int, loaded, impute_kw: dict, src):
+    """Impute ``parts`` in ``n_workers`` processes; yield ``(part, result)`` in input order.
+
+    Each chunk goes out as units of :data:`IMPUTE_UNIT` traces (the same units as in one
+    process); at most :data:`IN_FLIGHT_PER_WORKER` chunks per worker are in flight ahead of the
+    one being written, so memory stays bounded by the chunk size whatever the file size.
+    """
+    from collections import deque
+    from concurrent.futures.process import BrokenProcessPool
+
+    ex = _pool(n_workers, loaded, impute_kw)
+    pending: deque = deque()
+
+    def done(part, futs):
+        return part, _merge(part, [f.result() for f in futs])
+
+    try:
+        for part in parts:
+            pending.append((part, [ex.submit(_impute_chunk, u) for u in _units(part)]))
+            while len(pending) >= IN_FLIGHT_PER_WORKER * n_workers:
+                yield done(*pending.popleft())
+        while pending:
+            yield done(*pending.popleft())
+    except BrokenProcessPool:
+        raise PointaeError(
+            f"{src}: an impute worker process died (out of memory?); try --workers 1 or a smaller "
+            "--chunk-size"
+        ) from None
+    finally:
+        for _, futs in pending:
+            for fut in futs:
+                fut.cancel()
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 def _bintu_line(res: Traces, settings: dict, description) -> str:
