@@ -296,8 +296,12 @@ class Imputer(nn.Module):
         if self.config.refine_steps > 0:
             full = refine_to_map(full, pred_map, mask, self.config.refine_steps)
             placed = full
-        diff = feats["pos"][:, None, :, :] - placed[:, :, None, :]  # (B, L, L, 3)
-        spread = torch.sqrt((w.abs() * (diff**2).sum(-1)).sum(-1) + 1e-12)  # (B, L)
+        # weighted RMS distance of the used loci: sum_j |w_ij| |p_j - x_i|^2, expanded so that no
+        # (B, L, L, 3) tensor is built (centred, scaled coordinates: no cancellation to speak of)
+        wa, pos = w.abs(), feats["pos"]
+        sq = (wa @ (pos**2).sum(-1, keepdim=True))[..., 0] - 2 * ((wa @ pos) * placed).sum(-1)
+        sq = sq + (placed**2).sum(-1) * wa.sum(-1)
+        spread = torch.sqrt(sq.clamp(min=0.0) + 1e-12)  # (B, L)
         out = placed * feats["scale"] + feats["centre"]
         out = torch.where(mask[..., None], coords, out.to(coords.dtype))
         before = direct * feats["scale"] + feats["centre"]
