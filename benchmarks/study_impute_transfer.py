@@ -53,7 +53,7 @@ from pointae.impute.kriging import gaussian_posterior
 from pointae.impute.model import ImputerConfig, describe
 from pointae.impute.protocol import bootstrap, detection_rates, make_held_out, score
 from pointae.impute.sources import fit_sources, median_neighbour_distance, real_source, simulated_source
-from pointae.impute.uncertainty import calibration_scores, fit_calibration
+from pointae.impute.uncertainty import calibration_scores, fit_calibration, self_calibrate
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FILES = {"imr90": DATA / "IMR90_chr21-18-20Mb.csv", "huang": DATA / "Huang2021_mESC_Sox2_4CBS_traces.csv"}
@@ -74,7 +74,19 @@ def load_file(name: str):
     return t, split["train"], split["test"]
 
 
-def build_sources(names: list[str], n_sim: int, seed: int, val_seed: int = 0) -> list:
+def _pair(text: str) -> tuple[float, float]:
+    lo, _, hi = text.partition(",")
+    return float(lo), float(hi or lo)
+
+
+def build_sources(
+    names: list[str],
+    n_sim: int,
+    seed: int,
+    val_seed: int = 0,
+    noise_range: tuple[float, float] = (1.0, 1.0),
+    extra_missing: tuple[float, float] = (0.0, 0.0),
+) -> list:
     out = []
     for name in names:
         real = name.removeprefix("sim_")
@@ -82,7 +94,16 @@ def build_sources(names: list[str], n_sim: int, seed: int, val_seed: int = 0) ->
             raise SystemExit(f"unknown source {name!r}; expected imr90, huang, sim_imr90, sim_huang")
         t, train, _ = load_file(real)
         if name.startswith("sim_"):
-            out.append(simulated_source(t[train], n=n_sim, seed=seed, name=name))
+            out.append(
+                simulated_source(
+                    t[train],
+                    n=n_sim,
+                    seed=seed,
+                    name=name,
+                    noise_range=noise_range,
+                    extra_missing=extra_missing,
+                )
+            )
         else:
             out.append(real_source(name, t, train, val_fraction=0.1, seed=val_seed))
     return out
@@ -93,7 +114,14 @@ def train(args) -> None:
     print(machine_info(1))
     names = args.sources.split(",")
     t0 = time.time()
-    sources = build_sources(names, args.n_sim, args.seed, args.val_seed)
+    sources = build_sources(
+        names,
+        args.n_sim,
+        args.seed,
+        args.val_seed,
+        _pair(args.sim_noise_range),
+        _pair(args.sim_extra_missing),
+    )
     for s in sources:
         val = 0 if s.val is None else len(s.val)
         print(f"source {s.name}: {len(s.coords)} train, {val} val traces, scale {s.scale:.1f}, {s.info}")
@@ -206,6 +234,20 @@ def _row(file: str, label: str, model: str, args) -> dict:
                 calib["pointae_isotropic"] = calibration_scores(
                     held, out["coords"], sd, cal.mixture, seed=seed
                 )
+            if args.self_calibrate:  # rescaled on the input's own visible spots (never the scored ones)
+                own = self_calibrate(cal, loaded.model, held.coords, scale)
+                sd = own.sd(out["spread"], held.observed, scale, held.coords)
+                calib["pointae_self"] = calibration_scores(
+                    held, out["coords"], sd, own.mixture, seed=seed, anisotropy=own.anisotropy
+                )
+                calib["pointae_self"]["self_calibration"] = own.info["self_calibration"]
+                refit = fit_calibration(
+                    loaded.model, held.coords, scale, mode="random", seeds=(201, 202, 203), max_missing="auto"
+                )
+                sd = refit.sd(out["spread"], held.observed, scale, held.coords)
+                calib["pointae_refit"] = calibration_scores(
+                    held, out["coords"], sd, refit.mixture, seed=seed, anisotropy=refit.anisotropy
+                )
         runs.append(
             {
                 "seed": seed,
@@ -230,6 +272,11 @@ def _fmt(row: dict) -> str:
     cal = [r["calibration"].get("pointae", {}) for r in r0]
     iso = [r["calibration"].get("pointae_isotropic", {}) for r in r0]
     kr = [r["calibration"]["kriging_posterior"] for r in r0]
+    extra = {
+        name: [r["calibration"][name] for r in r0]
+        for name in ("pointae_self", "pointae_refit")
+        if all(name in r["calibration"] for r in r0)
+    }
 
     def m(k, c=cal):
         v = [x[k] for x in c if k in x]
@@ -244,6 +291,11 @@ def _fmt(row: dict) -> str:
         f"dist {m('coverage_dist_50', iso)}/{m('coverage_dist_90', iso)} | "
         f"kriging posterior pos {m('coverage_pos_50', kr)}/{m('coverage_pos_90', kr)} "
         f"dist {m('coverage_dist_50', kr)}/{m('coverage_dist_90', kr)} energy {m('energy_score', kr)}"
+        + "".join(
+            f" | {name} pos {m('coverage_pos_50', c)}/{m('coverage_pos_90', c)} "
+            f"dist {m('coverage_dist_50', c)}/{m('coverage_dist_90', c)} energy {m('energy_score', c)}"
+            for name, c in extra.items()
+        )
     )
 
 
@@ -276,6 +328,16 @@ def main(argv=None) -> None:
     tr.add_argument("--epochs", type=int, default=16)
     tr.add_argument("--max-minutes", type=float, default=12.0)
     tr.add_argument("--n-sim", type=int, default=600, help="simulated traces per sim source")
+    tr.add_argument(
+        "--sim-noise-range",
+        default="1,1",
+        help="LO,HI: each simulated trace's noise sd = matched sd x a log-uniform factor in [LO, HI]",
+    )
+    tr.add_argument(
+        "--sim-extra-missing",
+        default="0,0",
+        help="LO,HI: each simulated trace also loses each spot with a probability uniform in [LO, HI]",
+    )
     tr.add_argument("--refine-steps", type=int, default=10)
     tr.add_argument("--activation", default="gelu", choices=["gelu", "relu"])
     tr.add_argument("--channels", type=int, default=16)
@@ -289,6 +351,11 @@ def main(argv=None) -> None:
     tb.add_argument("--seeds", type=int, default=3)
     tb.add_argument("--n-boot", type=int, default=1000)
     tb.add_argument("--json")
+    tb.add_argument(
+        "--self-calibrate",
+        action="store_true",
+        help="also score pointae_sd rescaled (self_calibrate) and refitted on each input's own visible spots",
+    )
     cb = sub.add_parser("calibrate", help="refit a run's uncertainty calibration on validation traces")
     cb.add_argument("--run", required=True)
     cb.add_argument("--sources", required=True, help="the run's training sources (sim_ ones are skipped)")
