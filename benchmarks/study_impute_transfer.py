@@ -126,14 +126,24 @@ def train(args) -> None:
         val = 0 if s.val is None else len(s.val)
         print(f"source {s.name}: {len(s.coords)} train, {val} val traces, scale {s.scale:.1f}, {s.info}")
     fc = FitConfig(epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed)
+    if args.lr is not None:
+        fc.lr = args.lr
     mc = ImputerConfig(refine_steps=args.refine_steps, activation=args.activation, channels=args.channels)
-    model, history = fit_sources(sources, fc, mc)
+    init, fps = None, []
+    if args.init:  # fine-tune a trained single model (its architecture; its training traces stay excluded)
+        loaded = load_imputer(args.init)
+        init = loaded.model
+        if not hasattr(init, "config"):
+            raise SystemExit(f"{args.init}: --init needs a single model, not an ensemble")
+        fps = list(loaded.meta.get("train_fingerprints", []))
+        print(f"fine-tuning {args.init} ({describe(init)}), lr {fc.lr:g}")
+    model, history = fit_sources(sources, fc, mc, model=init)
     real = [s for s in sources if not s.name.startswith("sim_")]
     out = Path(args.out)
-    fps = []
     for s in real:
         t, train_idx, _ = load_file(s.name)
         fps += trace_fingerprints(t.coords[train_idx])  # train + validation traces of that file
+    fps = sorted(set(fps))
     meta = {
         "data": {
             "source": "+".join(names),
@@ -144,7 +154,7 @@ def train(args) -> None:
         "fit": config_dict(fc),
         "ensemble": 1,
         "split": {"test_fraction": TEST_FRACTION, "seed": SPLIT_SEED, "per_file": True},
-        "init": None,
+        "init": args.init,
         "train_fingerprints": fps,
         "description": describe(model),
         "history": history,
@@ -342,6 +352,8 @@ def main(argv=None) -> None:
     tr.add_argument("--activation", default="gelu", choices=["gelu", "relu"])
     tr.add_argument("--channels", type=int, default=16)
     tr.add_argument("--seed", type=int, default=0, help="training seed (and of the simulations)")
+    tr.add_argument("--init", help="fine-tune this trained single-model run instead of a fresh model")
+    tr.add_argument("--lr", type=float, help="peak learning rate (default FitConfig's)")
     tr.add_argument("--val-seed", type=int, default=0, help="seed of the validation split (keep it fixed)")
     tb = sub.add_parser("table", help="score models on the test splits")
     tb.add_argument(

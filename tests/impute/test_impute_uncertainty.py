@@ -269,12 +269,15 @@ def test_self_calibration_undoes_a_wrong_scale_on_the_inputs_own_visible_spots()
     scale = median_neighbour_distance(t.coords)
     right = model_calibration(loaded)
     narrow = _rescaled(right, 0.5)  # overconfident by a factor 2 (a calibration from another lab)
-    own = self_calibrate(narrow, loaded.model, t.coords[:100], scale, seeds=(201, 202, 203))
+    own = self_calibrate(narrow, loaded.model, t.coords[:100], scale, seeds=(201, 202, 203), match="position")
     info = own.info["self_calibration"]
     assert 1.5 < own.kappa / narrow.kappa < 2.0 + 1e-9 and info["factor"] == pytest.approx(
         own.kappa / narrow.kappa
     )
-    assert info["coverage_before"]["50"] < 0.3 and abs(info["coverage_after"]["50"] - 0.5) < 0.06
+    assert (
+        info["coverage_before"]["coverage_pos_50"] < 0.3
+        and abs(info["coverage_after"]["coverage_pos_50"] - 0.5) < 0.06
+    )
     # scored on other traces (never seen by the self-calibration): coverage moves to nominal
     held = make_held_out(t.coords[100:], 0.1, seed=5, mode="random", max_missing=0.1)
     out = impute_coords(loaded.model, held.coords, scale)
@@ -290,6 +293,15 @@ def test_self_calibration_undoes_a_wrong_scale_on_the_inputs_own_visible_spots()
         )
         assert abs(cov["self"][f"coverage_pos_{p}"] - p / 100) < 0.12
     assert own.to_dict()["self_calibration"]["factor"] == info["factor"]  # stored with the calibration
+    # match="all": the factor that brings all four coverages (position and distances) nearest nominal
+    both = self_calibrate(narrow, loaded.model, t.coords[:100], scale, seeds=(201, 202, 203))
+    sc = both.info["self_calibration"]
+    assert set(sc["coverage_after"]) == {f"coverage_{k}_{p}" for k in ("pos", "dist") for p in (50, 90)}
+
+    def worst(cov):
+        return max(abs(v - int(k[-2:]) / 100) for k, v in cov.items())
+
+    assert worst(sc["coverage_after"]) < worst(sc["coverage_before"]) - 0.1 and sc["factor"] > 1.3
 
 
 def test_self_calibration_refuses_an_input_without_enough_spots():
