@@ -7,7 +7,7 @@ and per-locus detection of the file's *training* traces). Every real file is spl
 10% of the training traces are the validation set that picks the epoch; the test traces are
 scored once, in ``table``.
 
-``train`` trains one model (today's run format: ``model.safetensors`` + ``imputer.json``, with the
+``train`` trains one model (today's run format: ``model.safetensors`` + ``model.json``, with the
 fingerprints of every real training trace and an uncertainty calibration fitted on the
 validation traces of its real sources)::
 
@@ -41,6 +41,7 @@ from _machine import machine_info
 from pointae.baselines import fit_chain_variogram, interpolate_missing, krige_missing, smooth_missing
 from pointae.data.io import read_traces
 from pointae.impute.api import (
+    META_FILE,
     _record_weights_hash,
     impute_coords,
     load_imputer,
@@ -187,7 +188,7 @@ def calibrate(args) -> None:
     real = build_sources(names, 0, args.seed, args.val_seed)
     loaded = load_imputer(args.run)
     cal = calibrate_on_validation(loaded.model, real).to_dict()
-    path = Path(args.run) / "imputer.json"
+    path = Path(args.run) / META_FILE
     meta = json.loads(path.read_text())
     meta["uncertainty"] = cal
     _write_json(path, meta)
