@@ -24,6 +24,12 @@ ratio to linear interpolation and the coverage of the calibrated predictive dist
     python benchmarks/study_impute_transfer.py table --json transfer.json \\
         --model imr90:no_imr90=runs/tr/no_imr90 --model imr90:all=runs/tr/all \\
         --model imr90:shipped=default --model huang:no_huang=runs/tr/no_huang ...
+
+``table --self-calibrate`` also scores the calibration rescaled on each input's own visible spots
+(:func:`pointae.impute.uncertainty.self_calibrate`, fitted on the test traces with the scored loci
+already hidden) and a full refit on the same spots. ``train --sim-noise-range 0.5,2
+--sim-extra-missing 0,0.4`` widens the simulated sources (per-trace noise factor and extra
+missingness); ``train --init RUN --lr 5e-4`` fine-tunes a trained single model.
 """
 
 from __future__ import annotations
