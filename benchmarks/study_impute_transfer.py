@@ -7,7 +7,7 @@ and per-locus detection of the file's *training* traces). Every real file is spl
 10% of the training traces are the validation set that picks the epoch; the test traces are
 scored once, in ``table``.
 
-``train`` trains one model (today's run format: ``model.safetensors`` + ``imputer.json``, with the
+``train`` trains one model (today's run format: ``model.safetensors`` + ``model.json``, with the
 fingerprints of every real training trace and an uncertainty calibration fitted on the
 validation traces of its real sources)::
 
@@ -24,6 +24,12 @@ ratio to linear interpolation and the coverage of the calibrated predictive dist
     python benchmarks/study_impute_transfer.py table --json transfer.json \\
         --model imr90:no_imr90=runs/tr/no_imr90 --model imr90:all=runs/tr/all \\
         --model imr90:shipped=default --model huang:no_huang=runs/tr/no_huang ...
+
+``table --self-calibrate`` also scores the calibration rescaled on each input's own visible spots
+(:func:`pointae.impute.uncertainty.self_calibrate`, fitted on the test traces with the scored loci
+already hidden) and a full refit on the same spots. ``train --sim-noise-range 0.5,2
+--sim-extra-missing 0,0.4`` widens the simulated sources (per-trace noise factor and extra
+missingness); ``train --init RUN --lr 5e-4`` fine-tunes a trained single model.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from _machine import machine_info
 from pointae.baselines import fit_chain_variogram, interpolate_missing, krige_missing, smooth_missing
 from pointae.data.io import read_traces
 from pointae.impute.api import (
+    META_FILE,
     _record_weights_hash,
     impute_coords,
     load_imputer,
@@ -53,7 +60,7 @@ from pointae.impute.kriging import gaussian_posterior
 from pointae.impute.model import ImputerConfig, describe
 from pointae.impute.protocol import bootstrap, detection_rates, make_held_out, score
 from pointae.impute.sources import fit_sources, median_neighbour_distance, real_source, simulated_source
-from pointae.impute.uncertainty import calibration_scores, fit_calibration
+from pointae.impute.uncertainty import calibration_scores, fit_calibration, self_calibrate
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FILES = {"imr90": DATA / "IMR90_chr21-18-20Mb.csv", "huang": DATA / "Huang2021_mESC_Sox2_4CBS_traces.csv"}
@@ -74,7 +81,19 @@ def load_file(name: str):
     return t, split["train"], split["test"]
 
 
-def build_sources(names: list[str], n_sim: int, seed: int, val_seed: int = 0) -> list:
+def _pair(text: str) -> tuple[float, float]:
+    lo, _, hi = text.partition(",")
+    return float(lo), float(hi or lo)
+
+
+def build_sources(
+    names: list[str],
+    n_sim: int,
+    seed: int,
+    val_seed: int = 0,
+    noise_range: tuple[float, float] = (1.0, 1.0),
+    extra_missing: tuple[float, float] = (0.0, 0.0),
+) -> list:
     out = []
     for name in names:
         real = name.removeprefix("sim_")
@@ -82,7 +101,16 @@ def build_sources(names: list[str], n_sim: int, seed: int, val_seed: int = 0) ->
             raise SystemExit(f"unknown source {name!r}; expected imr90, huang, sim_imr90, sim_huang")
         t, train, _ = load_file(real)
         if name.startswith("sim_"):
-            out.append(simulated_source(t[train], n=n_sim, seed=seed, name=name))
+            out.append(
+                simulated_source(
+                    t[train],
+                    n=n_sim,
+                    seed=seed,
+                    name=name,
+                    noise_range=noise_range,
+                    extra_missing=extra_missing,
+                )
+            )
         else:
             out.append(real_source(name, t, train, val_fraction=0.1, seed=val_seed))
     return out
@@ -93,19 +121,36 @@ def train(args) -> None:
     print(machine_info(1))
     names = args.sources.split(",")
     t0 = time.time()
-    sources = build_sources(names, args.n_sim, args.seed, args.val_seed)
+    sources = build_sources(
+        names,
+        args.n_sim,
+        args.seed,
+        args.val_seed,
+        _pair(args.sim_noise_range),
+        _pair(args.sim_extra_missing),
+    )
     for s in sources:
         val = 0 if s.val is None else len(s.val)
         print(f"source {s.name}: {len(s.coords)} train, {val} val traces, scale {s.scale:.1f}, {s.info}")
     fc = FitConfig(epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed)
+    if args.lr is not None:
+        fc.lr = args.lr
     mc = ImputerConfig(refine_steps=args.refine_steps, activation=args.activation, channels=args.channels)
-    model, history = fit_sources(sources, fc, mc)
+    init, fps = None, []
+    if args.init:  # fine-tune a trained single model (its architecture; its training traces stay excluded)
+        loaded = load_imputer(args.init)
+        init = loaded.model
+        if not hasattr(init, "config"):
+            raise SystemExit(f"{args.init}: --init needs a single model, not an ensemble")
+        fps = list(loaded.meta.get("train_fingerprints", []))
+        print(f"fine-tuning {args.init} ({describe(init)}), lr {fc.lr:g}")
+    model, history = fit_sources(sources, fc, mc, model=init)
     real = [s for s in sources if not s.name.startswith("sim_")]
     out = Path(args.out)
-    fps = []
     for s in real:
         t, train_idx, _ = load_file(s.name)
         fps += trace_fingerprints(t.coords[train_idx])  # train + validation traces of that file
+    fps = sorted(set(fps))
     meta = {
         "data": {
             "source": "+".join(names),
@@ -116,7 +161,7 @@ def train(args) -> None:
         "fit": config_dict(fc),
         "ensemble": 1,
         "split": {"test_fraction": TEST_FRACTION, "seed": SPLIT_SEED, "per_file": True},
-        "init": None,
+        "init": args.init,
         "train_fingerprints": fps,
         "description": describe(model),
         "history": history,
@@ -149,7 +194,7 @@ def calibrate(args) -> None:
     real = build_sources(names, 0, args.seed, args.val_seed)
     loaded = load_imputer(args.run)
     cal = calibrate_on_validation(loaded.model, real).to_dict()
-    path = Path(args.run) / "imputer.json"
+    path = Path(args.run) / META_FILE
     meta = json.loads(path.read_text())
     meta["uncertainty"] = cal
     _write_json(path, meta)
@@ -206,6 +251,20 @@ def _row(file: str, label: str, model: str, args) -> dict:
                 calib["pointae_isotropic"] = calibration_scores(
                     held, out["coords"], sd, cal.mixture, seed=seed
                 )
+            if args.self_calibrate:  # rescaled on the input's own visible spots (never the scored ones)
+                own = self_calibrate(cal, loaded.model, held.coords, scale)
+                sd = own.sd(out["spread"], held.observed, scale, held.coords)
+                calib["pointae_self"] = calibration_scores(
+                    held, out["coords"], sd, own.mixture, seed=seed, anisotropy=own.anisotropy
+                )
+                calib["pointae_self"]["self_calibration"] = own.info["self_calibration"]
+                refit = fit_calibration(
+                    loaded.model, held.coords, scale, mode="random", seeds=(201, 202, 203), max_missing="auto"
+                )
+                sd = refit.sd(out["spread"], held.observed, scale, held.coords)
+                calib["pointae_refit"] = calibration_scores(
+                    held, out["coords"], sd, refit.mixture, seed=seed, anisotropy=refit.anisotropy
+                )
         runs.append(
             {
                 "seed": seed,
@@ -230,6 +289,11 @@ def _fmt(row: dict) -> str:
     cal = [r["calibration"].get("pointae", {}) for r in r0]
     iso = [r["calibration"].get("pointae_isotropic", {}) for r in r0]
     kr = [r["calibration"]["kriging_posterior"] for r in r0]
+    extra = {
+        name: [r["calibration"][name] for r in r0]
+        for name in ("pointae_self", "pointae_refit")
+        if all(name in r["calibration"] for r in r0)
+    }
 
     def m(k, c=cal):
         v = [x[k] for x in c if k in x]
@@ -244,6 +308,11 @@ def _fmt(row: dict) -> str:
         f"dist {m('coverage_dist_50', iso)}/{m('coverage_dist_90', iso)} | "
         f"kriging posterior pos {m('coverage_pos_50', kr)}/{m('coverage_pos_90', kr)} "
         f"dist {m('coverage_dist_50', kr)}/{m('coverage_dist_90', kr)} energy {m('energy_score', kr)}"
+        + "".join(
+            f" | {name} pos {m('coverage_pos_50', c)}/{m('coverage_pos_90', c)} "
+            f"dist {m('coverage_dist_50', c)}/{m('coverage_dist_90', c)} energy {m('energy_score', c)}"
+            for name, c in extra.items()
+        )
     )
 
 
@@ -276,10 +345,22 @@ def main(argv=None) -> None:
     tr.add_argument("--epochs", type=int, default=16)
     tr.add_argument("--max-minutes", type=float, default=12.0)
     tr.add_argument("--n-sim", type=int, default=600, help="simulated traces per sim source")
+    tr.add_argument(
+        "--sim-noise-range",
+        default="1,1",
+        help="LO,HI: each simulated trace's noise sd = matched sd x a log-uniform factor in [LO, HI]",
+    )
+    tr.add_argument(
+        "--sim-extra-missing",
+        default="0,0",
+        help="LO,HI: each simulated trace also loses each spot with a probability uniform in [LO, HI]",
+    )
     tr.add_argument("--refine-steps", type=int, default=10)
     tr.add_argument("--activation", default="gelu", choices=["gelu", "relu"])
     tr.add_argument("--channels", type=int, default=16)
     tr.add_argument("--seed", type=int, default=0, help="training seed (and of the simulations)")
+    tr.add_argument("--init", help="fine-tune this trained single-model run instead of a fresh model")
+    tr.add_argument("--lr", type=float, help="peak learning rate (default FitConfig's)")
     tr.add_argument("--val-seed", type=int, default=0, help="seed of the validation split (keep it fixed)")
     tb = sub.add_parser("table", help="score models on the test splits")
     tb.add_argument(
@@ -289,6 +370,11 @@ def main(argv=None) -> None:
     tb.add_argument("--seeds", type=int, default=3)
     tb.add_argument("--n-boot", type=int, default=1000)
     tb.add_argument("--json")
+    tb.add_argument(
+        "--self-calibrate",
+        action="store_true",
+        help="also score pointae_sd rescaled (self_calibrate) and refitted on each input's own visible spots",
+    )
     cb = sub.add_parser("calibrate", help="refit a run's uncertainty calibration on validation traces")
     cb.add_argument("--run", required=True)
     cb.add_argument("--sources", required=True, help="the run's training sources (sim_ ones are skipped)")

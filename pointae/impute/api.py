@@ -44,6 +44,7 @@ from pointae.impute.model import Imputer, ImputerConfig, ImputerEnsemble, descri
 from pointae.impute.place import place_loci
 from pointae.impute.protocol import UndefinedPredictionError, bootstrap, eligible, make_held_out, score
 from pointae.impute.uncertainty import Calibration, fit_calibration
+from pointae.impute.uncertainty import self_calibrate as _self_calibrate
 from pointae.train.runfiles import MODEL_FORMAT  # the one run-directory format
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "imputer"
@@ -348,6 +349,7 @@ def predictive_description(cal: Calibration) -> dict:
         "trace's kept spots to the position",
         "anisotropy_radial_tangential": [1.0, 1.0] if cal.anisotropy is None else list(cal.anisotropy),
         "calibrated_on": cal.info.get("fitted_on"),
+        **({"self_calibration": cal.info["self_calibration"]} if "self_calibration" in cal.info else {}),
     }
 
 
@@ -456,6 +458,7 @@ def impute_traces(
     precision: str = "auto",
     calibration: Calibration | None = None,
     min_observed: int = MIN_OBSERVED,
+    self_calibrate: bool = False,
 ) -> Traces:
     """Fill missing loci (and optionally correct outlier loci) of ``traces``.
 
@@ -483,6 +486,10 @@ def impute_traces(
     min_observed
         Traces with fewer observed (kept) spots are left as they are (their missing loci stay
         ``missing``); counted in ``attrs["pointae_impute"]["n_traces_too_few_spots"]``.
+    self_calibrate
+        Rescale the stored calibration on ``traces``' own visible spots before use (for a file
+        unlike the model's validation data; :func:`pointae.impute.uncertainty.self_calibrate`);
+        the factor is recorded in the provenance (``attrs["pointae_impute"]["uncertainty"]``).
 
     Returns
     -------
@@ -508,6 +515,8 @@ def impute_traces(
     cal = calibration if calibration is not None else model_calibration(loaded)
     if cal is None:  # a model without a stored calibration: fit one on the input's visible spots
         cal = fit_calibration(loaded.model, coords[:4000], scale, precision=precision)
+    elif self_calibrate:  # rescale pointae_sd on the input's own visible spots
+        cal = _self_calibrate(cal, loaded.model, coords, scale, precision=precision)
     p_out = None
     if denoise:
         from pointae.impute.uncertainty import outlier_probability
@@ -943,6 +952,7 @@ def evaluate_imputation(
     exclude_training: bool = True,
     place_baselines: bool = True,
     calibrate: bool = True,
+    self_calibrate: bool = False,
 ) -> dict:
     """The held-out masking protocol: model(s) vs linear interpolation, population median map and kNN.
 
@@ -976,6 +986,10 @@ def evaluate_imputation(
         Also score the calibration of the predictive distribution (``pointae_sd``) next to the
         exact Gaussian kriging posterior (``runs[i]["_info"]["calibration"]``, averaged in
         ``"calibration"``); uses the model's stored calibration.
+    self_calibrate
+        Rescale that calibration per seed on the evaluated traces' *visible* spots
+        (:func:`pointae.impute.uncertainty.self_calibrate`; the scored loci are already hidden,
+        so they are never used); the factor is in ``runs[i]["_info"]["self_calibration_<model>"]``.
 
     Returns
     -------
@@ -1015,6 +1029,9 @@ def evaluate_imputation(
             info: dict = {}
             calib: dict = {}
             for lo, label, cal in zip(loaded, labels, cals):
+                if self_calibrate and cal is not None:  # on the visible spots: never the scored ones
+                    cal = _self_calibrate(cal, lo.model, held.coords, scale)
+                    info[f"self_calibration_{label}"] = cal.info["self_calibration"]
                 s_m, i_m = model_scores(held, lo, scale, cal, label)
                 scores.update(s_m)
                 calib.update(i_m.pop("calibration", {}))

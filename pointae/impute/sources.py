@@ -82,21 +82,43 @@ def real_source(
 
 
 def simulated_source(
-    like: Traces, n: int = 1000, seed: int = 0, preset: str = "wt", name: str | None = None
+    like: Traces,
+    n: int = 1000,
+    seed: int = 0,
+    preset: str = "wt",
+    name: str | None = None,
+    noise_range: tuple[float, float] = (1.0, 1.0),
+    extra_missing: tuple[float, float] = (0.0, 0.0),
 ) -> Source:
     """Simulated traces matched to ``like`` in loci, localisation noise and per-locus detection.
 
     Only ``like``'s observed spots are used (two RMS displacements and the fraction of traces
     observing each locus); pass the training traces of a file, never its test traces.
+
+    ``noise_range = (lo, hi)`` widens the simulation beyond the one file: each trace's noise sd is
+    the matched sd times a factor drawn log-uniformly in ``[lo, hi]`` (``(1, 1)``: the matched sd
+    for all). ``extra_missing = (lo, hi)``: each trace additionally loses each remaining spot with
+    a probability drawn uniformly in ``[lo, hi]`` (on top of the file's per-locus detection).
     """
     from pointae.sim import simulate
 
+    lo, hi = (float(v) for v in noise_range)
+    m_lo, m_hi = (float(v) for v in extra_missing)
+    if not 0 < lo <= hi:
+        raise PointaeError(f"noise_range must satisfy 0 < lo <= hi, got {noise_range}")
+    if not 0 <= m_lo <= m_hi < 1:
+        raise PointaeError(f"extra_missing must satisfy 0 <= lo <= hi < 1, got {extra_missing}")
     sim = simulate(preset, n=n, n_loci=like.n_loci, seed=seed).coords.astype(np.float64)
     sigma = matching_noise(sim, like.coords)
     rng = np.random.default_rng(seed + 7919)
-    noisy = (sim + rng.normal(0.0, sigma, sim.shape)).astype(np.float32)
+    noise = rng.normal(0.0, sigma, sim.shape)
+    if hi > lo:  # per-trace factor, log-uniform in [lo, hi]
+        noise *= np.exp(rng.uniform(np.log(lo), np.log(hi), (n, 1, 1)))
+    noisy = (sim + noise).astype(np.float32)
     detection = like.mask.mean(0)  # (L,)
     drop = rng.random(noisy.shape[:2]) > detection[None, :]
+    if m_hi > 0:
+        drop |= rng.random(noisy.shape[:2]) < rng.uniform(m_lo, m_hi, (n, 1))
     noisy[drop] = np.nan
     info = {
         "like": str(like.attrs.get("source", "")),
@@ -105,6 +127,10 @@ def simulated_source(
         "noise_sd": sigma,
         "missing": float(drop.mean()),
     }
+    if hi > lo:
+        info["noise_range"] = [lo, hi]
+    if m_hi > 0:
+        info["extra_missing"] = [m_lo, m_hi]
     return Source(name or f"sim_like_{like.n_loci}", noisy, median_neighbour_distance(noisy), None, info)
 
 

@@ -81,3 +81,28 @@ def test_fit_sources_trains_on_sources_of_different_lengths_and_units():
         assert row["val_ratio"] == pytest.approx(np.sqrt(row["val_ratio_a"] * row["val_ratio_b"]))
     with pytest.raises(PointaeError, match="at least one source"):
         fit_sources([], cfg)
+
+
+def test_simulated_source_widens_noise_and_missingness_per_trace():
+    like = tiny_traces(n=300, n_loci=16, seed=7, missing=0.05)
+    plain = simulated_source(like, n=400, seed=1)
+    wide = simulated_source(like, n=400, seed=1, noise_range=(0.5, 2.0), extra_missing=(0.0, 0.4))
+    assert wide.info["noise_range"] == [0.5, 2.0] and wide.info["extra_missing"] == [0.0, 0.4]
+    assert "noise_range" not in plain.info
+
+    from pointae.sim import simulate
+
+    clean = simulate("wt", n=400, n_loci=16, seed=1).coords  # the same conformations, noise-free
+
+    def noise_sd(c):  # per-trace RMS per-axis noise, in units of the matched sd
+        return np.sqrt(np.nanmean((c - clean) ** 2, axis=(1, 2))) / plain.info["noise_sd"]
+
+    lp, lw = np.log(noise_sd(plain.coords)), np.log(noise_sd(wide.coords))
+    assert np.nanstd(lp) < 0.15 and abs(np.nanmean(lp)) < 0.1  # one noise level: the matched one
+    assert np.nanstd(lw) > 0.3 and np.nanmin(lw) < np.log(0.6) and np.nanmax(lw) > np.log(1.7)
+    miss = [np.isnan(s.coords[..., 0]).mean(1) for s in (plain, wide)]
+    assert miss[1].mean() == pytest.approx(miss[0].mean() + 0.2 * (1 - miss[0].mean()), abs=0.04)
+    assert miss[1].std() > 2 * miss[0].std()
+    for bad in ({"noise_range": (0.0, 1.0)}, {"noise_range": (2.0, 1.0)}, {"extra_missing": (0.2, 1.0)}):
+        with pytest.raises(PointaeError, match="must satisfy"):
+            simulated_source(like, n=10, seed=1, **bad)

@@ -250,3 +250,81 @@ def test_joint_samples_follow_the_anisotropy(rng):
     across = dev - radial[..., None] * d[:, None]
     assert radial.std() == pytest.approx(80.0, rel=0.1)
     assert np.sqrt((across**2).sum(-1).mean() / 2) == pytest.approx(20.0, rel=0.1)
+
+
+def _rescaled(cal: Calibration, f: float) -> Calibration:
+    return Calibration(
+        cal.coef, cal.weights, cal.factors, cal.kappa * f, dict(cal.info), cal.radial, cal.tangential
+    )
+
+
+def test_self_calibration_undoes_a_wrong_scale_on_the_inputs_own_visible_spots():
+    from pointae.impute.api import impute_coords, load_imputer, model_calibration
+    from pointae.impute.protocol import make_held_out
+    from pointae.impute.sources import median_neighbour_distance
+    from pointae.impute.uncertainty import self_calibrate
+
+    loaded = load_imputer(None)
+    t = tiny_traces(n=160, n_loci=24, seed=11, missing=0.03)
+    scale = median_neighbour_distance(t.coords)
+    right = model_calibration(loaded)
+    narrow = _rescaled(right, 0.5)  # overconfident by a factor 2 (a calibration from another lab)
+    own = self_calibrate(narrow, loaded.model, t.coords[:100], scale, seeds=(201, 202, 203), match="position")
+    info = own.info["self_calibration"]
+    assert 1.5 < own.kappa / narrow.kappa < 2.0 + 1e-9 and info["factor"] == pytest.approx(
+        own.kappa / narrow.kappa
+    )
+    assert (
+        info["coverage_before"]["coverage_pos_50"] < 0.3
+        and abs(info["coverage_after"]["coverage_pos_50"] - 0.5) < 0.06
+    )
+    # scored on other traces (never seen by the self-calibration): coverage moves to nominal
+    held = make_held_out(t.coords[100:], 0.1, seed=5, mode="random", max_missing=0.1)
+    out = impute_coords(loaded.model, held.coords, scale)
+    cov = {}
+    for name, cal in (("narrow", narrow), ("self", own)):
+        sd = cal.sd(out["spread"], held.observed, scale, held.coords)
+        cov[name] = calibration_scores(
+            held, out["coords"], sd, cal.mixture, anisotropy=cal.anisotropy, proper=False
+        )
+    for p in (50, 90):
+        assert abs(cov["self"][f"coverage_pos_{p}"] - p / 100) < abs(
+            cov["narrow"][f"coverage_pos_{p}"] - p / 100
+        )
+        assert abs(cov["self"][f"coverage_pos_{p}"] - p / 100) < 0.12
+    assert own.to_dict()["self_calibration"]["factor"] == info["factor"]  # stored with the calibration
+    # match="all": the factor that brings all four coverages (position and distances) nearest nominal
+    both = self_calibrate(narrow, loaded.model, t.coords[:100], scale, seeds=(201, 202, 203))
+    sc = both.info["self_calibration"]
+    assert set(sc["coverage_after"]) == {f"coverage_{k}_{p}" for k in ("pos", "dist") for p in (50, 90)}
+
+    def worst(cov):
+        return max(abs(v - int(k[-2:]) / 100) for k, v in cov.items())
+
+    assert worst(sc["coverage_after"]) < worst(sc["coverage_before"]) - 0.1 and sc["factor"] > 1.3
+
+
+def test_self_calibration_refuses_an_input_without_enough_spots():
+    from pointae.errors import PointaeError
+    from pointae.impute.api import load_imputer, model_calibration
+    from pointae.impute.uncertainty import self_calibrate
+
+    loaded = load_imputer(None)
+    t = tiny_traces(n=3, n_loci=12, seed=2, missing=0.0)
+    with pytest.raises(PointaeError, match="self-calibration needs at least 50 held-out spots"):
+        self_calibrate(model_calibration(loaded), loaded.model, t.coords, 100.0, seeds=(1,))
+
+
+def test_impute_and_evaluate_record_the_self_calibration():
+    from pointae.impute.api import evaluate_imputation, impute_traces
+
+    t = tiny_traces(n=60, n_loci=20, seed=12, missing=0.05)
+    res = impute_traces(t, self_calibrate=True)
+    sc = res.attrs["pointae_impute"]["uncertainty"]["self_calibration"]
+    assert 0.5 <= sc["factor"] <= 2.0 and sc["n_spots"] >= 50
+    assert "self_calibration" not in impute_traces(t).attrs["pointae_impute"]["uncertainty"]
+    ev = evaluate_imputation(
+        t, hide=0.1, max_missing=0.1, n_boot=20, place_baselines=False, self_calibrate=True
+    )
+    info = ev["runs"][0]["_info"]
+    assert info["self_calibration_pointae"]["n_spots"] >= 50 and "calibration" in info
