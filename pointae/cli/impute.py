@@ -42,6 +42,13 @@ def _model_args(models: list[Path] | None) -> list:
     return out or [None]
 
 
+_SELF_CALIBRATE = typer.Option(
+    "--self-calibrate",
+    help="Rescale pointae_sd on the input's own visible spots (5% of them hidden, 6 maskings) for a "
+    "file unlike the model's validation data.",
+)
+
+
 @command("impute")
 def impute(
     src: Annotated[
@@ -97,6 +104,7 @@ def impute(
             "available (1 for a file of one chunk). The output does not depend on it.",
         ),
     ] = "auto",
+    self_calibrate: Annotated[bool, _SELF_CALIBRATE] = False,
     columns: ColumnsOpt = None,
     unit: UnitOpt = None,
     pixel_size: PixelSizeOpt = None,
@@ -154,6 +162,7 @@ def impute(
             precision=precision,
             progress=progress,
             workers=workers,
+            self_calibrate=self_calibrate,
         )
     console.print(
         f"wrote {info['n_traces']:,} traces x {info['n_loci']} loci to {out} ({info['format']}): "
@@ -206,6 +215,7 @@ def evaluate_imputation_cmd(
         Optional[Path],
         typer.Option("--figure", help="Write the reliability diagram of the uncertainty (.png/.svg/.pdf)."),
     ] = None,
+    self_calibrate: Annotated[bool, _SELF_CALIBRATE] = False,
     format: FormatOpt = None,
     columns: ColumnsOpt = None,
     unit: UnitOpt = None,
@@ -254,6 +264,7 @@ def evaluate_imputation_cmd(
         runs=runs,
         mode=mode,
         max_missing=max_missing,
+        self_calibrate=self_calibrate,
     )
     p = res["protocol"]
     console.print(
@@ -299,6 +310,16 @@ def evaluate_imputation_cmd(
             f"proper scores in {p['unit']}, lower is better):",
             highlight=False,
         )
+        if self_calibrate:
+            for label in labels:
+                fs = [r["_info"].get(f"self_calibration_{label}", {}).get("factor") for r in res["runs"]]
+                fs = [f for f in fs if f is not None]
+                if fs:
+                    console.print(
+                        f"  {label}: pointae_sd self-calibrated on the evaluated traces' visible spots "
+                        f"(factor {min(fs):.3f}-{max(fs):.3f} over the seeds)",
+                        highlight=False,
+                    )
         rows = {}
         for label in labels:
             if label in cal:

@@ -91,6 +91,7 @@ def impute_file(
     description: Callable[[dict], str] | None = None,
     read_options: dict | None = None,
     workers: int | str = "auto",
+    self_calibrate: bool = False,
 ) -> dict:
     """Impute every trace of ``src`` into ``out`` (same format unless ``to``), chunk by chunk.
 
@@ -122,6 +123,11 @@ def impute_file(
         flight and writes the results in input order, so the output is byte-identical whatever
         the number of workers (the length unit and calibration come from the first traces, in
         the main process).
+    self_calibrate
+        Rescale the model's stored ``pointae_sd`` calibration on the first traces' own visible
+        spots (:func:`pointae.impute.uncertainty.self_calibrate`: 5% of their observed loci hidden,
+        six maskings, one factor on ``pointae_sd``), for a file unlike the model's validation data;
+        the factor and the coverage before/after go to the provenance.
 
     Returns
     -------
@@ -175,7 +181,16 @@ def impute_file(
     lead = lead[:SCALE_TRACES]
     first = head[0]
     scale = _scale(lead)
-    cal = model_calibration(loaded) or fit_calibration(loaded.model, lead.coords, scale, precision=precision)
+    cal = model_calibration(loaded)
+    if cal is None:  # no stored calibration: fit one on the first traces' visible spots
+        cal = fit_calibration(loaded.model, lead.coords, scale, precision=precision)
+    elif self_calibrate:
+        from pointae.impute.uncertainty import self_calibrate as _self_calibrate
+
+        try:
+            cal = _self_calibrate(cal, loaded.model, lead.coords, scale, precision=precision)
+        except PointaeError as e:
+            raise PointaeError(f"{src}: {e}") from None
     prior = None
     if samples:
         from pointae.baselines import fit_chain_variogram

@@ -202,3 +202,41 @@ def test_a_model_that_cannot_be_pickled_runs_in_one_process(tmp_path):
     tiny_traces(n=12, n_loci=20, seed=2, missing=0.1).save(src)
     info = impute_file(src, tmp_path / "o.h5", model=local, chunk_size=4, workers=2)
     assert info["workers"] == 1 and info["n_traces"] == 12 and info["n_imputed"] > 0
+
+
+def test_cli_self_calibrate_rescales_pointae_sd_and_keeps_observed_spots_in_the_file(tmp_path):
+    from pointae.data.io import read_traces, write_traces
+
+    t = tiny_traces(n=60, n_loci=20, seed=12, missing=0.05)
+    src = tmp_path / "in.csv"
+    write_traces(t, src)
+    outs = {}
+    for flag in ([], ["--self-calibrate"]):
+        out = tmp_path / f"out{len(flag)}.csv"
+        r = runner.invoke(app, ["impute", str(src), "--out", str(out), "--workers", "1", *flag])
+        assert r.exit_code == 0, r.output
+        outs[len(flag)] = out
+    plain, own = (read_traces(outs[k]) for k in (0, 1))
+    sc = own.attrs["pointae_impute"]["uncertainty"]["self_calibration"]
+    assert "self_calibration" not in plain.attrs["pointae_impute"]["uncertainty"]
+    assert 0.5 <= sc["factor"] <= 2.0 and sc["n_spots"] >= 50
+    # the same positions; pointae_sd of every imputed spot scaled by the one factor
+    np.testing.assert_array_equal(own.coords, plain.coords)
+    obs = ~np.isnan(t.coords)
+    np.testing.assert_array_equal(own.coords[obs], t.coords[obs])  # read back from the file's text
+    sd0, sd1 = plain.layers["pointae_sd"], own.layers["pointae_sd"]
+    imputed = sd0 > 0
+    assert imputed.any()
+    np.testing.assert_allclose(sd1[imputed] / sd0[imputed], sc["factor"], rtol=1e-3)
+
+
+def test_cli_self_calibrate_on_too_few_spots_is_one_line_with_no_output(tmp_path):
+    from pointae.data.io import write_traces
+
+    src = tmp_path / "few.csv"
+    write_traces(tiny_traces(n=3, n_loci=12, seed=2, missing=0.1), src)
+    out = tmp_path / "out.csv"
+    r = runner.invoke(app, ["impute", str(src), "--out", str(out), "--self-calibrate"])
+    assert r.exit_code == 1
+    assert f"{src}: self-calibration needs at least 50 held-out spots" in r.output
+    assert "Traceback" not in r.output and not out.exists()
