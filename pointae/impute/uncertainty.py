@@ -26,7 +26,7 @@ same function scores the exact Gaussian kriging posterior (:func:`pointae.impute
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -357,6 +357,7 @@ def self_calibrate(
     max_traces: int = 2000,
     precision: str = "auto",
     match: str = "all",
+    max_dist_spots: int = 800,
 ) -> Calibration:
     """Rescale a stored calibration on the input's own visible spots (calibration that transfers).
 
@@ -370,8 +371,9 @@ def self_calibrate(
     anisotropy are kept). With ``match="all"`` (default) the factor is then refined on a grid
     within ``x/ e^0.25`` of that one so that the largest deviation of all four coverages
     (position and distances to the observed loci, 50% and 90%; distances by Monte Carlo, 100
-    draws per spot) is smallest. Only spots the input observes are used: in the protocol, pass
-    the traces with the scored loci already hidden.
+    draws per spot; at most ``max_dist_spots`` hidden spots per masking, drawn at random, so
+    the cost does not grow with the input) is smallest. Only spots the input observes are used:
+    in the protocol, pass the traces with the scored loci already hidden.
 
     Returns
     -------
@@ -398,7 +400,7 @@ def self_calibrate(
         r = impute_coords(model, held.coords, scale, precision=precision, maps=False)
         sd = cal.sd(r["spread"], held.observed, scale, held.coords)
         us.append(standardised_u(held, r["coords"], sd, cal.anisotropy))
-        kept.append((held, r["coords"], sd))
+        kept.append((_fewer_spots(held, max_dist_spots, s), r["coords"], sd))
     u = np.concatenate(us) if us else np.zeros(0)
     if u.size < 50:
         raise PointaeError(
@@ -455,6 +457,17 @@ def self_calibrate(
         cal.radial,
         cal.tangential,
     )
+
+
+def _fewer_spots(held, n: int, seed: int):
+    """``held`` scoring at most ``n`` of its hidden spots (a random subset; the rest unscored)."""
+    rows, locs = np.nonzero(held.hidden)
+    if rows.size <= n:
+        return held
+    pick = np.random.default_rng(seed).choice(rows.size, n, replace=False)
+    hidden = np.zeros_like(held.hidden)
+    hidden[rows[pick], locs[pick]] = True
+    return replace(held, hidden=hidden)
 
 
 def radial_directions(mean: np.ndarray, coords: np.ndarray) -> np.ndarray:

@@ -328,3 +328,17 @@ def test_impute_and_evaluate_record_the_self_calibration():
     )
     info = ev["runs"][0]["_info"]
     assert info["self_calibration_pointae"]["n_spots"] >= 50 and "calibration" in info
+
+
+def test_self_calibration_scores_distances_on_at_most_max_dist_spots_per_masking():
+    from pointae.impute.protocol import make_held_out
+    from pointae.impute.uncertainty import _fewer_spots
+
+    t = tiny_traces(n=80, n_loci=24, seed=3, missing=0.02)
+    held = make_held_out(t.coords, 0.2, seed=1, mode="random", max_missing=0.1)
+    n = int(held.hidden.sum())
+    few = _fewer_spots(held, 25, seed=4)
+    assert few.hidden.sum() == 25 and not (few.hidden & ~held.hidden).any()  # a subset of the hidden spots
+    np.testing.assert_array_equal(few.coords, held.coords)  # what the methods see is unchanged
+    assert _fewer_spots(held, n, seed=4) is held  # nothing to drop
+    np.testing.assert_array_equal(_fewer_spots(held, 25, seed=4).hidden, few.hidden)  # seeded
