@@ -336,6 +336,28 @@ def model_calibration(loaded: LoadedImputer) -> Calibration | None:
     return Calibration.from_dict(loaded.meta.get("uncertainty"))
 
 
+def input_calibration(
+    loaded: LoadedImputer,
+    coords: np.ndarray,
+    scale: float,
+    precision: str = "auto",
+    self_calibrate: bool = False,
+    fit_traces: int = 4000,
+) -> Calibration:
+    """The ``pointae_sd`` calibration used to impute ``coords`` ``(N, L, 3)``.
+
+    The model's stored calibration, rescaled on the input's own visible spots with
+    ``self_calibrate`` (:func:`pointae.impute.uncertainty.self_calibrate`); for a model without
+    one, a calibration fitted on the visible spots of the first ``fit_traces`` traces.
+    """
+    cal = model_calibration(loaded)
+    if cal is None:
+        return fit_calibration(loaded.model, coords[:fit_traces], scale, precision=precision)
+    if self_calibrate:
+        return _self_calibrate(cal, loaded.model, coords, scale, precision=precision)
+    return cal
+
+
 def predictive_description(cal: Calibration) -> dict:
     """What ``pointae_sd`` means, for the output's provenance."""
     w, k = cal.mixture
@@ -512,11 +534,9 @@ def impute_traces(
     scale = _scale(traces) if scale is None else float(scale)
     observed = traces.mask
     flagged = np.zeros_like(observed)
-    cal = calibration if calibration is not None else model_calibration(loaded)
-    if cal is None:  # a model without a stored calibration: fit one on the input's visible spots
-        cal = fit_calibration(loaded.model, coords[:4000], scale, precision=precision)
-    elif self_calibrate:  # rescale pointae_sd on the input's own visible spots
-        cal = _self_calibrate(cal, loaded.model, coords, scale, precision=precision)
+    cal = calibration
+    if cal is None:
+        cal = input_calibration(loaded, coords, scale, precision=precision, self_calibrate=self_calibrate)
     p_out = None
     if denoise:
         from pointae.impute.uncertainty import outlier_probability

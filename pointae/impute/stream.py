@@ -137,8 +137,7 @@ def impute_file(
     """
     from pointae.data.io import _normalise, detect_format, iter_traces
     from pointae.data.io.hdf5 import H5TraceWriter, h5_length
-    from pointae.impute.api import DENOISE_THRESHOLD, _scale, impute_traces, load_imputer, model_calibration
-    from pointae.impute.uncertainty import fit_calibration
+    from pointae.impute.api import DENOISE_THRESHOLD, _scale, impute_traces, input_calibration, load_imputer
 
     t0 = time.time()
     from pointae.data.io import READ_FORMATS, WRITE_FORMATS
@@ -181,16 +180,17 @@ def impute_file(
     lead = lead[:SCALE_TRACES]
     first = head[0]
     scale = _scale(lead)
-    cal = model_calibration(loaded)
-    if cal is None:  # no stored calibration: fit one on the first traces' visible spots
-        cal = fit_calibration(loaded.model, lead.coords, scale, precision=precision)
-    elif self_calibrate:
-        from pointae.impute.uncertainty import self_calibrate as _self_calibrate
-
-        try:
-            cal = _self_calibrate(cal, loaded.model, lead.coords, scale, precision=precision)
-        except PointaeError as e:
-            raise PointaeError(f"{src}: {e}") from None
+    try:  # the stored calibration (rescaled with self_calibrate), or one fitted on these traces
+        cal = input_calibration(
+            loaded,
+            lead.coords,
+            scale,
+            precision=precision,
+            self_calibrate=self_calibrate,
+            fit_traces=SCALE_TRACES,
+        )
+    except PointaeError as e:
+        raise PointaeError(f"{src}: {e}") from None
     prior = None
     if samples:
         from pointae.baselines import fit_chain_variogram
